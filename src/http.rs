@@ -1,0 +1,193 @@
+//! HTTP/1.1 request parsing for the built-in listener, on top of httparse. Pure: bytes in,
+//! a request or a reason out.
+
+use std::fmt;
+
+use crate::request::{strip_query, Request};
+use crate::scgi::Status;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_head: usize,
+    pub max_body: usize,
+}
+
+/// Headers beyond this many make the head "too large" (431), as httparse needs a bound.
+const MAX_HEADERS: usize = 48;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// Not HTTP/1.x syntax (400).
+    Malformed(httparse::Error),
+    /// The head is over the cap or has too many headers (431).
+    HeadTooLarge,
+    /// Content-Length missing a number, or given twice with different values (400).
+    BadContentLength,
+    /// A body announced over the cap (413).
+    BodyTooLarge(u64),
+    /// Transfer-Encoding: tickerd takes only bodies with a Content-Length (411).
+    LengthRequired,
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Malformed(e) => write!(f, "malformed request: {e}"),
+            HttpError::HeadTooLarge => f.write_str("request head too large"),
+            HttpError::BadContentLength => f.write_str("bad Content-Length"),
+            HttpError::BodyTooLarge(n) => write!(f, "body of {n} bytes over the cap"),
+            HttpError::LengthRequired => f.write_str("Transfer-Encoding without Content-Length"),
+        }
+    }
+}
+
+/// A parsed request and the number of input bytes it took.
+pub fn parse<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<Status<(Request<'a>, usize)>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(input) {
+        Ok(httparse::Status::Complete(n)) if n <= limits.max_head => n,
+        Ok(httparse::Status::Complete(_)) => return Err(HttpError::HeadTooLarge),
+        Ok(httparse::Status::Partial) if input.len() > limits.max_head => {
+            return Err(HttpError::HeadTooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(e) => return Err(HttpError::Malformed(e)),
+    };
+    let mut req = Request {
+        method: parsed.method.unwrap_or_default().as_bytes(),
+        path: strip_query(parsed.path.unwrap_or_default().as_bytes()),
+        ..Request::default()
+    };
+    let mut content_length: Option<u64> = None;
+    for h in parsed.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(HttpError::BadContentLength)?;
+            // RFC 9112 §6.3: differing lengths are unrecoverable.
+            if content_length.is_some_and(|c| c != n) {
+                return Err(HttpError::BadContentLength);
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            return Err(HttpError::LengthRequired);
+        } else if name.eq_ignore_ascii_case(b"last-event-id") {
+            req.last_event_id = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"x-event-source-simulate") {
+            req.simulate = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"authorization") {
+            req.authorization = Some(h.value);
+        }
+    }
+    let body_len = content_length.unwrap_or(0);
+    if body_len > limits.max_body as u64 {
+        return Err(HttpError::BodyTooLarge(body_len));
+    }
+    let end = head_len + body_len as usize;
+    if input.len() < end {
+        return Ok(Status::Partial);
+    }
+    req.body = &input[head_len..end];
+    Ok(Status::Complete((req, end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_head: 8192,
+        max_body: 1024,
+    };
+
+    fn complete(input: &[u8]) -> (Request<'_>, usize) {
+        match parse(input, &LIMITS) {
+            Ok(Status::Complete(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stream_request() {
+        let input = b"GET /ticker?x=1 HTTP/1.1\r\nHost: a\r\nLast-Event-ID: 12\r\n\
+                      x-event-source-simulate: Long-Polling\r\n\r\n";
+        let (req, len) = complete(input);
+        assert_eq!(len, input.len());
+        assert_eq!(req.method, b"GET");
+        assert_eq!(req.path, b"/ticker");
+        assert_eq!(req.last_event_id(), Some(12));
+        assert!(req.wants_long_poll());
+    }
+
+    #[test]
+    fn publish_with_body_split_everywhere() {
+        let input = b"POST /publish HTTP/1.1\r\nAuthorization: Bearer t\r\n\
+                      Content-Length: 6\r\n\r\n101.50";
+        let (req, _) = complete(input);
+        assert_eq!(req.body, b"101.50");
+        assert_eq!(req.authorization, Some(&b"Bearer t"[..]));
+        for cut in 0..input.len() {
+            assert_eq!(
+                parse(&input[..cut], &LIMITS),
+                Ok(Status::Partial),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_requests() {
+        let long_head = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(60));
+        let cases: Vec<(&[u8], HttpError)> = vec![
+            (
+                b"\x00\x01garbage\r\n\r\n",
+                HttpError::Malformed(httparse::Error::Token),
+            ),
+            (long_head.as_bytes(), HttpError::HeadTooLarge),
+            (many.as_bytes(), HttpError::HeadTooLarge),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 2000\r\n\r\n",
+                HttpError::BodyTooLarge(2000),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                HttpError::LengthRequired,
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse(input, &LIMITS),
+                Err(want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // A head that never ends is refused once it passes the cap, not before.
+        let endless = "GET / HTTP/1.1\r\nX: ".to_string() + &"a".repeat(9000);
+        assert_eq!(
+            parse(endless.as_bytes(), &LIMITS),
+            Err(HttpError::HeadTooLarge)
+        );
+        assert_eq!(
+            parse(&endless.as_bytes()[..100], &LIMITS),
+            Ok(Status::Partial)
+        );
+    }
+}

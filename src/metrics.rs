@@ -1,0 +1,201 @@
+//! Counters, and their rendering in the Prometheus text exposition format (version 0.0.4).
+
+use std::fmt::Write as _;
+
+use crate::clients::StateCounts;
+use crate::conn::{CloseReason, Written};
+use crate::price::Event;
+
+/// Why a connection was turned away at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--max-clients` reached: answered 503.
+    Full,
+    /// Out of file descriptors (EMFILE/ENFILE): accepting paused.
+    NoDescriptors,
+}
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub accepted_scgi: u64,
+    pub accepted_http: u64,
+    pub refused_full: u64,
+    pub refused_no_descriptors: u64,
+    pub closed: [u64; CloseReason::ALL.len()],
+    pub written: Written,
+    pub heartbeats: u64,
+    pub ticks: u64,
+    pub published: u64,
+    pub publish_refused: u64,
+    pub streams_started: u64,
+    pub long_polls_started: u64,
+    /// Stream or long-poll requests that carried a numeric Last-Event-ID (reconnections).
+    pub requests_with_last_event_id: u64,
+}
+
+impl Counters {
+    pub fn closed(&mut self, reason: CloseReason) {
+        if let Some(i) = CloseReason::ALL.iter().position(|r| *r == reason) {
+            self.closed[i] += 1;
+        }
+    }
+
+    pub fn refused(&mut self, refusal: Refusal) {
+        match refusal {
+            Refusal::Full => self.refused_full += 1,
+            Refusal::NoDescriptors => self.refused_no_descriptors += 1,
+        }
+    }
+}
+
+/// The page for `GET /metrics`.
+pub fn render(c: &Counters, clients: &StateCounts, max_clients: usize, event: &Event) -> String {
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP tickerd_{name} {help}");
+        let _ = writeln!(out, "# TYPE tickerd_{name} {kind}");
+        for (labels, value) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "tickerd_{name} {value}");
+            } else {
+                let _ = writeln!(out, "tickerd_{name}{{{labels}}} {value}");
+            }
+        }
+    };
+    metric(
+        "clients",
+        "gauge",
+        "Open connections by state (the scrape itself not counted).",
+        &[
+            ("state=\"reading_request\"", clients.reading as u64),
+            ("state=\"parked\"", clients.parked as u64),
+            ("state=\"writing\"", clients.writing as u64),
+            ("state=\"closing\"", clients.lingering as u64),
+        ],
+    );
+    metric(
+        "max_clients",
+        "gauge",
+        "Connections held at most before answering 503.",
+        &[("", max_clients as u64)],
+    );
+    metric(
+        "connections_accepted_total",
+        "counter",
+        "Connections accepted, by listener.",
+        &[
+            ("listener=\"scgi\"", c.accepted_scgi),
+            ("listener=\"http\"", c.accepted_http),
+        ],
+    );
+    metric(
+        "connections_refused_total",
+        "counter",
+        "Connections refused at accept, by reason.",
+        &[
+            ("reason=\"full\"", c.refused_full),
+            ("reason=\"no_descriptors\"", c.refused_no_descriptors),
+        ],
+    );
+    let closed: Vec<(String, u64)> = CloseReason::ALL
+        .iter()
+        .zip(c.closed)
+        .map(|(r, n)| (format!("reason=\"{}\"", r.label()), n))
+        .collect();
+    let closed: Vec<(&str, u64)> = closed.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    metric(
+        "connections_closed_total",
+        "counter",
+        "Connections closed, by reason (done = answered normally).",
+        &closed,
+    );
+    metric(
+        "events_written_total",
+        "counter",
+        "Events written to clients (streams and long polls).",
+        &[("", c.written.events)],
+    );
+    metric(
+        "bytes_written_total",
+        "counter",
+        "Bytes written to clients, heads included.",
+        &[("", c.written.bytes)],
+    );
+    metric(
+        "heartbeats_written_total",
+        "counter",
+        "Heartbeat comments written to idle streams.",
+        &[("", c.heartbeats)],
+    );
+    metric(
+        "ticks_total",
+        "counter",
+        "New prices, from the random walk or publishers.",
+        &[("", c.ticks)],
+    );
+    metric(
+        "publishes_total",
+        "counter",
+        "POST /publish requests, by result.",
+        &[
+            ("result=\"ok\"", c.published),
+            ("result=\"refused\"", c.publish_refused),
+        ],
+    );
+    metric(
+        "requests_total",
+        "counter",
+        "Ticker requests, by kind.",
+        &[
+            ("kind=\"stream\"", c.streams_started),
+            ("kind=\"long_poll\"", c.long_polls_started),
+        ],
+    );
+    metric(
+        "requests_with_last_event_id_total",
+        "counter",
+        "Ticker requests that carried a numeric Last-Event-ID.",
+        &[("", c.requests_with_last_event_id)],
+    );
+    metric(
+        "event_id",
+        "gauge",
+        "Id of the current event.",
+        &[("", event.id)],
+    );
+    let _ = writeln!(out, "# HELP tickerd_price Current price.");
+    let _ = writeln!(out, "# TYPE tickerd_price gauge");
+    let _ = writeln!(out, "tickerd_price {}", event.price());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_once() {
+        let mut c = Counters::default();
+        c.closed(CloseReason::Hangup);
+        c.closed(CloseReason::Hangup);
+        let counts = StateCounts {
+            reading: 1,
+            parked: 2,
+            writing: 3,
+            lingering: 4,
+        };
+        let text = render(&c, &counts, 100, &Event::new(77, 12_345));
+        assert!(text.contains("tickerd_clients{state=\"parked\"} 2\n"));
+        assert!(text.contains("tickerd_connections_closed_total{reason=\"hangup\"} 2\n"));
+        assert!(text.contains("tickerd_event_id 77\n"));
+        assert!(text.contains("tickerd_price 123.45\n"));
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let name = line.split(' ').nth(2).unwrap();
+            assert_eq!(
+                text.matches(&format!("# TYPE {name} ")).count(),
+                1,
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The price source: a random walk, prices parsed from publishers, and the current event.
+//!
+//! Prices are kept in whole cents so that "two decimals" is exact and formatting never
+//! rounds differently from parsing.
+
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use rand::Rng;
+
+use crate::sse;
+
+/// The largest price accepted, in cents (10^12 currency units): keeps arithmetic far from
+/// overflow and the text short.
+pub const MAX_CENTS: u64 = 100_000_000_000_000;
+
+/// The newest event: its id, its price and its bytes, formatted once and shared by every
+/// client that writes it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: u64,
+    pub cents: u64,
+    pub sse: Rc<[u8]>,
+}
+
+impl Event {
+    pub fn new(id: u64, cents: u64) -> Event {
+        Event {
+            id,
+            cents,
+            sse: sse::event(id, &format_price(cents)).into(),
+        }
+    }
+
+    pub fn price(&self) -> String {
+        format_price(self.cents)
+    }
+}
+
+/// Current price and the id counter.
+pub struct PriceSource {
+    current: Event,
+}
+
+impl PriceSource {
+    /// `first_id` should be above any id an earlier run reached (see `first_event_id`).
+    pub fn new(first_id: u64, cents: u64) -> PriceSource {
+        PriceSource {
+            current: Event::new(first_id, cents),
+        }
+    }
+
+    pub fn current(&self) -> &Event {
+        &self.current
+    }
+
+    /// A new tick with the given price; the id grows by exactly one.
+    pub fn set(&mut self, cents: u64) -> &Event {
+        self.current = Event::new(self.current.id + 1, cents);
+        &self.current
+    }
+
+    /// A tick of the random walk.
+    pub fn walk<R: Rng>(&mut self, rng: &mut R) -> &Event {
+        self.set(random_step(self.current.cents, rng))
+    }
+}
+
+/// One step of the random walk: up to ±0.5 % per tick, never below one cent.
+pub fn random_step<R: Rng>(cents: u64, rng: &mut R) -> u64 {
+    let cents = cents as f64;
+    let step = cents * rng.gen_range(-0.005..=0.005);
+    (cents + step).round().clamp(1.0, MAX_CENTS as f64) as u64
+}
+
+/// The first id of a run: the wall clock in microseconds. Ids grow by one per tick, so an
+/// earlier run's ids stay below it unless that run ticked more than a million times a
+/// second on average; an id a browser remembers from before a restart is never current.
+pub fn first_event_id(now: std::time::SystemTime) -> u64 {
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
+pub fn format_price(cents: u64) -> String {
+    let mut s = String::with_capacity(16);
+    let _ = write!(s, "{}.{:02}", cents / 100, cents % 100);
+    s
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadPrice;
+
+/// A publisher's price: `123.45` or `price=123.45`, surrounding white space ignored.
+/// Must be a positive finite number that is at least one cent once rounded.
+pub fn parse_price(text: &str) -> Result<u64, BadPrice> {
+    let text = text.trim();
+    let text = text.strip_prefix("price=").unwrap_or(text).trim();
+    // Only plain decimals: f64's parser would also take "inf", "NaN" and "1e3".
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(BadPrice);
+    }
+    let value: f64 = text.parse().map_err(|_| BadPrice)?;
+    let cents = (value * 100.0).round();
+    if !cents.is_finite() || cents < 1.0 || cents > MAX_CENTS as f64 {
+        return Err(BadPrice);
+    }
+    Ok(cents as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn formats_two_decimals() {
+        assert_eq!(format_price(10_000), "100.00");
+        assert_eq!(format_price(5), "0.05");
+        assert_eq!(format_price(12_345), "123.45");
+    }
+
+    #[test]
+    fn parses_publisher_prices() {
+        assert_eq!(parse_price("123.45"), Ok(12_345));
+        assert_eq!(parse_price("price=123.45\n"), Ok(12_345));
+        assert_eq!(parse_price(" 7 "), Ok(700));
+        assert_eq!(parse_price("0.005"), Ok(1));
+        for bad in [
+            "", "0", "0.00", "-1", "abc", "inf", "NaN", "1e3", "1.2.3", "price=", "1,5",
+        ] {
+            assert_eq!(parse_price(bad), Err(BadPrice), "{bad:?}");
+        }
+        assert_eq!(parse_price("1000000000000000"), Err(BadPrice));
+    }
+
+    #[test]
+    fn ids_grow_by_one_and_walk_stays_positive() {
+        let mut source = PriceSource::new(41, 1);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for n in 0..1000u64 {
+            let e = source.walk(&mut rng);
+            assert_eq!(e.id, 42 + n);
+            assert!(e.cents >= 1);
+        }
+    }
+
+    #[test]
+    fn event_bytes_are_sse() {
+        let e = Event::new(9, 101);
+        assert_eq!(&*e.sse, b"id: 9\ndata: 1.01\n\n");
+    }
+
+    #[test]
+    fn first_id_is_above_an_earlier_runs_ids() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let earlier = first_event_id(t);
+        // An earlier run that lived one second and ticked a thousand times a second...
+        let reached = earlier + 1000;
+        // ...stays below the next run's first id, one second later.
+        assert!(first_event_id(t + std::time::Duration::from_secs(1)) > reached);
+    }
+}

@@ -1,0 +1,151 @@
+//! What tickerd needs to know of a request, whichever protocol brought it, and the CGI
+//! routing rules that turn SCGI variables into a path.
+
+use crate::scgi;
+
+/// A request, borrowing from the bytes it was parsed from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request<'a> {
+    pub method: &'a [u8],
+    /// The path inside tickerd's mount (`/ticker`), without the query.
+    pub path: &'a [u8],
+    pub last_event_id: Option<&'a [u8]>,
+    /// `X-Event-Source-Simulate`, the seed's long-polling switch.
+    pub simulate: Option<&'a [u8]>,
+    pub authorization: Option<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// CGI rules (RFC 3875 §4.1.5, §4.1.13): inside the mount, the path is PATH_INFO.
+    /// Front-ends that send none (nginx's stock scgi_params; lighttpd at "/" without
+    /// fix-root-scriptname) mount at the root: fall back to DOCUMENT_URI, then REQUEST_URI.
+    pub fn from_scgi(req: &scgi::Request<'a>) -> Request<'a> {
+        let mut out = Request {
+            body: req.body,
+            ..Request::default()
+        };
+        let mut path_info = None;
+        let mut document_uri = None;
+        let mut request_uri = None;
+        for (name, value) in req.headers() {
+            match name {
+                b"REQUEST_METHOD" => out.method = value,
+                b"PATH_INFO" => path_info = Some(value),
+                b"DOCUMENT_URI" => document_uri = Some(value),
+                b"REQUEST_URI" => request_uri = Some(value),
+                b"HTTP_LAST_EVENT_ID" => out.last_event_id = Some(value),
+                b"HTTP_X_EVENT_SOURCE_SIMULATE" => out.simulate = Some(value),
+                b"HTTP_AUTHORIZATION" => out.authorization = Some(value),
+                _ => {}
+            }
+        }
+        out.path = path_info
+            .filter(|p| !p.is_empty())
+            .or(document_uri)
+            .or(request_uri)
+            .map(strip_query)
+            .unwrap_or(b"/");
+        out
+    }
+
+    /// `X-Event-Source-Simulate: Long-Polling`, the value matched without regard to case.
+    pub fn wants_long_poll(&self) -> bool {
+        self.simulate
+            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"long-polling"))
+    }
+
+    /// The id the client last saw: `None` when absent or not a number, which the rules treat
+    /// alike (anything but the current id gets the current event at once).
+    pub fn last_event_id(&self) -> Option<u64> {
+        std::str::from_utf8(self.last_event_id?)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+pub fn strip_query(target: &[u8]) -> &[u8] {
+    match target.iter().position(|&b| b == b'?') {
+        Some(q) => &target[..q],
+        None => target,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed(headers: &[(&str, &str)]) -> Vec<u8> {
+        let bytes = scgi::encode(headers, b"");
+        let limits = scgi::Limits {
+            max_header: 4096,
+            max_body: 0,
+        };
+        let Ok(scgi::Status::Complete(req)) = scgi::parse(&bytes, &limits) else {
+            panic!()
+        };
+        Request::from_scgi(&req).path.to_vec()
+    }
+
+    #[test]
+    fn cgi_routing() {
+        // lighttpd at "/" with fix-root-scriptname, and under a prefix.
+        assert_eq!(
+            routed(&[("SCRIPT_NAME", ""), ("PATH_INFO", "/ticker")]),
+            b"/ticker"
+        );
+        assert_eq!(
+            routed(&[
+                ("SCRIPT_NAME", "/prices"),
+                ("PATH_INFO", "/ticker"),
+                ("REQUEST_URI", "/prices/ticker")
+            ]),
+            b"/ticker"
+        );
+        // lighttpd at "/" without fix-root-scriptname: the whole path as SCRIPT_NAME.
+        assert_eq!(
+            routed(&[("SCRIPT_NAME", "/ticker"), ("REQUEST_URI", "/ticker?x=1")]),
+            b"/ticker"
+        );
+        // nginx's stock scgi_params.
+        assert_eq!(
+            routed(&[("DOCUMENT_URI", "/metrics"), ("REQUEST_URI", "/metrics?a")]),
+            b"/metrics"
+        );
+        assert_eq!(routed(&[]), b"/");
+    }
+
+    #[test]
+    fn long_poll_header_is_case_insensitive() {
+        for (value, want) in [
+            ("Long-Polling", true),
+            ("long-polling", true),
+            (" LONG-POLLING ", true),
+            ("long", false),
+            ("", false),
+        ] {
+            let req = Request {
+                simulate: Some(value.as_bytes()),
+                ..Request::default()
+            };
+            assert_eq!(req.wants_long_poll(), want, "{value:?}");
+        }
+        assert!(!Request::default().wants_long_poll());
+    }
+
+    #[test]
+    fn last_event_id_parsing() {
+        let with = |v: &'static str| Request {
+            last_event_id: Some(v.as_bytes()),
+            ..Request::default()
+        };
+        assert_eq!(with("42").last_event_id(), Some(42));
+        assert_eq!(with(" 42 ").last_event_id(), Some(42));
+        assert_eq!(with("x42").last_event_id(), None);
+        assert_eq!(with("-1").last_event_id(), None);
+        assert_eq!(with("99999999999999999999999").last_event_id(), None);
+        assert_eq!(Request::default().last_event_id(), None);
+    }
+}

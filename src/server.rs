@@ -1,0 +1,571 @@
+//! The event loop: one thread, one `mio::Poll`. It accepts, hands each socket event to its
+//! connection, fans ticks out, and fires deadlines from the poll timeout. It knows nothing
+//! of netstrings or HTTP: connections parse, the router decides, the loop carries out.
+
+use std::io::{self, ErrorKind};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::event::Event as IoEvent;
+use mio::{Events, Interest, Poll, Token};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::conn::{CloseReason, Connection, Flow, Input, Kind, RequestRules, State};
+use crate::deadlines::DeadlineQueue;
+use crate::metrics::{self, Counters, Refusal};
+use crate::net::{self, Listener, Socket};
+use crate::price::{self, PriceSource};
+use crate::publish::PublishError;
+use crate::response::{self, Protocol};
+use crate::route::Action;
+use crate::{http, scgi, sse};
+
+/// The page, embedded in the binary.
+pub const PAGE: &str = include_str!("page.html");
+
+/// Tokens above every slab key: the signal pipe, then the listeners counting down.
+const SIGNAL_TOKEN: Token = Token(usize::MAX);
+const LISTENER_TOKEN_BASE: usize = usize::MAX - 1;
+
+/// Descriptors kept back from `--max-clients` by default: listeners, the poller, logs, and
+/// room to accept a connection only to tell it 503.
+const FD_HEADROOM: u64 = 64;
+/// How long accepting pauses when descriptors run out.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long a finished connection may take to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+/// Body cap: the only body tickerd takes is one price.
+const MAX_BODY: usize = 1024;
+const MAX_HTTP_HEAD: usize = 8 * 1024;
+/// What 503 answers tell clients to wait, in seconds.
+const RETRY_AFTER: &str = "5";
+
+/// Bytes made once and shared by every connection that writes them.
+struct Shared {
+    stream_start_http: Rc<[u8]>,
+    stream_start_scgi: Rc<[u8]>,
+    page_http: Rc<[u8]>,
+    page_scgi: Rc<[u8]>,
+    heartbeat: Rc<[u8]>,
+    empty: Rc<[u8]>,
+}
+
+impl Shared {
+    fn new(retry_ms: u64) -> Shared {
+        let page = |p| {
+            response::full(
+                p,
+                200,
+                "text/html; charset=utf-8",
+                &[("Cache-Control", "no-cache")],
+                PAGE.as_bytes(),
+            )
+            .into()
+        };
+        Shared {
+            stream_start_http: response::stream_start(Protocol::Http, retry_ms).into(),
+            stream_start_scgi: response::stream_start(Protocol::Scgi, retry_ms).into(),
+            page_http: page(Protocol::Http),
+            page_scgi: page(Protocol::Scgi),
+            heartbeat: Rc::from(sse::HEARTBEAT),
+            empty: Rc::from(&[][..]),
+        }
+    }
+
+    fn stream_start(&self, p: Protocol) -> Rc<[u8]> {
+        match p {
+            Protocol::Http => self.stream_start_http.clone(),
+            Protocol::Scgi => self.stream_start_scgi.clone(),
+        }
+    }
+
+    fn page(&self, p: Protocol) -> Rc<[u8]> {
+        match p {
+            Protocol::Http => self.page_http.clone(),
+            Protocol::Scgi => self.page_scgi.clone(),
+        }
+    }
+}
+
+/// Timers taken from the poll timeout.
+struct Timers {
+    tick: Option<(Instant, Duration)>,
+    heartbeat: Option<(Instant, Duration)>,
+    accept_paused_until: Option<Instant>,
+    requests: DeadlineQueue,
+    lingering: DeadlineQueue,
+}
+
+impl Timers {
+    fn next(&self) -> Option<Instant> {
+        [
+            self.tick.map(|(at, _)| at),
+            self.heartbeat.map(|(at, _)| at),
+            self.accept_paused_until,
+            self.requests.next(),
+            self.lingering.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<(Listener, Protocol)>,
+    signals: Signals,
+    clients: Clients<Socket>,
+    max_clients: usize,
+    prices: PriceSource,
+    rng: StdRng,
+    rules: RequestRules,
+    shared: Shared,
+    counters: Counters,
+    timers: Timers,
+    next_serial: u64,
+    /// One read buffer for every socket: data is copied out of it at once.
+    scratch: Box<[u8]>,
+    /// Reused list of connections to settle after a fan-out.
+    settle_later: Vec<(usize, Flow)>,
+}
+
+impl Server {
+    /// Binds the listeners and prepares everything; `run` starts serving.
+    pub fn bind(config: &Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        for (addr, protocol) in [
+            (&config.scgi, Protocol::Scgi),
+            (&config.http, Protocol::Http),
+        ] {
+            let Some(addr) = addr else { continue };
+            let mut listener = Listener::bind(addr, config.socket_mode)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            let token = Token(LISTENER_TOKEN_BASE - listeners.len());
+            poll.registry()
+                .register(&mut listener, token, Interest::READABLE)?;
+            listeners.push((listener, protocol));
+        }
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+
+        let fd_limit = net::raise_open_file_limit();
+        let max_clients = config
+            .max_clients
+            .unwrap_or_else(|| fd_limit.saturating_sub(FD_HEADROOM).max(1) as usize);
+        let now = Instant::now();
+        Ok(Server {
+            poll,
+            listeners,
+            signals,
+            clients: Clients::with_capacity(max_clients.min(1 << 16)),
+            max_clients,
+            prices: PriceSource::new(
+                price::first_event_id(SystemTime::now()),
+                config.initial_price_cents,
+            ),
+            rng: StdRng::from_entropy(),
+            rules: RequestRules {
+                scgi: scgi::Limits {
+                    max_header: config.max_scgi_header,
+                    max_body: MAX_BODY,
+                },
+                http: http::Limits {
+                    max_head: MAX_HTTP_HEAD,
+                    max_body: MAX_BODY,
+                },
+                publish_token: config.publish_token.clone(),
+            },
+            shared: Shared::new(config.retry_ms),
+            counters: Counters::default(),
+            timers: Timers {
+                tick: config.tick.map(|p| (now + p, p)),
+                heartbeat: config.heartbeat.map(|p| (now + p, p)),
+                accept_paused_until: None,
+                requests: DeadlineQueue::new(config.request_timeout),
+                lingering: DeadlineQueue::new(LINGER),
+            },
+            next_serial: 0,
+            scratch: vec![0; 64 * 1024].into_boxed_slice(),
+            settle_later: Vec::new(),
+        })
+    }
+
+    /// Where each listener is, for the start-up log line.
+    pub fn listening_on(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .map(|(l, p)| {
+                format!(
+                    "{} {}",
+                    if *p == Protocol::Scgi { "scgi" } else { "http" },
+                    l.local_addr()
+                )
+            })
+            .collect()
+    }
+
+    pub fn max_clients(&self) -> usize {
+        self.max_clients
+    }
+
+    /// Serves until SIGTERM or SIGINT, then closes everything and returns.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = self
+                .timers
+                .next()
+                .map(|at| at.saturating_duration_since(now));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL_TOKEN => {
+                        if self.on_signals() {
+                            self.shut_down();
+                            return Ok(());
+                        }
+                    }
+                    Token(t) if t > LISTENER_TOKEN_BASE - self.listeners.len() => {
+                        self.accept(LISTENER_TOKEN_BASE - t)
+                    }
+                    Token(key) => self.on_socket_event(key, event),
+                }
+            }
+            self.on_timers(Instant::now());
+        }
+    }
+
+    /// True when asked to stop.
+    fn on_signals(&mut self) -> bool {
+        let mut stop = false;
+        for signal in self.signals.pending() {
+            match signal {
+                SIGHUP => log::info!("SIGHUP ignored: tickerd has no files to reopen or re-read"),
+                _ => stop = true,
+            }
+        }
+        stop
+    }
+
+    fn shut_down(&mut self) {
+        log::info!("stopping: closing {} connections", self.clients.len());
+        // Dropping the listeners stops accepting (and removes a Unix socket file); dropping a
+        // connection closes it, which ends its stream for the front-end or browser.
+        self.listeners.clear();
+        self.clients.drain().for_each(drop);
+    }
+
+    fn accept(&mut self, index: usize) {
+        if self.timers.accept_paused_until.is_some() {
+            return; // resumed by the timer
+        }
+        loop {
+            let Some((listener, protocol)) = self.listeners.get(index) else {
+                return;
+            };
+            let protocol = *protocol;
+            let (mut socket, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Retrying now would spin: the connection stays queued in the kernel.
+                    log::warn!(
+                        "out of file descriptors with {} connections open: pausing accepts for {ACCEPT_PAUSE:?}",
+                        self.clients.len()
+                    );
+                    self.counters.refused(Refusal::NoDescriptors);
+                    self.timers.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    return;
+                }
+                Err(e) => {
+                    // ECONNABORTED and the like concern one connection, not the listener.
+                    log::debug!("accept: {e}");
+                    continue;
+                }
+            };
+            match protocol {
+                Protocol::Scgi => self.counters.accepted_scgi += 1,
+                Protocol::Http => self.counters.accepted_http += 1,
+            }
+            let key = self.clients.vacant_key();
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut socket, Token(key), Interest::READABLE)
+            {
+                log::warn!("cannot register a new connection: {e}");
+                continue;
+            }
+            self.next_serial += 1;
+            let mut conn = Connection::new(socket, protocol, self.next_serial, peer);
+            let now = Instant::now();
+            if self.clients.len() >= self.max_clients {
+                log::warn!(
+                    "{}: refused (503): --max-clients {} reached",
+                    conn.describe(),
+                    self.max_clients
+                );
+                self.counters.refused(Refusal::Full);
+                let answer = response::text(
+                    protocol,
+                    503,
+                    &[("Retry-After", RETRY_AFTER)],
+                    "server full\n",
+                );
+                conn.start_response(answer.into());
+                let key = self.clients.insert(conn);
+                self.flush(key);
+            } else {
+                log::debug!("{}: accepted", conn.describe());
+                let key = self.clients.insert(conn);
+                self.timers.requests.start(now, key, self.next_serial);
+            }
+        }
+    }
+
+    fn on_socket_event(&mut self, key: usize, event: &IoEvent) {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return; // a late event for a connection already closed
+        };
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            match conn.on_readable(&mut self.scratch, &self.rules) {
+                Input::Flow(Flow::Open) => {}
+                Input::Flow(flow) => return self.settle(key, flow),
+                Input::Request(action) => self.carry_out(key, action),
+            }
+        }
+        self.flush(key);
+    }
+
+    /// Writes what a connection has pending and settles the outcome.
+    fn flush(&mut self, key: usize) {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
+        if conn.wants_write() {
+            let flow = conn.flush(self.prices.current(), &mut self.counters.written);
+            self.settle(key, flow);
+        }
+    }
+
+    /// Acts on a handler's outcome: close, start lingering, or fix the interest.
+    fn settle(&mut self, key: usize, flow: Flow) {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
+        match flow {
+            Flow::Close(reason) => return self.close(key, reason),
+            Flow::Linger => self
+                .timers
+                .lingering
+                .start(Instant::now(), key, conn.serial),
+            Flow::Open => {}
+        }
+        // Interest follows state: WRITABLE only while output waits for the socket to drain,
+        // so a client that keeps up costs no epoll_ctl call per tick.
+        let wants_write = conn.wants_write();
+        if wants_write != conn.registered_writable {
+            let interest = if wants_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            match self
+                .poll
+                .registry()
+                .reregister(&mut conn.socket, Token(key), interest)
+            {
+                Ok(()) => conn.registered_writable = wants_write,
+                Err(_) => self.close(key, CloseReason::IoError),
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        if let Some(conn) = self.clients.remove(key) {
+            self.counters.closed(reason);
+            log::debug!("{}: closed ({})", conn.describe(), reason.label());
+            // Dropping the socket closes it, which also takes it out of the poller.
+        }
+    }
+
+    /// Carries out a routed request on connection `key`.
+    fn carry_out(&mut self, key: usize, action: Action) {
+        if let Action::Publish(cents) = action {
+            // Fan out first: subscribers wait on this, the publisher only for its answer.
+            self.new_tick(cents);
+        }
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
+        let p = conn.protocol;
+        let text = |status, extra: &[(&str, &str)], body: &str| -> Rc<[u8]> {
+            response::text(p, status, extra, body).into()
+        };
+        match action {
+            Action::Stream { last_id } | Action::LongPoll { last_id } => {
+                let (kind, head) = match action {
+                    Action::Stream { .. } => {
+                        self.counters.streams_started += 1;
+                        (Kind::Stream, self.shared.stream_start(p))
+                    }
+                    _ => {
+                        self.counters.long_polls_started += 1;
+                        (Kind::LongPoll, self.shared.empty.clone())
+                    }
+                };
+                if last_id.is_some() {
+                    self.counters.requests_with_last_event_id += 1;
+                }
+                log::debug!("{}: {kind:?}, Last-Event-ID {last_id:?}", conn.describe());
+                conn.start_stream(head, kind, last_id);
+            }
+            Action::Page => conn.start_response(self.shared.page(p)),
+            Action::Metrics => {
+                let counts = self.clients.counts(Some(key));
+                let body = metrics::render(
+                    &self.counters,
+                    &counts,
+                    self.max_clients,
+                    self.prices.current(),
+                );
+                let answer =
+                    response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes());
+                if let Some(conn) = self.clients.get_mut(key) {
+                    conn.start_response(answer.into());
+                }
+            }
+            Action::Publish(_) => {
+                self.counters.published += 1;
+                let id = self.prices.current().id;
+                conn.start_response(text(200, &[], &format!("{id}\n")));
+            }
+            Action::PublishRefused(why) => {
+                let answer = match why {
+                    PublishError::Disabled => text(404, &[], "publishing is disabled\n"),
+                    PublishError::Unauthorized => {
+                        log::warn!(
+                            "{}: publish refused: missing or wrong token",
+                            conn.describe()
+                        );
+                        text(
+                            401,
+                            &[("WWW-Authenticate", "Bearer")],
+                            "missing or wrong token\n",
+                        )
+                    }
+                    PublishError::BadPrice => text(
+                        400,
+                        &[],
+                        "the body must be one positive price, such as 123.45\n",
+                    ),
+                };
+                if why != PublishError::Disabled {
+                    self.counters.publish_refused += 1;
+                }
+                conn.start_response(answer);
+            }
+            Action::NotFound => conn.start_response(text(404, &[], "not found\n")),
+            Action::MethodNotAllowed { allow } => {
+                conn.start_response(text(405, &[("Allow", allow)], "method not allowed\n"))
+            }
+        }
+    }
+
+    /// A new price: every parked client starts writing it.
+    fn new_tick(&mut self, cents: u64) {
+        self.prices.set(cents);
+        self.counters.ticks += 1;
+        let event = self.prices.current();
+        for (key, conn) in self.clients.iter_mut() {
+            let flow = conn.on_tick(event, &mut self.counters.written);
+            if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
+                self.settle_later.push((key, flow));
+            }
+        }
+        self.settle_all();
+        // Every stream just got bytes: the next heartbeat is a whole period away.
+        if let Some((at, period)) = &mut self.timers.heartbeat {
+            *at = Instant::now() + *period;
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let event = self.prices.current();
+        let before = self.counters.written.bytes;
+        for (key, conn) in self.clients.iter_mut() {
+            let flow = conn.on_heartbeat(&self.shared.heartbeat, event, &mut self.counters.written);
+            if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
+                self.settle_later.push((key, flow));
+            }
+        }
+        let beats = (self.counters.written.bytes - before) / sse::HEARTBEAT.len() as u64;
+        self.counters.heartbeats += beats;
+        self.settle_all();
+    }
+
+    fn settle_all(&mut self) {
+        let mut pending = std::mem::take(&mut self.settle_later);
+        for (key, flow) in pending.drain(..) {
+            self.settle(key, flow);
+        }
+        self.settle_later = pending;
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        if let Some((at, period)) = self.timers.tick {
+            if at <= now {
+                // Keep the beat; after a stall, skip ahead rather than tick in a burst.
+                let next = if at + period > now {
+                    at + period
+                } else {
+                    now + period
+                };
+                self.timers.tick = Some((next, period));
+                let cents = price::random_step(self.prices.current().cents, &mut self.rng);
+                self.new_tick(cents);
+            }
+        }
+        if let Some((at, period)) = self.timers.heartbeat {
+            if at <= now {
+                self.timers.heartbeat = Some((now + period, period));
+                self.heartbeat();
+            }
+        }
+        if self.timers.accept_paused_until.is_some_and(|at| at <= now) {
+            self.timers.accept_paused_until = None;
+            for index in 0..self.listeners.len() {
+                self.accept(index);
+            }
+        }
+        while let Some((key, serial)) = self.timers.requests.pop_expired(now) {
+            if let Some(conn) = self.clients.get_serial(key, serial) {
+                if matches!(conn.state, State::Reading { .. }) {
+                    log::warn!("{}: closed: request not complete in time", conn.describe());
+                    self.close(key, CloseReason::RequestTimeout);
+                }
+            }
+        }
+        while let Some((key, serial)) = self.timers.lingering.pop_expired(now) {
+            if let Some(conn) = self.clients.get_serial(key, serial) {
+                if matches!(conn.state, State::Lingering) {
+                    self.close(key, CloseReason::LingerTimeout);
+                }
+            }
+        }
+    }
+}
