@@ -1,0 +1,540 @@
+//! Helpers for the integration tests: start the real tickerd (and lighttpd) on free ports,
+//! open streams over real sockets, read /metrics, wait for conditions with deadlines.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token-123";
+
+/// Polls `cond` until it holds or `within` passes; returns whether it held.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running tickerd, killed when dropped.
+pub struct Tickerd {
+    child: Child,
+    pub http: Option<SocketAddr>,
+    pub scgi: Option<SocketAddr>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Tickerd {
+    /// Starts tickerd with these flags plus `--http 127.0.0.1:0 --scgi 127.0.0.1:0` unless
+    /// the flags name their own, and a publish token in the environment.
+    pub fn start(args: &[&str]) -> Tickerd {
+        Self::start_with_token(args, Some(TOKEN))
+    }
+
+    /// Starts tickerd with `TICKERD_PUBLISH_TOKEN` set to `token`, or unset.
+    pub fn start_with_token(args: &[&str], token: Option<&str>) -> Tickerd {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if !args.contains(&"--http") {
+            all.extend(["--http".into(), "127.0.0.1:0".into()]);
+        }
+        if !args.contains(&"--scgi") {
+            all.extend(["--scgi".into(), "127.0.0.1:0".into()]);
+        }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tickerd"));
+        match token {
+            Some(token) => cmd.env("TICKERD_PUBLISH_TOKEN", token),
+            None => cmd.env_remove("TICKERD_PUBLISH_TOKEN"),
+        };
+        let mut child = cmd
+            .args(&all)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tickerd");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("listening:") {
+                    let _ = tx.send(line.clone());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("tickerd did not start: {}", log.lock().unwrap()));
+        let find = |proto: &str| -> Option<SocketAddr> {
+            let rest = line.split(&format!("{proto} ")).nth(1)?;
+            rest.split([',', ';']).next()?.trim().parse().ok()
+        };
+        Tickerd {
+            http: find("http"),
+            scgi: find("scgi"),
+            child,
+            log,
+        }
+    }
+
+    pub fn http(&self) -> SocketAddr {
+        self.http.expect("http listener")
+    }
+
+    pub fn scgi(&self) -> SocketAddr {
+        self.scgi.expect("scgi listener")
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits for exit, up to `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `/metrics` as name{labels} → value.
+    pub fn metrics(&self) -> HashMap<String, f64> {
+        let (status, _, body) =
+            http_request(self.http(), "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(status, 200);
+        parse_metrics(&body)
+    }
+
+    /// The number of open connections in states that hold a client (not closing).
+    pub fn clients(&self) -> f64 {
+        let m = self.metrics();
+        ["reading_request", "parked", "writing"]
+            .iter()
+            .map(|s| m[&format!("tickerd_clients{{state=\"{s}\"}}")])
+            .sum()
+    }
+
+    pub fn current_id(&self) -> u64 {
+        self.metrics()["tickerd_event_id"] as u64
+    }
+
+    /// Publishes a price over HTTP; returns (status, body).
+    pub fn publish(&self, body: &str) -> (u16, String) {
+        let req = format!(
+            "POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (status, _, body) = http_request(self.http(), &req);
+        (status, body)
+    }
+}
+
+impl Drop for Tickerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Sends a request, reads the whole response (the server closes); returns (status, head, body).
+pub fn http_request(addr: SocketAddr, request: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    split_response(&raw)
+}
+
+/// Splits a response into (status, head, body), accepting a status line or a CGI `Status:`.
+pub fn split_response(raw: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {text:?}"));
+    let first = head.lines().next().unwrap_or_default();
+    let status = first
+        .strip_prefix("Status: ")
+        .or_else(|| first.split_once(' ').map(|(_, r)| r))
+        .and_then(|r| r.get(..3))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, head.to_string(), body.to_string())
+}
+
+/// An SCGI request as a front-end sends it: CONTENT_LENGTH first, SCGI=1, then `headers`.
+pub fn scgi_bytes(headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    tickerd::scgi::encode(headers, body.as_bytes())
+}
+
+/// The SCGI variables of a GET for `path` at the root mount.
+pub fn scgi_get(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut headers = vec![
+        ("REQUEST_METHOD", "GET"),
+        ("SCRIPT_NAME", ""),
+        ("PATH_INFO", path),
+        ("REQUEST_URI", path),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ];
+    headers.extend_from_slice(extra);
+    scgi_bytes(&headers, "")
+}
+
+/// One parsed SSE event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn id(&self) -> u64 {
+        self.id.as_deref().unwrap().parse().unwrap()
+    }
+}
+
+/// Reads an event stream from any socket: the head, then events per the WHATWG rules, with
+/// chunked transfer decoding when the head says so (as lighttpd does).
+pub struct SseReader<S: Read> {
+    socket: S,
+    pub head: String,
+    pub status: u16,
+    chunked: bool,
+    /// Decoded body bytes not yet parsed into events.
+    body: Vec<u8>,
+    /// Raw bytes not yet de-chunked.
+    raw: Vec<u8>,
+    pub comments: usize,
+    pub retry: Option<u64>,
+    pub eof: bool,
+}
+
+impl<S: Read> SseReader<S> {
+    /// Reads until the head is complete.
+    pub fn new(mut socket: S) -> SseReader<S> {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let head_end = loop {
+            if let Some(i) = find(&raw, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = socket.read(&mut buf).expect("read the head");
+            assert!(
+                n > 0,
+                "closed before the head: {:?}",
+                String::from_utf8_lossy(&raw)
+            );
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+        let (status, _, _) = split_response(&raw[..head_end]);
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let mut reader = SseReader {
+            socket,
+            head,
+            status,
+            chunked,
+            body: Vec::new(),
+            raw: Vec::new(),
+            comments: 0,
+            retry: None,
+            eof: false,
+        };
+        reader.take_raw(&raw[head_end..]);
+        reader
+    }
+
+    fn take_raw(&mut self, bytes: &[u8]) {
+        if !self.chunked {
+            self.body.extend_from_slice(bytes);
+            return;
+        }
+        self.raw.extend_from_slice(bytes);
+        loop {
+            let Some(eol) = find(&self.raw, b"\r\n") else {
+                return;
+            };
+            let size_text = String::from_utf8_lossy(&self.raw[..eol]).to_string();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
+            if size == 0 {
+                self.eof = true;
+                self.raw.clear();
+                return;
+            }
+            if self.raw.len() < eol + 2 + size + 2 {
+                return;
+            }
+            let chunk = self.raw[eol + 2..eol + 2 + size].to_vec();
+            self.body.extend_from_slice(&chunk);
+            self.raw.drain(..eol + 2 + size + 2);
+        }
+    }
+
+    /// Parses one complete event out of `body`, if there is one.
+    fn parse_event(&mut self) -> Option<SseEvent> {
+        loop {
+            let end = find(&self.body, b"\n\n")?;
+            let block = String::from_utf8_lossy(&self.body[..end]).to_string();
+            self.body.drain(..end + 2);
+            let mut event = SseEvent {
+                id: None,
+                data: String::new(),
+            };
+            let mut has_data = false;
+            for line in block.split('\n') {
+                if line.starts_with(':') {
+                    self.comments += 1;
+                    continue;
+                }
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                match field {
+                    "id" => event.id = Some(value.to_string()),
+                    "data" => {
+                        if has_data {
+                            event.data.push('\n');
+                        }
+                        event.data.push_str(value);
+                        has_data = true;
+                    }
+                    "retry" => self.retry = value.parse().ok(),
+                    _ => {}
+                }
+            }
+            if has_data {
+                return Some(event);
+            }
+        }
+    }
+
+    /// The next event; `None` at EOF or when the socket's read timeout passes.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(e) = self.parse_event() {
+                return Some(e);
+            }
+            if self.eof {
+                return None;
+            }
+            match self.socket.read(&mut buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return None;
+                }
+                Ok(n) => self.take_raw(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads until EOF (or the read timeout), counting what arrives.
+    pub fn read_to_end(&mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(e) = self.next_event() {
+            events.push(e);
+        }
+        events
+    }
+
+    pub fn socket(&mut self) -> &mut S {
+        &mut self.socket
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Opens an SSE stream over HTTP with extra header lines.
+pub fn http_stream(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseReader<TcpStream> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    SseReader::new(s)
+}
+
+/// Opens an SSE stream over SCGI.
+pub fn scgi_stream(addr: SocketAddr, request: &[u8]) -> SseReader<TcpStream> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    SseReader::new(s)
+}
+
+pub fn set_timeout(s: &TcpStream, d: Duration) {
+    s.set_read_timeout(Some(d)).unwrap();
+}
+
+/// Closes a socket with a reset (SO_LINGER 0), as a crashed browser would.
+pub fn reset(s: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket we own, with a correctly sized struct.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as u32,
+        );
+    }
+    drop(s);
+}
+
+pub fn half_close(s: &TcpStream) {
+    s.shutdown(Shutdown::Write).unwrap();
+}
+
+/// A port free right now (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The repository root, where `conf/` is.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running lighttpd started from the shipped `conf/lighttpd.conf`, killed when dropped.
+pub struct Lighttpd {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Lighttpd {
+    /// Starts lighttpd in front of tickerd's SCGI listener at `scgi`.
+    pub fn start(scgi: SocketAddr) -> Lighttpd {
+        Self::start_with(&[
+            ("TICKERD_SCGI_HOST", scgi.ip().to_string()),
+            ("TICKERD_SCGI_PORT", scgi.port().to_string()),
+        ])
+    }
+
+    pub fn start_with(env: &[(&str, String)]) -> Lighttpd {
+        let binary = which("lighttpd")
+            .expect("lighttpd is not installed: `apt-get install -y lighttpd` (.ci/run does it)");
+        let conf = repo_root().join("conf/lighttpd.conf");
+        for attempt in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(&binary);
+            cmd.arg("-D")
+                .arg("-f")
+                .arg(&conf)
+                .current_dir(repo_root())
+                .env("TICKERD_FRONT_PORT", port.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd.spawn().expect("start lighttpd");
+            let stderr = child.stderr.take().unwrap();
+            let log = Arc::new(Mutex::new(String::new()));
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let up = wait_until(Duration::from_secs(5), || {
+                child.try_wait().unwrap().is_none() && TcpStream::connect(addr).is_ok()
+            });
+            if up {
+                return Lighttpd { child, addr, log };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("lighttpd attempt {attempt} failed: {}", log.lock().unwrap());
+        }
+        panic!("lighttpd did not start from conf/lighttpd.conf");
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Lighttpd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| Path::new(p).is_file())
+}
