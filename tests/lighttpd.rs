@@ -1,0 +1,330 @@
+//! End to end: the real lighttpd, started from the shipped `conf/lighttpd.conf`, in front of
+//! the real tickerd over SCGI. Needs lighttpd installed (`.ci/run` installs it).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn get(front: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseReader<TcpStream> {
+    http_stream(front, path, headers)
+}
+
+#[test]
+fn stream_through_lighttpd_arrives_event_by_event() {
+    let t = Tickerd::start(&["--tick-ms", "100"]);
+    let front = Lighttpd::start(t.scgi());
+    let mut s = get(front.addr, "/ticker", &[]);
+    assert_eq!(s.status, 200, "{}", s.head);
+    assert!(
+        s.head.contains("Content-Type: text/event-stream"),
+        "{}",
+        s.head
+    );
+    let mut ids = Vec::new();
+    let mut gaps = Vec::new();
+    let mut last = Instant::now();
+    for _ in 0..6 {
+        ids.push(s.next_event().expect("event through lighttpd").id());
+        gaps.push(last.elapsed());
+        last = Instant::now();
+    }
+    assert_eq!(s.retry, Some(3000));
+    for pair in ids.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "{ids:?}");
+    }
+    // Streamed, not buffered: events come about one tick apart, not in a burst at the end.
+    let spaced = gaps[1..]
+        .iter()
+        .filter(|g| **g >= Duration::from_millis(50))
+        .count();
+    assert!(spaced >= 4, "events should arrive one by one: {gaps:?}");
+}
+
+#[test]
+fn page_and_metrics_through_lighttpd_at_the_root_and_under_a_prefix() {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = Lighttpd::start(t.scgi());
+    for path in ["/", "/prices/"] {
+        let (status, head, body) = http_request(
+            front.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 200, "{path}: {head}");
+        assert!(body.contains("EventSource"), "{path}");
+    }
+    for path in ["/metrics", "/prices/metrics"] {
+        let (status, _, body) = http_request(
+            front.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains("tickerd_event_id"), "{path}");
+    }
+    let (status, _, _) = http_request(
+        front.addr,
+        "GET /prices/nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 404);
+    // Without its slash the prefix redirects, so the page's relative URLs resolve under it.
+    let (status, head, _) = http_request(
+        front.addr,
+        "GET /prices HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 301, "{head}");
+    assert!(head.contains("Location: /prices/"), "{head}");
+}
+
+#[test]
+fn stream_under_the_prefix_and_publishing_through_lighttpd() {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = Lighttpd::start(t.scgi());
+    let current = t.current_id().to_string();
+    let mut s = get(front.addr, "/prices/ticker", &[("Last-Event-ID", &current)]);
+    assert_eq!(s.status, 200);
+    let body = "price=77.70";
+    let req = format!(
+        "POST /prices/publish HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, _, answer) = http_request(front.addr, &req);
+    assert_eq!(status, 200, "{answer}");
+    let e = s.next_event().unwrap();
+    assert_eq!(
+        (e.id().to_string(), e.data.as_str()),
+        (answer.trim().to_string(), "77.70")
+    );
+}
+
+#[test]
+fn last_event_id_through_lighttpd() {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = Lighttpd::start(t.scgi());
+    let current = t.current_id();
+    // Stale: the current event at once.
+    let mut s = get(
+        front.addr,
+        "/ticker",
+        &[("Last-Event-ID", &(current - 3).to_string())],
+    );
+    assert_eq!(s.next_event().unwrap().id(), current);
+    // Current: nothing until the next tick.
+    let mut s = get(
+        front.addr,
+        "/ticker",
+        &[("Last-Event-ID", &current.to_string())],
+    );
+    set_timeout(s.socket(), Duration::from_millis(400));
+    assert_eq!(s.next_event(), None);
+    set_timeout(s.socket(), Duration::from_secs(5));
+    t.publish("1.23");
+    assert_eq!(s.next_event().unwrap().id(), current + 1);
+    assert_eq!(
+        t.metrics()["tickerd_requests_with_last_event_id_total"],
+        2.0
+    );
+}
+
+#[test]
+fn long_poll_through_lighttpd_keeps_the_browser_connection() {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = Lighttpd::start(t.scgi());
+    let mut s = TcpStream::connect(front.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let poll = |s: &mut TcpStream, last: Option<u64>| -> (u16, String, String) {
+        let lei = last
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "GET /ticker HTTP/1.1\r\nHost: t\r\nX-Event-Source-Simulate: Long-Polling\r\n{lei}\r\n"
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        read_one_response(s)
+    };
+    let current = t.current_id();
+    let (status, head, body) = poll(&mut s, None);
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, format!("id: {current}\ndata: 100.00\n\n"));
+    // The same browser connection, up to date this time: held until the next tick.
+    let publisher = std::thread::spawn({
+        let http = t.http();
+        move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let body = "2.50";
+            let req = format!(
+                "POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            http_request(http, &req).0
+        }
+    });
+    let start = Instant::now();
+    let (status, _, body) = poll(&mut s, Some(current));
+    assert_eq!(status, 200);
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "held until the tick"
+    );
+    assert_eq!(body, format!("id: {}\ndata: 2.50\n\n", current + 1));
+    assert_eq!(publisher.join().unwrap(), 200);
+}
+
+/// Reads one HTTP response with a Content-Length or chunked body from a kept-alive socket.
+fn read_one_response(s: &mut TcpStream) -> (u16, String, String) {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).expect("response");
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let lower = head.to_ascii_lowercase();
+        if let Some(len) = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            if body.len() >= len {
+                return split_response(&raw);
+            }
+        } else if lower.contains("transfer-encoding: chunked") && body.ends_with("0\r\n\r\n") {
+            let mut reader = SseReader::new(&raw[..]);
+            let events = reader.read_to_end();
+            let body: String = events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "id: {}\ndata: {}\n\n",
+                        e.id.as_deref().unwrap_or(""),
+                        e.data
+                    )
+                })
+                .collect();
+            return (reader.status, reader.head.clone(), body);
+        }
+    }
+}
+
+#[test]
+fn browsers_that_leave_free_their_backend_slot() {
+    let t = Tickerd::start(&["--tick-ms", "200", "--heartbeat-s", "1"]);
+    let front = Lighttpd::start(t.scgi());
+    let mut streams: Vec<_> = (0..40).map(|_| get(front.addr, "/ticker", &[])).collect();
+    for s in &mut streams {
+        s.next_event().expect("streaming");
+    }
+    assert!(
+        wait_until(Duration::from_secs(3), || t.clients() == 40.0),
+        "{:?}",
+        t.metrics()
+    );
+    // Half close cleanly (FIN), half crash (RST).
+    for (i, mut s) in streams.into_iter().enumerate() {
+        let socket = s.socket().try_clone().unwrap();
+        drop(s);
+        if i % 2 == 0 {
+            drop(socket);
+        } else {
+            reset(socket);
+        }
+    }
+    let start = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(5), || t.clients() == 0.0),
+        "backend slots still held: {:?}",
+        t.metrics()
+    );
+    eprintln!("40 browsers' slots freed in {:?}", start.elapsed());
+}
+
+#[test]
+fn a_silent_parked_stream_is_freed_by_the_heartbeat() {
+    // No ticks at all: lighttpd learns that a browser left (FIN) only when it next writes to
+    // it, so the heartbeat is what frees the slot.
+    let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "1"]);
+    let front = Lighttpd::start(t.scgi());
+    let current = t.current_id().to_string();
+    let s = get(front.addr, "/ticker", &[("Last-Event-ID", &current)]);
+    assert!(wait_until(Duration::from_secs(3), || t.metrics()
+        ["tickerd_clients{state=\"parked\"}"]
+        == 1.0));
+    drop(s);
+    assert!(
+        wait_until(Duration::from_secs(5), || t.clients() == 0.0),
+        "{:?}",
+        t.metrics()
+    );
+}
+
+#[test]
+fn backend_down_gives_503_and_coming_back_serves_again() {
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let front = Lighttpd::start(addr);
+    let (status, _, _) = http_request(
+        front.addr,
+        "GET /ticker HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 503);
+    let t = Tickerd::start(&["--tick-ms", "50", "--scgi", &addr.to_string()]);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let mut s = TcpStream::connect(front.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut raw = Vec::new();
+            let _ = s.read_to_end(&mut raw);
+            split_response(&raw).0 == 200
+        }),
+        "lighttpd serves again once tickerd is back"
+    );
+    let mut s = get(front.addr, "/ticker", &[]);
+    assert!(s.next_event().is_some());
+    drop(t);
+}
+
+#[test]
+fn lighttpd_dying_frees_every_backend_connection() {
+    let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "0"]);
+    let mut front = Lighttpd::start(t.scgi());
+    let _streams: Vec<_> = (0..30).map(|_| get(front.addr, "/ticker", &[])).collect();
+    assert!(
+        wait_until(Duration::from_secs(3), || t.clients() == 30.0),
+        "{:?}",
+        t.metrics()
+    );
+    front.kill();
+    assert!(
+        wait_until(Duration::from_secs(2), || t.clients() == 0.0),
+        "{:?}",
+        t.metrics()
+    );
+}
+
+#[test]
+fn a_browser_half_close_does_not_end_the_stream() {
+    // A client that shuts its write side after the request (curl's --no-buffer does not, some
+    // proxies do): lighttpd 1.4.69 keeps the stream, and tickerd must not take any FIN that
+    // lighttpd passes on (tcp-fin-propagate) for a hang-up.
+    let t = Tickerd::start(&["--tick-ms", "50"]);
+    let front = Lighttpd::start(t.scgi());
+    let mut s = TcpStream::connect(front.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /ticker HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    half_close(&s);
+    let mut r = SseReader::new(s);
+    assert_eq!(r.status, 200);
+    let first = r.next_event().expect("first event").id();
+    for n in 1..5 {
+        assert_eq!(r.next_event().expect("still streaming").id(), first + n);
+    }
+}
