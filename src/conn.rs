@@ -12,6 +12,7 @@ use crate::request::Request;
 use crate::response::{self, Protocol};
 use crate::route::{self, Action};
 use crate::scgi;
+use crate::sse;
 
 /// A socket whose write side can be shut while its read side stays open.
 pub trait Socket: Read + Write {
@@ -94,6 +95,17 @@ impl CloseReason {
             CloseReason::BadRequest => "bad_request",
             CloseReason::UnexpectedInput => "unexpected_input",
         }
+    }
+}
+
+/// Why a failed read or write ended a connection: a peer that went away (reset, broken
+/// pipe) is a hang-up like EOF; anything else is an I/O error.
+fn io_close_reason(e: &io::Error) -> CloseReason {
+    match e.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted => {
+            CloseReason::Hangup
+        }
+        _ => CloseReason::IoError,
     }
 }
 
@@ -180,7 +192,7 @@ impl<S: Socket> Connection<S> {
                 let limit = rules.max_request(self.protocol);
                 match read_into(&mut self.socket, scratch, buf, limit) {
                     Ok(eof) => *input_closed |= eof,
-                    Err(_) => return Input::Flow(Flow::Close(CloseReason::IoError)),
+                    Err(e) => return Input::Flow(Flow::Close(io_close_reason(&e))),
                 }
                 let eof = *input_closed;
                 match parse(self.protocol, buf, rules) {
@@ -215,13 +227,17 @@ impl<S: Socket> Connection<S> {
             State::Writing { then: None, .. } => Input::Flow(self.drain_stray_input(scratch, true)),
             State::Lingering => Input::Flow(match drain(&mut self.socket, scratch) {
                 Drained::WouldBlock(_) => Flow::Open,
-                Drained::Eof | Drained::Error => Flow::Close(CloseReason::Done),
+                Drained::Eof | Drained::Error(_) => Flow::Close(CloseReason::Done),
             }),
         }
     }
 
-    /// Input on a connection whose request is done: read and throw away. EOF is the peer
-    /// leaving, unless it shut its write side with the request; too much input is abuse.
+    /// Input on a connection whose request is done: read and throw away; too much of it is
+    /// abuse. EOF is either a peer that left or one that only shut its write side (lighttpd's
+    /// `tcp-fin-propagate`), and when it comes after the request, in a wake-up of its own,
+    /// nothing tells the two apart. So a stream answers it with a probe: a heartbeat that a
+    /// peer that left answers with a reset (an error event, within one round trip), while a
+    /// half-closed one takes it and keeps its stream.
     fn drain_stray_input(&mut self, scratch: &mut [u8], input_closed: bool) -> Flow {
         match drain(&mut self.socket, scratch) {
             Drained::WouldBlock(n) if n >= READ_BUDGET => {
@@ -230,8 +246,29 @@ impl<S: Socket> Connection<S> {
             }
             Drained::WouldBlock(_) => Flow::Open,
             Drained::Eof if input_closed => Flow::Open,
-            Drained::Eof => Flow::Close(CloseReason::Hangup),
-            Drained::Error => Flow::Close(CloseReason::IoError),
+            Drained::Eof => self.probe_after_eof(),
+            Drained::Error(reason) => Flow::Close(reason),
+        }
+    }
+
+    fn probe_after_eof(&mut self) -> Flow {
+        match &mut self.state {
+            State::Parked(w) if w.kind == Kind::Stream => {
+                w.input_closed = true;
+                self.state = State::Writing {
+                    out: Rc::from(sse::HEARTBEAT),
+                    offset: 0,
+                    then: Some(*w),
+                };
+                Flow::Open
+            }
+            // Output under way is the probe already.
+            State::Writing { then: Some(w), .. } if w.kind == Kind::Stream => {
+                w.input_closed = true;
+                Flow::Open
+            }
+            // A long poll cannot take a comment inside its Content-Length.
+            _ => Flow::Close(CloseReason::Hangup),
         }
     }
 
@@ -316,7 +353,7 @@ impl<S: Socket> Connection<S> {
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return Flow::Open,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => return Flow::Close(CloseReason::IoError),
+                    Err(e) => return Flow::Close(io_close_reason(&e)),
                 }
             }
             self.state = match *then {
@@ -438,7 +475,7 @@ enum Drained {
     /// No more input for now; this many bytes were thrown away.
     WouldBlock(usize),
     Eof,
-    Error,
+    Error(CloseReason),
 }
 
 /// Reads and discards up to `READ_BUDGET` bytes.
@@ -450,7 +487,7 @@ fn drain<S: Read>(socket: &mut S, scratch: &mut [u8]) -> Drained {
             Ok(n) => total += n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Drained::Error,
+            Err(e) => return Drained::Error(io_close_reason(&e)),
         }
     }
     Drained::WouldBlock(total)
@@ -597,11 +634,20 @@ mod tests {
         ));
         d.start_stream(head(), Kind::Stream, None);
         d.flush(&e, &mut w);
+        // EOF in a wake-up of its own: a heartbeat probes whether the peer is still there.
         d.socket.eof = true;
         assert!(matches!(
             d.on_readable(&mut scratch, &rules()),
-            Input::Flow(Flow::Close(CloseReason::Hangup))
+            Input::Flow(Flow::Open)
         ));
+        assert_eq!(d.flush(&e, &mut w), Flow::Open);
+        assert!(text(&d).ends_with(std::str::from_utf8(sse::HEARTBEAT).unwrap()));
+        // A peer that left answers with a reset: that is the hang-up.
+        d.socket.broken = true;
+        assert_eq!(
+            d.on_heartbeat(&Rc::from(sse::HEARTBEAT), &e, &mut w),
+            Flow::Close(CloseReason::Hangup)
+        );
     }
 
     #[test]
@@ -705,10 +751,11 @@ mod tests {
         c.flush(&e, &mut w);
         assert_eq!(c.on_heartbeat(&beat, &e, &mut w), Flow::Open);
         assert_eq!(text(&c), "HEAD|:\n");
+        // A broken pipe is the peer gone: a hang-up, decided in one place.
         c.socket.broken = true;
         assert_eq!(
             c.on_heartbeat(&beat, &e, &mut w),
-            Flow::Close(CloseReason::IoError)
+            Flow::Close(CloseReason::Hangup)
         );
     }
 

@@ -341,6 +341,16 @@ impl Server {
         let Some(conn) = self.clients.get_mut(key) else {
             return; // a late event for a connection already closed
         };
+        if event.is_error() || event.is_write_closed() {
+            // EPOLLERR or EPOLLHUP: both directions are gone (a reset, or the peer's close
+            // after ours), so nothing more can reach this peer. A read would not say so:
+            // after a FIN, read returns 0 before it reports the reset.
+            let reason = match conn.state {
+                State::Lingering => CloseReason::Done,
+                _ => CloseReason::Hangup,
+            };
+            return self.close(key, reason);
+        }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             match conn.on_readable(&mut self.scratch, &self.rules) {
                 Input::Flow(Flow::Open) => {}
