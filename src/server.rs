@@ -129,6 +129,8 @@ pub struct Server {
     counters: Counters,
     timers: Timers,
     next_serial: u64,
+    /// When accept last started failing for want of descriptors; `None` while it works.
+    out_of_descriptors_since: Option<Instant>,
     /// One read buffer for every socket: data is copied out of it at once.
     scratch: Box<[u8]>,
     /// Reused list of connections to settle after a fan-out.
@@ -193,6 +195,7 @@ impl Server {
                 lingering: DeadlineQueue::new(LINGER),
             },
             next_serial: 0,
+            out_of_descriptors_since: None,
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
         })
@@ -283,12 +286,16 @@ impl Server {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     // Retrying now would spin: the connection stays queued in the kernel.
-                    log::warn!(
-                        "out of file descriptors with {} connections open: pausing accepts for {ACCEPT_PAUSE:?}",
-                        self.clients.len()
-                    );
+                    let now = Instant::now();
+                    if self.out_of_descriptors_since.is_none() {
+                        log::warn!(
+                            "out of file descriptors with {} connections open: accepting every {ACCEPT_PAUSE:?} until some free up",
+                            self.clients.len()
+                        );
+                        self.out_of_descriptors_since = Some(now);
+                    }
                     self.counters.refused(Refusal::NoDescriptors);
-                    self.timers.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    self.timers.accept_paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }
                 Err(e) => {
@@ -297,6 +304,12 @@ impl Server {
                     continue;
                 }
             };
+            if let Some(since) = self.out_of_descriptors_since.take() {
+                log::info!(
+                    "accepting again after {:?} out of file descriptors",
+                    since.elapsed()
+                );
+            }
             match protocol {
                 Protocol::Scgi => self.counters.accepted_scgi += 1,
                 Protocol::Http => self.counters.accepted_http += 1,

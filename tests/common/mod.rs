@@ -43,6 +43,15 @@ impl Tickerd {
 
     /// Starts tickerd with `TICKERD_PUBLISH_TOKEN` set to `token`, or unset.
     pub fn start_with_token(args: &[&str], token: Option<&str>) -> Tickerd {
+        Self::spawn(args, token, None)
+    }
+
+    /// Starts tickerd with at most `fds` open files (soft and hard limit).
+    pub fn start_with_fd_limit(args: &[&str], fds: u64) -> Tickerd {
+        Self::spawn(args, Some(TOKEN), Some(fds))
+    }
+
+    fn spawn(args: &[&str], token: Option<&str>, fd_limit: Option<u64>) -> Tickerd {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if !args.contains(&"--http") {
             all.extend(["--http".into(), "127.0.0.1:0".into()]);
@@ -55,6 +64,23 @@ impl Tickerd {
             Some(token) => cmd.env("TICKERD_PUBLISH_TOKEN", token),
             None => cmd.env_remove("TICKERD_PUBLISH_TOKEN"),
         };
+        if let Some(fds) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: fds,
+                rlim_max: fds,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = cmd
             .args(&all)
             .env("RUST_LOG", "info")
@@ -107,6 +133,18 @@ impl Tickerd {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// CPU time (user + system) the process has used, from /proc.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / hz)
     }
 
     pub fn signal(&self, sig: i32) {
