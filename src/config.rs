@@ -38,6 +38,8 @@ pub struct Config {
     pub max_clients: Option<usize>,
     pub publish_token: Option<String>,
     pub request_timeout: Duration,
+    /// A long poll with no tick in this long is answered with the event it has.
+    pub long_poll_hold: Duration,
     pub max_scgi_header: usize,
     pub initial_price_cents: u64,
 }
@@ -54,6 +56,7 @@ impl Default for Config {
             max_clients: None,
             publish_token: None,
             request_timeout: Duration::from_secs(10),
+            long_poll_hold: Duration::from_secs(30),
             max_scgi_header: 16 * 1024,
             initial_price_cents: 10_000,
         }
@@ -93,6 +96,7 @@ Options:
   --retry-ms N               reconnection delay announced to browsers [default: 3000]
   --max-clients N            connections held at once; over it: 503 [default: open-file limit - 64]
   --request-timeout-s N      a request not complete in N s is dropped [default: 10]
+  --long-poll-s N            a long poll with no tick in N s gets the event it has [default: 30]
   --max-scgi-header N        cap on the SCGI netstring header, bytes [default: 16384]
   --initial-price P          price before the first tick [default: 100.00]
   --publish-token-file PATH  enables POST /publish with the token in PATH
@@ -138,14 +142,14 @@ impl Config {
                         .ok_or_else(|| bad(&flag, &v, "an octal mode such as 660"))?;
                 }
                 "--tick-ms" => {
-                    let ms = parse_num(&flag, &value()?)?;
+                    let ms = parse_at_most(&flag, &value()?, DAY_S * 1000)?;
                     config.tick = (ms > 0).then(|| Duration::from_millis(ms));
                 }
                 "--heartbeat-s" => {
-                    let s = parse_num(&flag, &value()?)?;
+                    let s = parse_at_most(&flag, &value()?, DAY_S)?;
                     config.heartbeat = (s > 0).then(|| Duration::from_secs(s));
                 }
-                "--retry-ms" => config.retry_ms = parse_num(&flag, &value()?)?,
+                "--retry-ms" => config.retry_ms = parse_at_most(&flag, &value()?, DAY_S * 1000)?,
                 "--max-clients" => {
                     let v = value()?;
                     let n = parse_num(&flag, &v)?;
@@ -156,11 +160,19 @@ impl Config {
                 }
                 "--request-timeout-s" => {
                     let v = value()?;
-                    let s = parse_num(&flag, &v)?;
+                    let s = parse_at_most(&flag, &v, DAY_S)?;
                     if s == 0 {
                         return Err(bad(&flag, &v, "at least 1"));
                     }
                     config.request_timeout = Duration::from_secs(s);
+                }
+                "--long-poll-s" => {
+                    let v = value()?;
+                    let s = parse_at_most(&flag, &v, DAY_S)?;
+                    if s == 0 {
+                        return Err(bad(&flag, &v, "at least 1"));
+                    }
+                    config.long_poll_hold = Duration::from_secs(s);
                 }
                 "--max-scgi-header" => {
                     let v = value()?;
@@ -215,6 +227,17 @@ fn parse_num(flag: &str, value: &str) -> Result<u64, ConfigError> {
     value
         .parse::<u64>()
         .map_err(|_| bad(flag, value, "a whole number"))
+}
+
+/// Durations are capped at a day: longer is surely a typo, and timer arithmetic on
+/// `Instant` must not overflow.
+const DAY_S: u64 = 86_400;
+
+fn parse_at_most(flag: &str, value: &str, max: u64) -> Result<u64, ConfigError> {
+    match parse_num(flag, value)? {
+        n if n <= max => Ok(n),
+        _ => Err(bad(flag, value, &format!("at most {max}"))),
+    }
 }
 
 fn parse_listen(flag: &str, value: &str, unix_ok: bool) -> Result<Option<ListenAddr>, ConfigError> {
@@ -309,6 +332,12 @@ mod tests {
             (&["--bogus"][..], "--bogus"),
             (&["--retry-ms"][..], "--retry-ms"),
             (&["--max-clients", "0"][..], "--max-clients"),
+            (
+                &["--heartbeat-s", "18446744073709551615"][..],
+                "--heartbeat-s",
+            ),
+            (&["--request-timeout-s", "86401"][..], "--request-timeout-s"),
+            (&["--tick-ms", "99999999999"][..], "--tick-ms"),
             (&["--publish-token", "s3cret"][..], "--publish-token"),
             (&["--scgi", "off", "--http", "off"][..], "--scgi"),
         ] {

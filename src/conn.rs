@@ -152,6 +152,7 @@ pub const READ_BUDGET: usize = 64 * 1024;
 pub struct Written {
     pub bytes: u64,
     pub events: u64,
+    pub heartbeats: u64,
 }
 
 pub struct Connection<S> {
@@ -310,11 +311,20 @@ impl<S: Socket> Connection<S> {
     pub fn on_tick(&mut self, now: &Event, written: &mut Written) -> Flow {
         match self.state {
             State::Parked(waiter) => {
-                self.state = State::Writing {
-                    out: Rc::from(&[][..]),
-                    offset: 0,
-                    then: Some(waiter),
-                };
+                self.state = next_state(waiter, self.protocol, now, written);
+                self.flush(now, written)
+            }
+            _ => Flow::Open,
+        }
+    }
+
+    /// A long poll held too long (front-ends and browsers give up on silent requests): it
+    /// gets the current event, which it has, and ends; the client simply polls again.
+    pub fn on_long_poll_expiry(&mut self, now: &Event, written: &mut Written) -> Flow {
+        match self.state {
+            State::Parked(w) if w.kind == Kind::LongPoll => {
+                let expired = Waiter { last_id: None, ..w };
+                self.state = next_state(expired, self.protocol, now, written);
                 self.flush(now, written)
             }
             _ => Flow::Open,
@@ -325,6 +335,7 @@ impl<S: Socket> Connection<S> {
     pub fn on_heartbeat(&mut self, beat: &Rc<[u8]>, now: &Event, written: &mut Written) -> Flow {
         match self.state {
             State::Parked(waiter) if waiter.kind == Kind::Stream => {
+                written.heartbeats += 1;
                 self.state = State::Writing {
                     out: beat.clone(),
                     offset: 0,
@@ -356,42 +367,15 @@ impl<S: Socket> Connection<S> {
                     Err(e) => return Flow::Close(io_close_reason(&e)),
                 }
             }
-            self.state = match *then {
+            match *then {
                 None => {
                     // Our side is done: tell the peer with a FIN, then wait for its close.
                     let _ = self.socket.shutdown_write();
                     self.state = State::Lingering;
                     return Flow::Linger;
                 }
-                Some(w) if w.last_id == Some(now.id) => State::Parked(w),
-                Some(Waiter {
-                    kind: Kind::Stream,
-                    input_closed,
-                    ..
-                }) => {
-                    written.events += 1;
-                    State::Writing {
-                        out: now.sse.clone(),
-                        offset: 0,
-                        then: Some(Waiter {
-                            kind: Kind::Stream,
-                            last_id: Some(now.id),
-                            input_closed,
-                        }),
-                    }
-                }
-                Some(Waiter {
-                    kind: Kind::LongPoll,
-                    ..
-                }) => {
-                    written.events += 1;
-                    State::Writing {
-                        out: response::long_poll(self.protocol, now).into(),
-                        offset: 0,
-                        then: None,
-                    }
-                }
-            };
+                Some(w) => self.state = next_state(w, self.protocol, now, written),
+            }
         }
     }
 
@@ -405,6 +389,31 @@ impl<S: Socket> Connection<S> {
             Some(peer) => format!("{proto}#{} {peer}", self.serial),
             None => format!("{proto}#{}", self.serial),
         }
+    }
+}
+
+/// What a waiting client does next, by the rules: one that has the current event parks; a
+/// stream behind it writes the newest event (never the ones between: conflation); a long
+/// poll writes its one answer and ends. All bytes are the tick's, shared.
+fn next_state(w: Waiter, protocol: Protocol, now: &Event, written: &mut Written) -> State {
+    if w.last_id == Some(now.id) {
+        return State::Parked(w);
+    }
+    written.events += 1;
+    match w.kind {
+        Kind::Stream => State::Writing {
+            out: now.sse.clone(),
+            offset: 0,
+            then: Some(Waiter {
+                last_id: Some(now.id),
+                ..w
+            }),
+        },
+        Kind::LongPoll => State::Writing {
+            out: now.long_poll(protocol),
+            offset: 0,
+            then: None,
+        },
     }
 }
 

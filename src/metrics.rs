@@ -23,7 +23,6 @@ pub struct Counters {
     pub refused_no_descriptors: u64,
     pub closed: [u64; CloseReason::ALL.len()],
     pub written: Written,
-    pub heartbeats: u64,
     pub ticks: u64,
     pub published: u64,
     pub publish_refused: u64,
@@ -35,9 +34,8 @@ pub struct Counters {
 
 impl Counters {
     pub fn closed(&mut self, reason: CloseReason) {
-        if let Some(i) = CloseReason::ALL.iter().position(|r| *r == reason) {
-            self.closed[i] += 1;
-        }
+        // CloseReason::ALL lists the variants in declaration order.
+        self.closed[reason as usize] += 1;
     }
 
     pub fn refused(&mut self, refusal: Refusal) {
@@ -125,7 +123,7 @@ pub fn render(c: &Counters, clients: &StateCounts, max_clients: usize, event: &E
         "heartbeats_written_total",
         "counter",
         "Heartbeat comments written to idle streams.",
-        &[("", c.heartbeats)],
+        &[("", c.written.heartbeats)],
     );
     metric(
         "ticks_total",

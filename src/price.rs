@@ -8,32 +8,47 @@ use std::rc::Rc;
 
 use rand::Rng;
 
+use crate::response::{self, Protocol};
 use crate::sse;
 
 /// The largest price accepted, in cents (10^12 currency units): keeps arithmetic far from
 /// overflow and the text short.
 pub const MAX_CENTS: u64 = 100_000_000_000_000;
 
-/// The newest event: its id, its price and its bytes, formatted once and shared by every
-/// client that writes it.
+/// The newest event: its id, its price and its bytes, formatted once per tick and shared by
+/// every client that writes them: as an event in a stream, and as a whole long-poll answer
+/// in each protocol's dialect.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub id: u64,
     pub cents: u64,
     pub sse: Rc<[u8]>,
+    long_poll_http: Rc<[u8]>,
+    long_poll_scgi: Rc<[u8]>,
 }
 
 impl Event {
     pub fn new(id: u64, cents: u64) -> Event {
+        let sse = sse::event(id, &format_price(cents));
         Event {
             id,
             cents,
-            sse: sse::event(id, &format_price(cents)).into(),
+            long_poll_http: response::long_poll(Protocol::Http, &sse).into(),
+            long_poll_scgi: response::long_poll(Protocol::Scgi, &sse).into(),
+            sse: sse.into(),
         }
     }
 
     pub fn price(&self) -> String {
         format_price(self.cents)
+    }
+
+    /// The whole long-poll answer for this event.
+    pub fn long_poll(&self, protocol: Protocol) -> Rc<[u8]> {
+        match protocol {
+            Protocol::Http => self.long_poll_http.clone(),
+            Protocol::Scgi => self.long_poll_scgi.clone(),
+        }
     }
 }
 

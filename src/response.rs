@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 
-use crate::price::Event;
 use crate::sse;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,15 +97,15 @@ pub fn stream_start(protocol: Protocol, retry_ms: u64) -> Vec<u8> {
     out
 }
 
-/// A long-poll answer: exactly one event, with a length so the front-end can keep the
-/// browser's connection alive.
-pub fn long_poll(protocol: Protocol, event: &Event) -> Vec<u8> {
+/// A long-poll answer: exactly one event (its SSE bytes), with a length so the front-end
+/// can keep the browser's connection alive.
+pub fn long_poll(protocol: Protocol, event: &[u8]) -> Vec<u8> {
     full(
         protocol,
         200,
         "text/event-stream",
         &[NO_CACHE, NO_BUFFERING],
-        &event.sse,
+        event,
     )
 }
 
@@ -141,8 +140,8 @@ mod tests {
 
     #[test]
     fn long_poll_is_one_event_with_a_length() {
-        let e = Event::new(5, 1234);
-        let s = String::from_utf8(long_poll(Protocol::Http, &e)).unwrap();
+        let e = crate::price::Event::new(5, 1234);
+        let s = String::from_utf8(long_poll(Protocol::Http, &e.sse)).unwrap();
         assert!(s.contains("Content-Length: 19\r\n"), "{s}");
         assert!(s.ends_with("\r\n\r\nid: 5\ndata: 12.34\n\n"));
     }

@@ -35,6 +35,8 @@ const LISTENER_TOKEN_BASE: usize = usize::MAX - 1;
 /// Descriptors kept back from `--max-clients` by default: listeners, the poller, logs, and
 /// room to accept a connection only to tell it 503.
 const FD_HEADROOM: u64 = 64;
+/// Connections accepted per wake-up at most, so a flood cannot starve the streams.
+const ACCEPTS_PER_WAKEUP: usize = 256;
 /// How long accepting pauses when descriptors run out.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long a finished connection may take to close its side.
@@ -99,6 +101,7 @@ struct Timers {
     accept_paused_until: Option<Instant>,
     requests: DeadlineQueue,
     lingering: DeadlineQueue,
+    long_polls: DeadlineQueue,
 }
 
 impl Timers {
@@ -109,6 +112,7 @@ impl Timers {
             self.accept_paused_until,
             self.requests.next(),
             self.lingering.next(),
+            self.long_polls.next(),
         ]
         .into_iter()
         .flatten()
@@ -193,6 +197,7 @@ impl Server {
                 accept_paused_until: None,
                 requests: DeadlineQueue::new(config.request_timeout),
                 lingering: DeadlineQueue::new(LINGER),
+                long_polls: DeadlineQueue::new(config.long_poll_hold),
             },
             next_serial: 0,
             out_of_descriptors_since: None,
@@ -276,7 +281,7 @@ impl Server {
         if self.timers.accept_paused_until.is_some() {
             return; // resumed by the timer
         }
-        loop {
+        for _ in 0..ACCEPTS_PER_WAKEUP {
             let Some((listener, protocol)) = self.listeners.get(index) else {
                 return;
             };
@@ -298,10 +303,23 @@ impl Server {
                     self.timers.accept_paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }
-                Err(e) => {
-                    // ECONNABORTED and the like concern one connection, not the listener.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
+                    ) =>
+                {
+                    // These concern one connection that is already gone, not the listener.
                     log::debug!("accept: {e}");
                     continue;
+                }
+                Err(e) => {
+                    // Anything else (ENOBUFS, ENOMEM…) may well happen again at once:
+                    // back off as for EMFILE rather than spin.
+                    log::warn!("accept failed: {e}: pausing accepts for {ACCEPT_PAUSE:?}");
+                    self.timers.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    return;
                 }
             };
             if let Some(since) = self.out_of_descriptors_since.take() {
@@ -348,27 +366,33 @@ impl Server {
                 self.timers.requests.start(now, key, self.next_serial);
             }
         }
+        // More may be waiting, and edge-triggered readiness will not say so again: come back
+        // after the other ready sockets have had their turn.
+        self.timers.accept_paused_until = Some(Instant::now());
     }
 
     fn on_socket_event(&mut self, key: usize, event: &IoEvent) {
         let Some(conn) = self.clients.get_mut(key) else {
             return; // a late event for a connection already closed
         };
-        if event.is_error() || event.is_write_closed() {
-            // EPOLLERR or EPOLLHUP: both directions are gone (a reset, or the peer's close
-            // after ours), so nothing more can reach this peer. A read would not say so:
-            // after a FIN, read returns 0 before it reports the reset.
-            let reason = match conn.state {
-                State::Lingering => CloseReason::Done,
-                _ => CloseReason::Hangup,
-            };
-            return self.close(key, reason);
-        }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
+            // Input first, even on a hang-up: a request may have come with the close.
             match conn.on_readable(&mut self.scratch, &self.rules) {
                 Input::Flow(Flow::Open) => {}
                 Input::Flow(flow) => return self.settle(key, flow),
                 Input::Request(action) => self.carry_out(key, action),
+            }
+        }
+        if event.is_error() || event.is_write_closed() {
+            // EPOLLERR or EPOLLHUP: both directions are gone (a reset, or the peer's close
+            // after ours), so nothing more can reach this peer. A read would not say so:
+            // after a FIN, read returns 0 before it reports the reset.
+            if let Some(conn) = self.clients.get_mut(key) {
+                let reason = match conn.state {
+                    State::Lingering => CloseReason::Done,
+                    _ => CloseReason::Hangup,
+                };
+                return self.close(key, reason);
             }
         }
         self.flush(key);
@@ -456,6 +480,10 @@ impl Server {
                 }
                 log::debug!("{}: {kind:?}, Last-Event-ID {last_id:?}", conn.describe());
                 conn.start_stream(head, kind, last_id);
+                if kind == Kind::LongPoll {
+                    let serial = conn.serial;
+                    self.timers.long_polls.start(Instant::now(), key, serial);
+                }
             }
             Action::Page => conn.start_response(self.shared.page(p)),
             Action::Metrics => {
@@ -529,15 +557,12 @@ impl Server {
 
     fn heartbeat(&mut self) {
         let event = self.prices.current();
-        let before = self.counters.written.bytes;
         for (key, conn) in self.clients.iter_mut() {
             let flow = conn.on_heartbeat(&self.shared.heartbeat, event, &mut self.counters.written);
             if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
                 self.settle_later.push((key, flow));
             }
         }
-        let beats = (self.counters.written.bytes - before) / sse::HEARTBEAT.len() as u64;
-        self.counters.heartbeats += beats;
         self.settle_all();
     }
 
@@ -581,6 +606,13 @@ impl Server {
                     log::warn!("{}: closed: request not complete in time", conn.describe());
                     self.close(key, CloseReason::RequestTimeout);
                 }
+            }
+        }
+        while let Some((key, serial)) = self.timers.long_polls.pop_expired(now) {
+            if let Some(conn) = self.clients.get_serial(key, serial) {
+                let flow =
+                    conn.on_long_poll_expiry(self.prices.current(), &mut self.counters.written);
+                self.settle(key, flow);
             }
         }
         while let Some((key, serial)) = self.timers.lingering.pop_expired(now) {
