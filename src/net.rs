@@ -23,10 +23,10 @@ impl Listener {
     /// that died is replaced; a live one (something answers on it) is an error.
     pub fn bind(addr: &ListenAddr, mode: u32) -> io::Result<Listener> {
         match addr {
-            ListenAddr::Tcp(addr) => TcpListener::bind(*addr).map(Listener::Tcp),
+            ListenAddr::Tcp(addr) => bind_tcp(*addr).map(Listener::Tcp),
             ListenAddr::Unix(path) => {
                 remove_stale_socket(path)?;
-                let listener = UnixListener::bind(path)?;
+                let listener = bind_unix(path)?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
                 Ok(Listener::Unix(listener, path.clone()))
             }
@@ -63,6 +63,31 @@ impl Drop for Listener {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// The listen backlog asked for; the kernel caps it at `net.core.somaxconn` (4096 here).
+/// mio's own bind asks for 1024, which a ramp of thousands of browsers overflows: the
+/// dropped SYNs are retried only a second later.
+const BACKLOG: i32 = 4096;
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket as RawSocket, Type};
+    let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // A restart must not wait for the last run's connections in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    use socket2::{Domain, SockAddr, Socket as RawSocket, Type};
+    let socket = RawSocket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(BACKLOG)?;
+    Ok(UnixListener::from_std(socket.into()))
 }
 
 fn remove_stale_socket(path: &Path) -> io::Result<()> {
