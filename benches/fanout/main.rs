@@ -1,0 +1,404 @@
+//! The fan-out bench: many idle event streams, prices published at a fixed rate, and when
+//! each client receives each event; with the floor (a bare write loop over the same number
+//! of loopback sockets) measured in the same run, so every figure is also a ratio.
+//!
+//! `cargo bench --bench fanout -- [--via scgi|http|lighttpd] [--unix] [--clients N]
+//!     [--rate R] [--seconds S] [--mode stream|longpoll] [--target tickerd|nchan]`
+//!
+//! Run by `cargo test --all-targets` (no `--bench` argument) it makes a small smoke run and
+//! fails on any connection failure or missing event, so it cannot rot.
+//!
+//! The coordinator (this process) starts the systems and re-executes itself as the client
+//! workers (`--role clients`, up to 9,000 streams each, each from its own 127.0.0.x source
+//! address) and as the floor (`--role floor`).
+
+mod client;
+mod floor;
+mod report;
+mod stream;
+mod sys;
+mod target;
+
+use std::io::{self, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use client::{Addr, Mode, Proto, WorkerOptions};
+use report::{Row, Run};
+use target::{Proc, System, Via};
+
+#[derive(Debug, Clone)]
+struct Options {
+    via: Via,
+    unix: bool,
+    clients: usize,
+    rate: f64,
+    seconds: f64,
+    mode: Mode,
+    nchan: bool,
+    ramp_per_s: u64,
+    per_worker: usize,
+    smoke: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            via: Via::Http,
+            unix: false,
+            clients: 10_000,
+            rate: 1.0,
+            seconds: 10.0,
+            mode: Mode::Stream,
+            nchan: false,
+            ramp_per_s: 20_000,
+            per_worker: 5_000,
+            smoke: false,
+        }
+    }
+}
+
+const USAGE: &str = "fanout [--via scgi|http|lighttpd] [--unix] [--clients N] [--rate R] \
+[--seconds S] [--mode stream|longpoll] [--target tickerd|nchan] [--ramp N/s] [--per-worker N]";
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        // `cargo bench` passes --bench; `cargo test` does not: then make a smoke run.
+        smoke: !args.iter().any(|a| a == "--bench"),
+        ..Options::default()
+    };
+    if o.smoke {
+        o.clients = 200;
+        o.rate = 5.0;
+        o.seconds = 2.0;
+    }
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or(format!("{a} needs a value; usage: {USAGE}"))
+        };
+        match a.as_str() {
+            "--bench" => {}
+            "--via" => {
+                o.via = match val()?.as_str() {
+                    "scgi" => Via::Scgi,
+                    "http" => Via::Http,
+                    "lighttpd" => Via::Lighttpd,
+                    v => return Err(format!("--via {v}: scgi, http or lighttpd")),
+                }
+            }
+            "--unix" => o.unix = true,
+            "--clients" => o.clients = val()?.parse().map_err(|e| format!("--clients: {e}"))?,
+            "--rate" => o.rate = val()?.parse().map_err(|e| format!("--rate: {e}"))?,
+            "--seconds" => o.seconds = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--ramp" => o.ramp_per_s = val()?.parse().map_err(|e| format!("--ramp: {e}"))?,
+            "--per-worker" => {
+                o.per_worker = val()?.parse().map_err(|e| format!("--per-worker: {e}"))?
+            }
+            "--mode" => {
+                o.mode = match val()?.as_str() {
+                    "stream" => Mode::Stream,
+                    "longpoll" => Mode::LongPoll,
+                    v => return Err(format!("--mode {v}: stream or longpoll")),
+                }
+            }
+            "--target" => {
+                o.nchan = match val()?.as_str() {
+                    "nchan" => true,
+                    "tickerd" => false,
+                    v => return Err(format!("--target {v}: tickerd or nchan")),
+                }
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other}; usage: {USAGE}")),
+        }
+    }
+    if !(o.rate > 0.0 && o.seconds > 0.0 && o.clients > 0 && o.per_worker > 0) {
+        return Err("--rate, --seconds, --clients and --per-worker must be positive".into());
+    }
+    if o.unix && o.via == Via::Http {
+        o.via = Via::Scgi; // a Unix socket is an SCGI listener
+    }
+    Ok(o)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--role") {
+        let result = match args.get(1).map(String::as_str) {
+            Some("floor") => floor::run(),
+            Some("clients") => worker_options(&args[2..]).and_then(client::run),
+            _ => Err(io::Error::other("unknown role")),
+        };
+        if let Err(e) = result {
+            eprintln!("fanout worker: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let opts = match parse_options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    match coordinate(&opts) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn worker_options(args: &[String]) -> io::Result<WorkerOptions> {
+    let get = |name: &str| -> io::Result<&str> {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+            .ok_or_else(|| io::Error::other(format!("worker needs {name}")))
+    };
+    let num = |name: &str| -> io::Result<u64> { get(name)?.parse().map_err(io::Error::other) };
+    Ok(WorkerOptions {
+        addr: get("--addr")?.parse().map_err(io::Error::other)?,
+        proto: if get("--proto")? == "scgi" {
+            Proto::Scgi
+        } else {
+            Proto::Http
+        },
+        path: get("--path")?.to_string(),
+        count: num("--count")? as usize,
+        threads: num("--threads")? as usize,
+        source: get("--source").ok().and_then(|s| s.parse().ok()),
+        ramp_per_s: num("--ramp")?,
+        mode: if get("--mode")? == "longpoll" {
+            Mode::LongPoll
+        } else {
+            Mode::Stream
+        },
+        out: get("--out")?.into(),
+    })
+}
+
+/// A worker process and its stdout lines.
+struct Worker {
+    proc: Proc,
+    lines: Receiver<String>,
+    out: std::path::PathBuf,
+}
+
+fn spawn_worker(sys: &System, opts: &Options, index: usize, count: usize) -> io::Result<Worker> {
+    let out =
+        std::env::temp_dir().join(format!("tickerd-fanout-{}-{index}.bin", std::process::id()));
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["--role", "clients", "--addr", &sys.addr.to_string()])
+        .args([
+            "--proto",
+            if sys.proto == Proto::Scgi {
+                "scgi"
+            } else {
+                "http"
+            },
+        ])
+        .args([
+            "--path",
+            &sys.path,
+            "--count",
+            &count.to_string(),
+            "--threads",
+            "1",
+        ])
+        .args([
+            "--ramp",
+            &(opts.ramp_per_s / ((opts.clients / opts.per_worker).max(1) as u64))
+                .max(1)
+                .to_string(),
+        ])
+        .args([
+            "--mode",
+            if opts.mode == Mode::LongPoll {
+                "longpoll"
+            } else {
+                "stream"
+            },
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    if matches!(sys.addr, Addr::Tcp(_)) {
+        // Each worker its own source address: its own ephemeral ports.
+        cmd.args(["--source", &format!("127.0.0.{}", 10 + index)]);
+    }
+    let mut proc = Proc::spawn(&format!("clients-{index}"), &mut cmd)?;
+    let lines = proc.lines()?;
+    Ok(Worker { proc, lines, out })
+}
+
+fn wait_for(lines: &Receiver<String>, prefix: &str, within: Duration) -> io::Result<Vec<u64>> {
+    let end = Instant::now() + within;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).map_err(|_| {
+            io::Error::other(format!("no {prefix} line from a worker in {within:?}"))
+        })?;
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return Ok(rest
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect());
+        }
+    }
+}
+
+/// One system under the load: returns its row.
+fn measure(name: &str, mut sys: System, opts: &Options) -> io::Result<Row> {
+    let measured = sys.measured();
+    let rss_before: Vec<u64> = measured.iter().map(|(_, pid)| sys::rss_kib(*pid)).collect();
+    let workers_needed = opts.clients.div_ceil(opts.per_worker);
+    let mut workers = Vec::new();
+    for i in 0..workers_needed {
+        let share = opts.clients / workers_needed + usize::from(i < opts.clients % workers_needed);
+        workers.push(spawn_worker(&sys, opts, i, share)?);
+    }
+    let ramp_time = Duration::from_secs_f64(opts.clients as f64 / opts.ramp_per_s as f64);
+    let mut run = Run {
+        name: name.to_string(),
+        clients: opts.clients,
+        ..Run::default()
+    };
+    for w in &workers {
+        let ready = wait_for(&w.lines, "READY ", ramp_time + Duration::from_secs(60))?;
+        run.connected += ready.first().copied().unwrap_or(0);
+        run.failed += ready.get(1).copied().unwrap_or(0);
+        run.connect_ms = run.connect_ms.max(ready.get(2).copied().unwrap_or(0));
+    }
+    // Let the last heads and current events settle before measuring.
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_after: Vec<u64> = measured.iter().map(|(_, pid)| sys::rss_kib(*pid)).collect();
+    let cpu_before: Vec<Duration> = measured
+        .iter()
+        .map(|(_, pid)| sys::cpu_time(*pid))
+        .collect();
+    let count = (opts.rate * opts.seconds).round().max(1.0) as u64;
+    let start = Instant::now();
+    for seq in 1..=count {
+        let due = start + Duration::from_secs_f64((seq - 1) as f64 / opts.rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        run.published.push(sys::now_ns());
+        sys.publisher.publish(seq)?;
+    }
+    // Time for the last event to reach everyone.
+    std::thread::sleep(Duration::from_secs_f64((2.0 / opts.rate).clamp(0.5, 2.0)));
+    run.window = start.elapsed();
+    let cpu_after: Vec<Duration> = measured
+        .iter()
+        .map(|(_, pid)| sys::cpu_time(*pid))
+        .collect();
+    for (i, (pname, _)) in measured.iter().enumerate() {
+        run.procs.push((
+            pname.clone(),
+            cpu_after[i].saturating_sub(cpu_before[i]),
+            rss_before[i],
+            rss_after[i],
+        ));
+    }
+    let mut arrivals = Vec::new();
+    for w in &mut workers {
+        if let Some(stdin) = w.proc.stdin() {
+            let mut stdin = stdin;
+            let _ = writeln!(stdin, "STOP");
+        }
+    }
+    for w in &workers {
+        let done = wait_for(&w.lines, "DONE ", Duration::from_secs(30))?;
+        run.dropped += done.get(2).copied().unwrap_or(0);
+        run.responses += done.get(3).copied().unwrap_or(0);
+        let mut bytes = Vec::new();
+        std::fs::File::open(&w.out)?.read_to_end(&mut bytes)?;
+        let _ = std::fs::remove_file(&w.out);
+        for rec in bytes.chunks_exact(12) {
+            let seq = u32::from_le_bytes(rec[..4].try_into().unwrap());
+            let ns = u64::from_le_bytes(rec[4..].try_into().unwrap());
+            arrivals.push((seq, ns));
+        }
+    }
+    drop(workers);
+    drop(sys);
+    Ok(report::summarize(
+        &run,
+        &arrivals,
+        opts.mode == Mode::Stream,
+    ))
+}
+
+fn coordinate(opts: &Options) -> io::Result<bool> {
+    let via = match (opts.via, opts.unix) {
+        (Via::Scgi, true) => "scgi (unix socket)",
+        (Via::Scgi, false) => "scgi",
+        (Via::Http, _) => "http",
+        (Via::Lighttpd, true) => "lighttpd → scgi (unix socket)",
+        (Via::Lighttpd, false) => "lighttpd → scgi",
+    };
+    let mode = if opts.mode == Mode::LongPoll {
+        "longpoll"
+    } else {
+        "stream"
+    };
+    eprintln!(
+        "fanout{}: {} clients, {} ticks/s for {} s, via {via}, {mode}",
+        if opts.smoke { " (smoke run)" } else { "" },
+        opts.clients,
+        opts.rate,
+        opts.seconds
+    );
+    let mut rows = Vec::new();
+    eprintln!("- floor");
+    rows.push(measure("floor", target::floor()?, opts)?);
+    eprintln!("- tickerd");
+    rows.push(measure(
+        "tickerd",
+        target::tickerd(opts.via, opts.unix)?,
+        opts,
+    )?);
+    if opts.nchan {
+        eprintln!("- nchan");
+        rows.push(measure("nchan", target::nchan()?, opts)?);
+    }
+    println!("{}", report::table(&rows, opts.mode == Mode::LongPoll));
+    let settings = format!(
+        "{{\"clients\":{},\"rate\":{},\"seconds\":{},\"via\":\"{via}\",\"mode\":\"{mode}\",\"cores\":{}}}",
+        opts.clients,
+        opts.rate,
+        opts.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{}", report::json(&rows, &settings));
+    if opts.smoke {
+        // The smoke run checks the bench still measures something true.
+        let mut ok = true;
+        for r in &rows {
+            let all_in = r.connected == opts.clients as u64 && r.failed == 0;
+            let streams_whole = opts.mode == Mode::LongPoll || (r.missing == 0 && r.received > 0);
+            if !(all_in && streams_whole) {
+                eprintln!("smoke run failed for {}: {r:?}", r.name);
+                ok = false;
+            }
+        }
+        println!(
+            "{} passed, {} failed",
+            rows.len() * usize::from(ok),
+            if ok { 0 } else { rows.len() }
+        );
+        return Ok(ok);
+    }
+    Ok(true)
+}

@@ -1,0 +1,371 @@
+//! The servers under test, started and stopped by the bench: tickerd (alone or behind
+//! lighttpd from the shipped conf), nginx with nchan, and the floor. Each process is killed
+//! when its handle drops, and dies with the bench whatever kills it.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use crate::client::{Addr, Proto};
+use crate::sys;
+
+pub const TOKEN: &str = "bench-token-0123456789";
+
+/// A child process, killed when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> io::Result<Proc> {
+        // SAFETY: die_with_parent only calls prctl, which is async-signal-safe.
+        unsafe { cmd.pre_exec(sys::die_with_parent) };
+        let child = cmd
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {name}: {e}")))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// The child's stdout, line by line, from a thread of its own.
+    pub fn lines(&mut self) -> io::Result<Receiver<String>> {
+        let stdout = self
+            .child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Waits for a stdout line that starts with `prefix`.
+    pub fn wait_line(&mut self, prefix: &str, within: Duration) -> io::Result<String> {
+        let lines = self.lines()?;
+        let end = Instant::now() + within;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return Ok(line),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(io::Error::other(format!(
+                        "{}: no {prefix:?} line",
+                        self.name
+                    )))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the bench publishes one price.
+pub enum Publisher {
+    /// tickerd's `POST /publish`, or nchan's publisher location.
+    Http {
+        addr: SocketAddr,
+        path: String,
+        token: Option<String>,
+    },
+    /// The floor reads sequence numbers on its stdin.
+    Floor(ChildStdin),
+}
+
+impl Publisher {
+    pub fn publish(&mut self, seq: u64) -> io::Result<()> {
+        match self {
+            Publisher::Floor(stdin) => writeln!(stdin, "{seq}"),
+            Publisher::Http { addr, path, token } => {
+                let body = format!("{seq}.00");
+                let auth = token
+                    .as_ref()
+                    .map(|t| format!("Authorization: Bearer {t}\r\n"))
+                    .unwrap_or_default();
+                let mut s = TcpStream::connect(*addr)?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                write!(
+                    s,
+                    "POST {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )?;
+                let mut answer = Vec::new();
+                let _ = s.read_to_end(&mut answer);
+                let ok = answer.starts_with(b"HTTP/1.1 200")
+                    || answer.starts_with(b"HTTP/1.1 201")
+                    || answer.starts_with(b"HTTP/1.1 202");
+                if ok {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!(
+                        "publish {seq}: {}",
+                        String::from_utf8_lossy(&answer)
+                            .lines()
+                            .next()
+                            .unwrap_or("no answer")
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// A running system under test.
+pub struct System {
+    /// Where clients connect, and how they speak.
+    pub addr: Addr,
+    pub proto: Proto,
+    pub path: String,
+    pub publisher: Publisher,
+    /// The processes whose CPU and memory are reported (server first, then a front-end).
+    pub procs: Vec<Proc>,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_port(addr: SocketAddr, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if TcpStream::connect(addr).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+pub fn floor() -> io::Result<System> {
+    let exe = std::env::current_exe()?;
+    let mut p = Proc::spawn(
+        "floor",
+        Command::new(exe)
+            .args(["--role", "floor"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    )?;
+    let line = p.wait_line("LISTEN ", Duration::from_secs(10))?;
+    let addr: SocketAddr = line["LISTEN ".len()..]
+        .trim()
+        .parse()
+        .map_err(io::Error::other)?;
+    let stdin = p.stdin().ok_or_else(|| io::Error::other("floor stdin"))?;
+    Ok(System {
+        addr: Addr::Tcp(addr),
+        proto: Proto::Http,
+        path: "/ticker".into(),
+        publisher: Publisher::Floor(stdin),
+        procs: vec![p],
+    })
+}
+
+/// The three ways in: tickerd's SCGI listener, its HTTP listener, or lighttpd in front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Scgi,
+    Http,
+    Lighttpd,
+}
+
+pub fn tickerd(via: Via, unix: bool) -> io::Result<System> {
+    let socket_path =
+        std::env::temp_dir().join(format!("tickerd-bench-{}.sock", std::process::id()));
+    let scgi_arg = if unix {
+        format!("unix:{}", socket_path.display())
+    } else {
+        "127.0.0.1:0".to_string()
+    };
+    let mut p = Proc::spawn(
+        "tickerd",
+        Command::new(env!("CARGO_BIN_EXE_tickerd"))
+            .args([
+                "--tick-ms",
+                "0",
+                "--heartbeat-s",
+                "0",
+                "--initial-price",
+                "0.01",
+            ])
+            .args(["--http", "127.0.0.1:0", "--scgi", &scgi_arg])
+            .env("TICKERD_PUBLISH_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn,tickerd=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )?;
+    // The listening line is on stderr; keep draining it after.
+    let stderr = p.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening:") {
+                let _ = tx.send(line);
+            } else if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("  tickerd: {line}");
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| io::Error::other("tickerd did not start"))?;
+    let find = |proto: &str| -> Option<String> {
+        let rest = line.split(&format!("{proto} ")).nth(1)?;
+        Some(rest.split([',', ';']).next()?.trim().to_string())
+    };
+    let http: SocketAddr = find("http")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| io::Error::other("no http address"))?;
+    let scgi: Addr = find("scgi")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| io::Error::other("no scgi address"))?;
+    let publisher = Publisher::Http {
+        addr: http,
+        path: "/publish".into(),
+        token: Some(TOKEN.into()),
+    };
+    let mut procs = vec![p];
+    let (addr, proto) = match via {
+        Via::Http => (Addr::Tcp(http), Proto::Http),
+        Via::Scgi => (scgi, Proto::Scgi),
+        Via::Lighttpd => {
+            let port = free_port()?;
+            let mut cmd = Command::new("lighttpd");
+            cmd.args(["-D", "-f"])
+                .arg(repo().join("conf/lighttpd.conf"))
+                .current_dir(repo())
+                .env("TICKERD_FRONT_PORT", port.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            match &scgi {
+                Addr::Tcp(a) => cmd
+                    .env("TICKERD_SCGI_HOST", a.ip().to_string())
+                    .env("TICKERD_SCGI_PORT", a.port().to_string()),
+                Addr::Unix(path) => cmd.env("TICKERD_SCGI_SOCKET", path),
+            };
+            procs.push(Proc::spawn("lighttpd", &mut cmd)?);
+            let front: SocketAddr = ([127, 0, 0, 1], port).into();
+            if !wait_port(front, Duration::from_secs(10)) {
+                return Err(io::Error::other("lighttpd did not start"));
+            }
+            (Addr::Tcp(front), Proto::Http)
+        }
+    };
+    Ok(System {
+        addr,
+        proto,
+        path: "/ticker".into(),
+        publisher,
+        procs,
+    })
+}
+
+/// nginx with nchan from `benches/nchan.conf` (Debian's nginx-light and
+/// libnginx-mod-nchan).
+pub fn nchan() -> io::Result<System> {
+    let port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("tickerd-bench-nchan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    // nginx reads no environment: the port goes into a copy of the file.
+    let conf = std::fs::read_to_string(repo().join("benches/nchan.conf"))?
+        .replace("__PORT__", &port.to_string());
+    let conf_path = dir.join("nchan.conf");
+    std::fs::write(&conf_path, conf)?;
+    let p = Proc::spawn(
+        "nginx+nchan",
+        Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-e", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    if !wait_port(addr, Duration::from_secs(10)) {
+        return Err(io::Error::other("nginx with nchan did not start"));
+    }
+    // The master forks one worker: measure the worker, which does the work.
+    let worker = find_child(p.pid()).unwrap_or(p.pid());
+    let mut procs = vec![p];
+    procs[0].name = format!("nchan[{worker}]");
+    Ok(System {
+        addr: Addr::Tcp(addr),
+        proto: Proto::Http,
+        path: "/sub".into(),
+        publisher: Publisher::Http {
+            addr,
+            path: "/pub".into(),
+            token: None,
+        },
+        procs,
+    })
+}
+
+/// The first child process of `pid`, from /proc.
+fn find_child(pid: u32) -> Option<u32> {
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(c) = children
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse().ok())
+        {
+            return Some(c);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+impl System {
+    /// The pid to measure for each reported process.
+    pub fn measured(&self) -> Vec<(String, u32)> {
+        self.procs
+            .iter()
+            .map(|p| match p.name.strip_prefix("nchan[") {
+                Some(rest) => (
+                    "nchan".to_string(),
+                    rest.trim_end_matches(']').parse().unwrap_or(p.pid()),
+                ),
+                None => (p.name.clone(), p.pid()),
+            })
+            .collect()
+    }
+}
