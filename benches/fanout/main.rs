@@ -5,6 +5,8 @@
 //! `cargo bench --bench fanout -- [--via scgi|http|lighttpd] [--unix] [--clients N]
 //!     [--rate R] [--seconds S] [--mode stream|longpoll] [--target tickerd|nchan]`
 //!
+//! `FANOUT_SPREADS=1` also prints each tick's fan-out spread per system.
+//!
 //! Run by `cargo test --all-targets` (no `--bench` argument) it makes a small smoke run and
 //! fails on any connection failure or missing event, so it cannot rot.
 //!
@@ -49,7 +51,8 @@ impl Default for Options {
             unix: false,
             clients: 10_000,
             rate: 1.0,
-            seconds: 10.0,
+            // 30 ticks: enough for spread and latency percentiles to mean something.
+            seconds: 30.0,
             mode: Mode::Stream,
             nchan: false,
             ramp_per_s: 20_000,
@@ -194,6 +197,7 @@ struct Worker {
 }
 
 fn spawn_worker(sys: &System, opts: &Options, index: usize, count: usize) -> io::Result<Worker> {
+    assert!(index < 240, "out of 127.0.0.x source addresses");
     let out =
         std::env::temp_dir().join(format!("tickerd-fanout-{}-{index}.bin", std::process::id()));
     let mut cmd = Command::new(std::env::current_exe()?);
@@ -257,87 +261,131 @@ fn wait_for(lines: &Receiver<String>, prefix: &str, within: Duration) -> io::Res
     }
 }
 
-/// One system under the load: returns its row.
-fn measure(name: &str, mut sys: System, opts: &Options) -> io::Result<Row> {
-    let measured = sys.measured();
-    let rss_before: Vec<u64> = measured.iter().map(|(_, pid)| sys::rss_kib(*pid)).collect();
+/// A system under load, its clients, and what was measured around it.
+struct Trial {
+    sys: System,
+    workers: Vec<Worker>,
+    measured: Vec<(String, u32)>,
+    rss_before: Vec<u64>,
+    rss_after: Vec<u64>,
+    cpu_before: Vec<Duration>,
+    run: Run,
+}
+
+/// The systems under the same load at the same time, each with its own clients. Publishes
+/// to system `i` of `n` are offset by `i/n` of the period, so their fan-outs do not overlap,
+/// while drift on a shared machine (other load, caches, the kernel's tables) hits them all
+/// alike: that is what makes the ratios to the floor trustworthy.
+fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<Vec<Row>> {
+    let mut trials = Vec::new();
     let workers_needed = opts.clients.div_ceil(opts.per_worker);
-    let mut workers = Vec::new();
-    for i in 0..workers_needed {
-        let share = opts.clients / workers_needed + usize::from(i < opts.clients % workers_needed);
-        workers.push(spawn_worker(&sys, opts, i, share)?);
+    for (name, sys) in systems {
+        let measured = sys.measured();
+        let rss_before = measured.iter().map(|(_, pid)| sys::rss_kib(*pid)).collect();
+        let mut workers = Vec::new();
+        for i in 0..workers_needed {
+            let share =
+                opts.clients / workers_needed + usize::from(i < opts.clients % workers_needed);
+            // Source addresses differ per system and worker.
+            workers.push(spawn_worker(
+                &sys,
+                opts,
+                trials.len() * workers_needed + i,
+                share,
+            )?);
+        }
+        let run = Run {
+            name: name.to_string(),
+            clients: opts.clients,
+            ..Run::default()
+        };
+        trials.push(Trial {
+            sys,
+            workers,
+            measured,
+            rss_before,
+            rss_after: Vec::new(),
+            cpu_before: Vec::new(),
+            run,
+        });
     }
-    let ramp_time = Duration::from_secs_f64(opts.clients as f64 / opts.ramp_per_s as f64);
-    let mut run = Run {
-        name: name.to_string(),
-        clients: opts.clients,
-        ..Run::default()
-    };
-    for w in &workers {
-        let ready = wait_for(&w.lines, "READY ", ramp_time + Duration::from_secs(60))?;
-        run.connected += ready.first().copied().unwrap_or(0);
-        run.failed += ready.get(1).copied().unwrap_or(0);
-        run.connect_ms = run.connect_ms.max(ready.get(2).copied().unwrap_or(0));
+    let ramp_time =
+        Duration::from_secs_f64(opts.clients as f64 * trials.len() as f64 / opts.ramp_per_s as f64);
+    for t in &mut trials {
+        for w in &t.workers {
+            let ready = wait_for(&w.lines, "READY ", ramp_time + Duration::from_secs(60))?;
+            t.run.connected += ready.first().copied().unwrap_or(0);
+            t.run.failed += ready.get(1).copied().unwrap_or(0);
+            t.run.connect_ms = t.run.connect_ms.max(ready.get(2).copied().unwrap_or(0));
+        }
     }
     // Let the last heads and current events settle before measuring.
     std::thread::sleep(Duration::from_millis(300));
-    let rss_after: Vec<u64> = measured.iter().map(|(_, pid)| sys::rss_kib(*pid)).collect();
-    let cpu_before: Vec<Duration> = measured
-        .iter()
-        .map(|(_, pid)| sys::cpu_time(*pid))
-        .collect();
+    for t in &mut trials {
+        t.rss_after = t
+            .measured
+            .iter()
+            .map(|(_, pid)| sys::rss_kib(*pid))
+            .collect();
+        t.cpu_before = t
+            .measured
+            .iter()
+            .map(|(_, pid)| sys::cpu_time(*pid))
+            .collect();
+    }
     let count = (opts.rate * opts.seconds).round().max(1.0) as u64;
+    let n = trials.len() as f64;
     let start = Instant::now();
     for seq in 1..=count {
-        let due = start + Duration::from_secs_f64((seq - 1) as f64 / opts.rate);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+        for (i, t) in trials.iter_mut().enumerate() {
+            let due =
+                start + Duration::from_secs_f64(((seq - 1) as f64 + i as f64 / n) / opts.rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            t.run.published.push(sys::now_ns());
+            t.sys.publisher.publish(seq)?;
         }
-        run.published.push(sys::now_ns());
-        sys.publisher.publish(seq)?;
     }
     // Time for the last event to reach everyone.
     std::thread::sleep(Duration::from_secs_f64((2.0 / opts.rate).clamp(0.5, 2.0)));
-    run.window = start.elapsed();
-    let cpu_after: Vec<Duration> = measured
-        .iter()
-        .map(|(_, pid)| sys::cpu_time(*pid))
-        .collect();
-    for (i, (pname, _)) in measured.iter().enumerate() {
-        run.procs.push((
-            pname.clone(),
-            cpu_after[i].saturating_sub(cpu_before[i]),
-            rss_before[i],
-            rss_after[i],
+    let window = start.elapsed();
+    let mut rows = Vec::new();
+    for mut t in trials {
+        t.run.window = window;
+        for (i, (pname, pid)) in t.measured.iter().enumerate() {
+            let cpu = sys::cpu_time(*pid).saturating_sub(t.cpu_before[i]);
+            t.run
+                .procs
+                .push((pname.clone(), cpu, t.rss_before[i], t.rss_after[i]));
+        }
+        for w in &mut t.workers {
+            if let Some(mut stdin) = w.proc.stdin() {
+                let _ = writeln!(stdin, "STOP");
+            }
+        }
+        let mut arrivals = Vec::new();
+        for w in &t.workers {
+            let done = wait_for(&w.lines, "DONE ", Duration::from_secs(30))?;
+            t.run.dropped += done.get(2).copied().unwrap_or(0);
+            t.run.responses += done.get(3).copied().unwrap_or(0);
+            let mut bytes = Vec::new();
+            std::fs::File::open(&w.out)?.read_to_end(&mut bytes)?;
+            let _ = std::fs::remove_file(&w.out);
+            for rec in bytes.chunks_exact(12) {
+                let seq = u32::from_le_bytes(rec[..4].try_into().unwrap());
+                let ns = u64::from_le_bytes(rec[4..].try_into().unwrap());
+                arrivals.push((seq, ns));
+            }
+        }
+        rows.push(report::summarize(
+            &t.run,
+            &arrivals,
+            opts.mode == Mode::Stream,
         ));
+        // Dropping the trial stops its workers and its system.
     }
-    let mut arrivals = Vec::new();
-    for w in &mut workers {
-        if let Some(stdin) = w.proc.stdin() {
-            let mut stdin = stdin;
-            let _ = writeln!(stdin, "STOP");
-        }
-    }
-    for w in &workers {
-        let done = wait_for(&w.lines, "DONE ", Duration::from_secs(30))?;
-        run.dropped += done.get(2).copied().unwrap_or(0);
-        run.responses += done.get(3).copied().unwrap_or(0);
-        let mut bytes = Vec::new();
-        std::fs::File::open(&w.out)?.read_to_end(&mut bytes)?;
-        let _ = std::fs::remove_file(&w.out);
-        for rec in bytes.chunks_exact(12) {
-            let seq = u32::from_le_bytes(rec[..4].try_into().unwrap());
-            let ns = u64::from_le_bytes(rec[4..].try_into().unwrap());
-            arrivals.push((seq, ns));
-        }
-    }
-    drop(workers);
-    drop(sys);
-    Ok(report::summarize(
-        &run,
-        &arrivals,
-        opts.mode == Mode::Stream,
-    ))
+    Ok(rows)
 }
 
 fn coordinate(opts: &Options) -> io::Result<bool> {
@@ -360,19 +408,14 @@ fn coordinate(opts: &Options) -> io::Result<bool> {
         opts.rate,
         opts.seconds
     );
-    let mut rows = Vec::new();
-    eprintln!("- floor");
-    rows.push(measure("floor", target::floor()?, opts)?);
-    eprintln!("- tickerd");
-    rows.push(measure(
-        "tickerd",
-        target::tickerd(opts.via, opts.unix)?,
-        opts,
-    )?);
+    let mut systems = vec![
+        ("floor", target::floor()?),
+        ("tickerd", target::tickerd(opts.via, opts.unix)?),
+    ];
     if opts.nchan {
-        eprintln!("- nchan");
-        rows.push(measure("nchan", target::nchan()?, opts)?);
+        systems.push(("nchan", target::nchan()?));
     }
+    let rows = measure_together(systems, opts)?;
     println!("{}", report::table(&rows, opts.mode == Mode::LongPoll));
     let settings = format!(
         "{{\"clients\":{},\"rate\":{},\"seconds\":{},\"via\":\"{via}\",\"mode\":\"{mode}\",\"cores\":{}}}",

@@ -69,6 +69,14 @@ pub fn summarize(run: &Run, arrivals: &[(u32, u64)], streams: bool) -> Row {
         e.1 = e.1.max(at);
     }
     latencies.sort_unstable();
+    if std::env::var_os("FANOUT_SPREADS").is_some() {
+        let mut per_seq: Vec<_> = first_last
+            .iter()
+            .map(|(s, (a, b))| (*s, ms(b - a)))
+            .collect();
+        per_seq.sort_by_key(|p| p.0);
+        eprintln!("{} spreads by seq (ms): {per_seq:.1?}", run.name);
+    }
     let mut spreads: Vec<u64> = first_last.values().map(|(a, b)| b - a).collect();
     spreads.sort_unstable();
     let received = latencies.len() as u64;
