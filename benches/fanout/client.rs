@@ -55,6 +55,8 @@ pub enum Proto {
 pub enum Mode {
     Stream,
     LongPoll,
+    /// Streams that send their request and never read a byte: the slowest reader there is.
+    Stalled,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +188,11 @@ fn open(opts: &WorkerOptions) -> io::Result<Sock> {
             let s = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
             s.set_nonblocking(true)?;
             s.set_nodelay(true)?;
+            if opts.mode == Mode::Stalled {
+                // A small window, so the server's send buffer fills within seconds and it
+                // must decide what a reader that never reads gets.
+                s.set_recv_buffer_size(4096)?;
+            }
             if let Some(ip) = opts.source {
                 // Our own source address: its own 28,000 ephemeral ports.
                 s.bind(&SocketAddr::new(ip, 0).into())?;
@@ -393,6 +400,13 @@ fn serve(
                 return Outcome::Close;
             }
         }
+    }
+    if opts.mode == Mode::Stalled {
+        if !c.counted {
+            c.counted = true;
+            tally.connected += 1;
+        }
+        return Outcome::Open;
     }
     loop {
         match c.sock.read(buf) {

@@ -27,7 +27,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use client::{Addr, Mode, Proto, WorkerOptions};
-use report::{Row, Run};
+use report::{ProcFigures, Row, Run};
 use target::{Proc, System, Via};
 
 #[derive(Debug, Clone)]
@@ -41,6 +41,8 @@ struct Options {
     nchan: bool,
     ramp_per_s: u64,
     per_worker: usize,
+    /// Extra streams per system that never read.
+    stalled: usize,
     smoke: bool,
 }
 
@@ -57,13 +59,14 @@ impl Default for Options {
             nchan: false,
             ramp_per_s: 20_000,
             per_worker: 5_000,
+            stalled: 0,
             smoke: false,
         }
     }
 }
 
 const USAGE: &str = "fanout [--via scgi|http|lighttpd] [--unix] [--clients N] [--rate R] \
-[--seconds S] [--mode stream|longpoll] [--target tickerd|nchan] [--ramp N/s] [--per-worker N]";
+[--seconds S] [--mode stream|longpoll] [--target tickerd|nchan] [--stalled N] [--ramp N/s] [--per-worker N]";
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -98,6 +101,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--rate" => o.rate = val()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--seconds" => o.seconds = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--ramp" => o.ramp_per_s = val()?.parse().map_err(|e| format!("--ramp: {e}"))?,
+            "--stalled" => o.stalled = val()?.parse().map_err(|e| format!("--stalled: {e}"))?,
             "--per-worker" => {
                 o.per_worker = val()?.parse().map_err(|e| format!("--per-worker: {e}"))?
             }
@@ -180,10 +184,10 @@ fn worker_options(args: &[String]) -> io::Result<WorkerOptions> {
         threads: num("--threads")? as usize,
         source: get("--source").ok().and_then(|s| s.parse().ok()),
         ramp_per_s: num("--ramp")?,
-        mode: if get("--mode")? == "longpoll" {
-            Mode::LongPoll
-        } else {
-            Mode::Stream
+        mode: match get("--mode")? {
+            "longpoll" => Mode::LongPoll,
+            "stalled" => Mode::Stalled,
+            _ => Mode::Stream,
         },
         out: get("--out")?.into(),
     })
@@ -196,7 +200,13 @@ struct Worker {
     out: std::path::PathBuf,
 }
 
-fn spawn_worker(sys: &System, opts: &Options, index: usize, count: usize) -> io::Result<Worker> {
+fn spawn_worker(
+    sys: &System,
+    opts: &Options,
+    mode: Mode,
+    index: usize,
+    count: usize,
+) -> io::Result<Worker> {
     assert!(index < 240, "out of 127.0.0.x source addresses");
     let out =
         std::env::temp_dir().join(format!("tickerd-fanout-{}-{index}.bin", std::process::id()));
@@ -226,10 +236,10 @@ fn spawn_worker(sys: &System, opts: &Options, index: usize, count: usize) -> io:
         ])
         .args([
             "--mode",
-            if opts.mode == Mode::LongPoll {
-                "longpoll"
-            } else {
-                "stream"
+            match mode {
+                Mode::LongPoll => "longpoll",
+                Mode::Stream => "stream",
+                Mode::Stalled => "stalled",
             },
         ])
         .arg("--out")
@@ -265,10 +275,13 @@ fn wait_for(lines: &Receiver<String>, prefix: &str, within: Duration) -> io::Res
 struct Trial {
     sys: System,
     workers: Vec<Worker>,
+    /// Workers whose streams never read (`--stalled`).
+    stalled: Vec<Worker>,
     measured: Vec<(String, u32)>,
     rss_before: Vec<u64>,
     rss_after: Vec<u64>,
     cpu_before: Vec<Duration>,
+    rss_mid: Vec<u64>,
     run: Run,
 }
 
@@ -282,17 +295,21 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
     for (name, sys) in systems {
         let measured = sys.measured();
         let rss_before = measured.iter().map(|(_, pid)| sys::rss_kib(*pid)).collect();
+        // Source addresses differ per system and worker.
+        let stalled_workers = opts.stalled.div_ceil(opts.per_worker);
+        let first = trials.len() * (workers_needed + stalled_workers);
         let mut workers = Vec::new();
         for i in 0..workers_needed {
             let share =
                 opts.clients / workers_needed + usize::from(i < opts.clients % workers_needed);
-            // Source addresses differ per system and worker.
-            workers.push(spawn_worker(
-                &sys,
-                opts,
-                trials.len() * workers_needed + i,
-                share,
-            )?);
+            workers.push(spawn_worker(&sys, opts, opts.mode, first + i, share)?);
+        }
+        let mut stalled = Vec::new();
+        for i in 0..stalled_workers {
+            let share =
+                opts.stalled / stalled_workers + usize::from(i < opts.stalled % stalled_workers);
+            let index = first + workers_needed + i;
+            stalled.push(spawn_worker(&sys, opts, Mode::Stalled, index, share)?);
         }
         let run = Run {
             name: name.to_string(),
@@ -302,16 +319,23 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
         trials.push(Trial {
             sys,
             workers,
+            stalled,
             measured,
             rss_before,
             rss_after: Vec::new(),
             cpu_before: Vec::new(),
+            rss_mid: Vec::new(),
             run,
         });
     }
-    let ramp_time =
-        Duration::from_secs_f64(opts.clients as f64 * trials.len() as f64 / opts.ramp_per_s as f64);
+    let ramp_time = Duration::from_secs_f64(
+        (opts.clients + opts.stalled) as f64 * trials.len() as f64 / opts.ramp_per_s as f64,
+    );
     for t in &mut trials {
+        for w in &t.stalled {
+            let ready = wait_for(&w.lines, "READY ", ramp_time + Duration::from_secs(60))?;
+            t.run.stalled += ready.first().copied().unwrap_or(0);
+        }
         for w in &t.workers {
             let ready = wait_for(&w.lines, "READY ", ramp_time + Duration::from_secs(60))?;
             t.run.connected += ready.first().copied().unwrap_or(0);
@@ -337,6 +361,15 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
     let n = trials.len() as f64;
     let start = Instant::now();
     for seq in 1..=count {
+        if seq == count / 2 + 1 {
+            for t in &mut trials {
+                t.rss_mid = t
+                    .measured
+                    .iter()
+                    .map(|(_, pid)| sys::rss_kib(*pid))
+                    .collect();
+            }
+        }
         for (i, t) in trials.iter_mut().enumerate() {
             let due =
                 start + Duration::from_secs_f64(((seq - 1) as f64 + i as f64 / n) / opts.rate);
@@ -353,11 +386,15 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
     let mut rows = Vec::new();
     for mut t in trials {
         t.run.window = window;
-        for (i, (pname, pid)) in t.measured.iter().enumerate() {
-            let cpu = sys::cpu_time(*pid).saturating_sub(t.cpu_before[i]);
-            t.run
-                .procs
-                .push((pname.clone(), cpu, t.rss_before[i], t.rss_after[i]));
+        for (i, (name, pid)) in t.measured.iter().enumerate() {
+            t.run.procs.push(ProcFigures {
+                name: name.clone(),
+                cpu: sys::cpu_time(*pid).saturating_sub(t.cpu_before[i]),
+                rss_before: t.rss_before[i],
+                rss_connected: t.rss_after[i],
+                rss_mid: t.rss_mid[i],
+                rss_end: sys::rss_kib(*pid),
+            });
         }
         for w in &mut t.workers {
             if let Some(mut stdin) = w.proc.stdin() {

@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct Run {
     pub name: String,
     pub clients: usize,
+    /// Streams that never read, held beside the measured ones.
+    pub stalled: u64,
     pub connected: u64,
     pub failed: u64,
     pub dropped: u64,
@@ -18,14 +20,28 @@ pub struct Run {
     /// Publish time of each sequence number (1-based).
     pub published: Vec<u64>,
     pub window: Duration,
-    /// (process, CPU used during publishing, RSS KiB before clients, RSS KiB after).
-    pub procs: Vec<(String, Duration, u64, u64)>,
+    pub procs: Vec<ProcFigures>,
+}
+
+/// One measured process of a system.
+#[derive(Debug, Default, Clone)]
+pub struct ProcFigures {
+    pub name: String,
+    /// CPU used while publishing.
+    pub cpu: Duration,
+    /// RSS in KiB: before the clients came, once all were in, at the end of publishing.
+    pub rss_before: u64,
+    pub rss_connected: u64,
+    /// Halfway through publishing: growth after it is growth that does not level off.
+    pub rss_mid: u64,
+    pub rss_end: u64,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Row {
     pub name: String,
     pub clients: usize,
+    pub stalled: u64,
     pub connected: u64,
     pub failed: u64,
     pub dropped: u64,
@@ -37,8 +53,9 @@ pub struct Row {
     pub latency_ms: [f64; 3],
     pub spread_ms: [f64; 2],
     pub responses_per_s: f64,
-    /// (process, CPU µs per delivered event, RSS growth bytes per connected client).
-    pub procs: Vec<(String, f64, f64)>,
+    /// (process, CPU µs per delivered event, RSS growth bytes per connected client, RSS
+    /// growth KiB while publishing: over the whole window, over its second half).
+    pub procs: Vec<(String, f64, f64, (i64, i64))>,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -84,20 +101,25 @@ pub fn summarize(run: &Run, arrivals: &[(u32, u64)], streams: bool) -> Row {
     let procs = run
         .procs
         .iter()
-        .map(|(name, cpu, rss0, rss1)| {
+        .map(|p| {
             let per_event = if received > 0 {
-                cpu.as_nanos() as f64 / 1e3 / received as f64
+                p.cpu.as_nanos() as f64 / 1e3 / received as f64
             } else {
                 0.0
             };
-            let per_client =
-                (rss1.saturating_sub(*rss0) * 1024) as f64 / run.connected.max(1) as f64;
-            (name.clone(), per_event, per_client)
+            let per_client = (p.rss_connected.saturating_sub(p.rss_before) * 1024) as f64
+                / run.connected.max(1) as f64;
+            let growth = (
+                p.rss_end as i64 - p.rss_connected as i64,
+                p.rss_end as i64 - p.rss_mid as i64,
+            );
+            (p.name.clone(), per_event, per_client, growth)
         })
         .collect();
     Row {
         name: run.name.clone(),
         clients: run.clients,
+        stalled: run.stalled,
         connected: run.connected,
         failed: run.failed,
         dropped: run.dropped,
@@ -126,7 +148,7 @@ pub fn table(rows: &[Row], long_poll: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:>13} {:>9} {:>22} {:>21} {:>17} {:>26} {:>12}",
+        "{:<22} {:>13} {:>9} {:>22} {:>21} {:>17} {:>26} {:>12} {:>14}",
         "system",
         "conns ok/fail",
         "conn ms",
@@ -134,14 +156,15 @@ pub fn table(rows: &[Row], long_poll: bool) -> String {
         "latency p50/p99/max",
         "spread p50/p99",
         "CPU µs/event (× floor)",
-        "RSS B/client"
+        "RSS B/client",
+        "RSS Δ all/2nd half"
     );
     for r in rows {
         let floor_cpu = floor
             .and_then(|f| f.procs.first())
             .map(|p| p.1)
             .unwrap_or(0.0);
-        for (i, (proc_name, cpu, rss)) in r.procs.iter().enumerate() {
+        for (i, (proc_name, cpu, rss, growth)) in r.procs.iter().enumerate() {
             let ratio = if floor_cpu > 0.0 {
                 format!("{:.2}×", cpu / floor_cpu)
             } else {
@@ -150,7 +173,7 @@ pub fn table(rows: &[Row], long_poll: bool) -> String {
             if i == 0 {
                 let _ = writeln!(
                     out,
-                    "{:<22} {:>13} {:>9} {:>22} {:>21} {:>17} {:>26} {:>12.0}",
+                    "{:<22} {:>13} {:>9} {:>22} {:>21} {:>17} {:>26} {:>12.0} {:>14}",
                     format!("{} [{proc_name}]", r.name),
                     format!("{}/{}", r.connected, r.failed),
                     r.connect_ms,
@@ -161,12 +184,13 @@ pub fn table(rows: &[Row], long_poll: bool) -> String {
                     ),
                     format!("{:.2}/{:.2} ms", r.spread_ms[0], r.spread_ms[1]),
                     format!("{cpu:.2} ({ratio})"),
-                    rss
+                    rss,
+                    format!("{:+}/{:+} KiB", growth.0, growth.1)
                 );
             } else {
                 let _ = writeln!(
                     out,
-                    "{:<22} {:>13} {:>9} {:>22} {:>21} {:>17} {:>26} {:>12.0}",
+                    "{:<22} {:>13} {:>9} {:>22} {:>21} {:>17} {:>26} {:>12.0} {:>14}",
                     format!("  + [{proc_name}]"),
                     "",
                     "",
@@ -174,7 +198,8 @@ pub fn table(rows: &[Row], long_poll: bool) -> String {
                     "",
                     "",
                     format!("{cpu:.2} ({ratio})"),
-                    rss
+                    rss,
+                    format!("{:+}/{:+} KiB", growth.0, growth.1)
                 );
             }
         }
@@ -184,6 +209,9 @@ pub fn table(rows: &[Row], long_poll: bool) -> String {
                 "{:<22} long-poll responses/s: {:.0}",
                 "", r.responses_per_s
             );
+        }
+        if r.stalled > 0 {
+            let _ = writeln!(out, "{:<22} + {} streams that never read", "", r.stalled);
         }
         if let (Some(f), true) = (floor, r.name != "floor") {
             if f.spread_ms[1] > 0.0 {
@@ -210,15 +238,19 @@ pub fn json(rows: &[Row], settings: &str) -> String {
         let procs: Vec<String> = r
             .procs
             .iter()
-            .map(|(n, cpu, rss)| format!("{{\"process\":\"{n}\",\"cpu_us_per_event\":{cpu:.3},\"rss_bytes_per_client\":{rss:.1}}}"))
+            .map(|(n, cpu, rss, growth)| {
+                format!(
+                    "{{\"process\":\"{n}\",\"cpu_us_per_event\":{cpu:.3},\"rss_bytes_per_client\":{rss:.1},\"rss_growth_kib_while_publishing\":{},\"rss_growth_kib_second_half\":{}}}", growth.0, growth.1
+                )
+            })
             .collect();
         let _ = write!(
             out,
-            "{{\"system\":\"{}\",\"clients\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"connect_ms\":{},\
+            "{{\"system\":\"{}\",\"clients\":{},\"stalled\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"connect_ms\":{},\
              \"published\":{},\"expected\":{},\"received\":{},\"missing\":{},\
              \"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\"spread_ms\":{{\"p50\":{:.3},\"p99\":{:.3}}},\
              \"responses_per_s\":{:.1},\"processes\":[{}]}}",
-            r.name, r.clients, r.connected, r.failed, r.dropped, r.connect_ms, r.published, r.expected, r.received,
+            r.name, r.clients, r.stalled, r.connected, r.failed, r.dropped, r.connect_ms, r.published, r.expected, r.received,
             r.missing, r.latency_ms[0], r.latency_ms[1], r.latency_ms[2], r.spread_ms[0], r.spread_ms[1],
             r.responses_per_s, procs.join(",")
         );
