@@ -426,6 +426,51 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
 }
 
 fn coordinate(opts: &Options) -> io::Result<bool> {
+    if !opts.smoke {
+        run_one(opts)?;
+        return Ok(true);
+    }
+    // The smoke run: each path of the bench once, small, and checked, so none can rot.
+    let variants = [
+        Options {
+            nchan: true,
+            stalled: 20,
+            ..opts.clone()
+        },
+        Options {
+            via: Via::Lighttpd,
+            ..opts.clone()
+        },
+        Options {
+            via: Via::Scgi,
+            unix: true,
+            mode: Mode::LongPoll,
+            ..opts.clone()
+        },
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for v in &variants {
+        for r in run_one(v)? {
+            let all_in = r.connected == v.clients as u64 && r.failed == 0;
+            let delivered = match v.mode {
+                Mode::LongPoll => r.responses_per_s > 0.0 && r.received > 0,
+                _ => r.missing == 0 && r.received > 0 && r.stalled == v.stalled as u64,
+            };
+            if all_in && delivered {
+                passed += 1;
+            } else {
+                eprintln!("smoke run failed for {}: {r:?}", r.name);
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+/// One configuration: starts the systems, measures them together, prints the table and
+/// the JSON line.
+fn run_one(opts: &Options) -> io::Result<Vec<Row>> {
     let via = match (opts.via, opts.unix) {
         (Via::Scgi, true) => "scgi (unix socket)",
         (Via::Scgi, false) => "scgi",
@@ -433,52 +478,41 @@ fn coordinate(opts: &Options) -> io::Result<bool> {
         (Via::Lighttpd, true) => "lighttpd → scgi (unix socket)",
         (Via::Lighttpd, false) => "lighttpd → scgi",
     };
-    let mode = if opts.mode == Mode::LongPoll {
-        "longpoll"
-    } else {
-        "stream"
+    let mode = match opts.mode {
+        Mode::LongPoll => "longpoll",
+        _ => "stream",
     };
     eprintln!(
-        "fanout{}: {} clients, {} ticks/s for {} s, via {via}, {mode}",
+        "fanout{}: {} clients{}, {} ticks/s for {} s, via {via}, {mode}",
         if opts.smoke { " (smoke run)" } else { "" },
         opts.clients,
+        if opts.stalled > 0 {
+            format!(" (+{} that never read)", opts.stalled)
+        } else {
+            String::new()
+        },
         opts.rate,
         opts.seconds
     );
-    let mut systems = vec![
-        ("floor", target::floor()?),
-        ("tickerd", target::tickerd(opts.via, opts.unix)?),
-    ];
-    if opts.nchan {
+    // The floor writes a stream; it has no long-poll form, nor has nchan.
+    let mut systems = Vec::new();
+    if opts.mode != Mode::LongPoll {
+        systems.push(("floor", target::floor()?));
+    }
+    systems.push(("tickerd", target::tickerd(opts.via, opts.unix)?));
+    if opts.nchan && opts.mode != Mode::LongPoll {
         systems.push(("nchan", target::nchan()?));
     }
     let rows = measure_together(systems, opts)?;
     println!("{}", report::table(&rows, opts.mode == Mode::LongPoll));
     let settings = format!(
-        "{{\"clients\":{},\"rate\":{},\"seconds\":{},\"via\":\"{via}\",\"mode\":\"{mode}\",\"cores\":{}}}",
+        "{{\"clients\":{},\"stalled\":{},\"rate\":{},\"seconds\":{},\"via\":\"{via}\",\"mode\":\"{mode}\",\"cores\":{}}}",
         opts.clients,
+        opts.stalled,
         opts.rate,
         opts.seconds,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("{}", report::json(&rows, &settings));
-    if opts.smoke {
-        // The smoke run checks the bench still measures something true.
-        let mut ok = true;
-        for r in &rows {
-            let all_in = r.connected == opts.clients as u64 && r.failed == 0;
-            let streams_whole = opts.mode == Mode::LongPoll || (r.missing == 0 && r.received > 0);
-            if !(all_in && streams_whole) {
-                eprintln!("smoke run failed for {}: {r:?}", r.name);
-                ok = false;
-            }
-        }
-        println!(
-            "{} passed, {} failed",
-            rows.len() * usize::from(ok),
-            if ok { 0 } else { rows.len() }
-        );
-        return Ok(ok);
-    }
-    Ok(true)
+    Ok(rows)
 }
