@@ -19,6 +19,8 @@ pub const TOKEN: &str = "bench-token-0123456789";
 pub struct Proc {
     pub name: String,
     child: Child,
+    /// Processes the child forked (nginx's worker), killed with it.
+    pub also: Vec<u32>,
 }
 
 impl Proc {
@@ -31,6 +33,7 @@ impl Proc {
         Ok(Proc {
             name: name.to_string(),
             child,
+            also: Vec::new(),
         })
     }
 
@@ -81,9 +84,25 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so that a master process stops its workers; SIGKILL if it lingers.
     fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on our own child and the processes it forked.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for &pid in &self.also {
+            // SAFETY: as above; a pid already gone is harmless here, reused within
+            // microseconds is not a real risk.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
     }
 }
 
@@ -321,6 +340,10 @@ pub fn nchan() -> io::Result<System> {
     }
     // The master forks one worker: measure the worker, which does the work.
     let worker = find_child(p.pid()).unwrap_or(p.pid());
+    let mut p = p;
+    if worker != p.pid() {
+        p.also.push(worker);
+    }
     let mut procs = vec![p];
     procs[0].name = format!("nchan[{worker}]");
     Ok(System {
