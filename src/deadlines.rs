@@ -40,6 +40,18 @@ impl DeadlineQueue {
         }
     }
 
+    /// Drops the entries `keep` refuses (those of connections already gone). The loop calls
+    /// it when the queue holds far more entries than there are connections, so the queue
+    /// stays proportional to live connections however fast they churn.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, u64) -> bool) {
+        self.queue.retain(|&(_, key, serial)| keep(key, serial));
+    }
+
+    /// Gives back memory after a burst.
+    pub fn shrink(&mut self) {
+        self.queue.shrink_to(self.queue.len() * 2);
+    }
+
     pub fn len(&self) -> usize {
         self.queue.len()
     }
@@ -65,5 +77,21 @@ mod tests {
         assert_eq!(q.pop_expired(t0 + Duration::from_secs(10)), None);
         assert_eq!(q.pop_expired(t0 + Duration::from_secs(60)), Some((2, 101)));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn retain_keeps_order() {
+        let t0 = Instant::now();
+        let mut q = DeadlineQueue::new(Duration::from_secs(1));
+        for key in 0..10 {
+            q.start(t0, key, key as u64);
+        }
+        q.retain(|key, _| key % 3 == 0);
+        assert_eq!(q.len(), 4);
+        let later = t0 + Duration::from_secs(2);
+        let keys: Vec<_> = std::iter::from_fn(|| q.pop_expired(later))
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, [0, 3, 6, 9]);
     }
 }

@@ -133,6 +133,8 @@ pub struct Server {
     counters: Counters,
     timers: Timers,
     next_serial: u64,
+    /// The id of the event last fanned out to parked clients.
+    fanned_out_id: u64,
     /// When accept last started failing for want of descriptors; `None` while it works.
     out_of_descriptors_since: Option<Instant>,
     /// One read buffer for every socket: data is copied out of it at once.
@@ -200,6 +202,7 @@ impl Server {
                 long_polls: DeadlineQueue::new(config.long_poll_hold),
             },
             next_serial: 0,
+            fanned_out_id: 0,
             out_of_descriptors_since: None,
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
@@ -254,6 +257,7 @@ impl Server {
                 }
             }
             self.on_timers(Instant::now());
+            self.fan_out();
         }
     }
 
@@ -453,7 +457,6 @@ impl Server {
     /// Carries out a routed request on connection `key`.
     fn carry_out(&mut self, key: usize, action: Action) {
         if let Action::Publish(cents) = action {
-            // Fan out first: subscribers wait on this, the publisher only for its answer.
             self.new_tick(cents);
         }
         let Some(conn) = self.clients.get_mut(key) else {
@@ -538,10 +541,22 @@ impl Server {
     }
 
     /// A new price: every parked client starts writing it.
+    /// A new price. The fan-out follows once the loop has handled every ready event, so the
+    /// ticks that arrive during a long fan-out (publishes faster than one core can deliver)
+    /// fold into one: clients get the newest price, never a backlog of fan-outs.
     fn new_tick(&mut self, cents: u64) {
         self.prices.set(cents);
         self.counters.ticks += 1;
+    }
+
+    /// Every parked client starts writing the current event, if it has moved since the last
+    /// fan-out.
+    fn fan_out(&mut self) {
         let event = self.prices.current();
+        if event.id == self.fanned_out_id {
+            return;
+        }
+        self.fanned_out_id = event.id;
         for (key, conn) in self.clients.iter_mut() {
             let flow = conn.on_tick(event, &mut self.counters.written);
             if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
@@ -566,6 +581,24 @@ impl Server {
         self.settle_all();
     }
 
+    /// Deadline entries outlive their connections (a closed one is skipped when its entry
+    /// expires). When a queue holds many more entries than there are connections, drop the
+    /// dead ones, so memory follows live connections, not the churn of the last 30 s.
+    fn compact_deadlines(&mut self) {
+        let live = self.clients.len();
+        let clients = &mut self.clients;
+        for queue in [
+            &mut self.timers.requests,
+            &mut self.timers.lingering,
+            &mut self.timers.long_polls,
+        ] {
+            if queue.len() > 2 * live + 1024 {
+                queue.retain(|key, serial| clients.get_serial(key, serial).is_some());
+                queue.shrink();
+            }
+        }
+    }
+
     fn settle_all(&mut self) {
         let mut pending = std::mem::take(&mut self.settle_later);
         for (key, flow) in pending.drain(..) {
@@ -575,6 +608,7 @@ impl Server {
     }
 
     fn on_timers(&mut self, now: Instant) {
+        self.compact_deadlines();
         if let Some((at, period)) = self.timers.tick {
             if at <= now {
                 // Keep the beat; after a stall, skip ahead rather than tick in a burst.

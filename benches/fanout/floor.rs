@@ -9,7 +9,12 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 pub fn run() -> io::Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
+    // The same backlog as tickerd's listener (std's bind asks for 128, which a ramp of
+    // thousands overflows: dropped SYNs come back only seconds later).
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(4096)?;
+    let listener: TcpListener = socket.into();
     println!("LISTEN {}", listener.local_addr()?);
     io::stdout().flush()?;
     let sockets: Arc<Mutex<Vec<TcpStream>>> = Arc::default();

@@ -382,6 +382,9 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
     }
     // Time for the last event to reach everyone.
     std::thread::sleep(Duration::from_secs_f64((2.0 / opts.rate).clamp(0.5, 2.0)));
+    for t in &mut trials {
+        t.sys.publisher.finish()?;
+    }
     let window = start.elapsed();
     let mut rows = Vec::new();
     for mut t in trials {

@@ -113,6 +113,9 @@ pub enum Publisher {
         addr: SocketAddr,
         path: String,
         token: Option<String>,
+        /// Publishes sent whose answers are read at the end: waiting for each answer would
+        /// throttle the rate to the server's pace and hide an overload.
+        pending: Vec<(u64, TcpStream)>,
     },
     /// The floor reads sequence numbers on its stdin.
     Floor(ChildStdin),
@@ -122,37 +125,52 @@ impl Publisher {
     pub fn publish(&mut self, seq: u64) -> io::Result<()> {
         match self {
             Publisher::Floor(stdin) => writeln!(stdin, "{seq}"),
-            Publisher::Http { addr, path, token } => {
+            Publisher::Http {
+                addr,
+                path,
+                token,
+                pending,
+            } => {
                 let body = format!("{seq}.00");
                 let auth = token
                     .as_ref()
                     .map(|t| format!("Authorization: Bearer {t}\r\n"))
                     .unwrap_or_default();
                 let mut s = TcpStream::connect(*addr)?;
-                s.set_read_timeout(Some(Duration::from_secs(5)))?;
                 write!(
                     s,
                     "POST {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
                     body.len()
                 )?;
-                let mut answer = Vec::new();
-                let _ = s.read_to_end(&mut answer);
-                let ok = answer.starts_with(b"HTTP/1.1 200")
-                    || answer.starts_with(b"HTTP/1.1 201")
-                    || answer.starts_with(b"HTTP/1.1 202");
-                if ok {
-                    Ok(())
-                } else {
-                    Err(io::Error::other(format!(
-                        "publish {seq}: {}",
-                        String::from_utf8_lossy(&answer)
-                            .lines()
-                            .next()
-                            .unwrap_or("no answer")
-                    )))
-                }
+                pending.push((seq, s));
+                Ok(())
             }
         }
+    }
+
+    /// Reads the answers to every publish sent; an error names the first that failed.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let Publisher::Http { pending, .. } = self else {
+            return Ok(());
+        };
+        for (seq, mut s) in pending.drain(..) {
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let mut answer = Vec::new();
+            let _ = s.read_to_end(&mut answer);
+            let ok = [&b"HTTP/1.1 200"[..], b"HTTP/1.1 201", b"HTTP/1.1 202"]
+                .iter()
+                .any(|p| answer.starts_with(p));
+            if !ok {
+                return Err(io::Error::other(format!(
+                    "publish {seq}: {}",
+                    String::from_utf8_lossy(&answer)
+                        .lines()
+                        .next()
+                        .unwrap_or("no answer")
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -273,6 +291,7 @@ pub fn tickerd(via: Via, unix: bool) -> io::Result<System> {
         addr: http,
         path: "/publish".into(),
         token: Some(TOKEN.into()),
+        pending: Vec::new(),
     };
     let mut procs = vec![p];
     let (addr, proto) = match via {
@@ -354,6 +373,7 @@ pub fn nchan() -> io::Result<System> {
             addr,
             path: "/pub".into(),
             token: None,
+            pending: Vec::new(),
         },
         procs,
     })
