@@ -308,10 +308,27 @@ impl<S: Socket> Connection<S> {
 
     /// A new tick: a parked client starts writing it. Others pick it up when their current
     /// write completes (conflation), so nobody ever queues more than one event.
-    pub fn on_tick(&mut self, now: &Event, written: &mut Written) -> Flow {
+    ///
+    /// `folded`: when several ticks came since the last fan-out, the events after the id
+    /// `from` as one shared chunk, and how many. A stream parked at `from` keeps up: it gets
+    /// them all, in order, in one write. Any other client gets the newest event only.
+    pub fn on_tick(&mut self, now: &Event, folded: Option<&Folded>, written: &mut Written) -> Flow {
         match self.state {
-            State::Parked(waiter) => {
-                self.state = next_state(waiter, self.protocol, now, written);
+            State::Parked(w) => {
+                self.state = match folded {
+                    Some(f) if w.kind == Kind::Stream && w.last_id == Some(f.from) => {
+                        written.events += f.count;
+                        State::Writing {
+                            out: f.bytes.clone(),
+                            offset: 0,
+                            then: Some(Waiter {
+                                last_id: Some(now.id),
+                                ..w
+                            }),
+                        }
+                    }
+                    _ => next_state(w, self.protocol, now, written),
+                };
                 self.flush(now, written)
             }
             _ => Flow::Open,
@@ -390,6 +407,14 @@ impl<S: Socket> Connection<S> {
             None => format!("{proto}#{}", self.serial),
         }
     }
+}
+
+/// Several ticks folded into one fan-out: the events after `from`, as one chunk.
+#[derive(Debug, Clone)]
+pub struct Folded {
+    pub from: u64,
+    pub bytes: Rc<[u8]>,
+    pub count: u64,
 }
 
 /// What a waiting client does next, by the rules: one that has the current event parks; a
@@ -703,7 +728,10 @@ mod tests {
         c.flush(&Event::new(1, 100), &mut w);
         // Ticks 2..=50 arrive while the head is stuck.
         for id in 2..=50 {
-            assert_eq!(c.on_tick(&Event::new(id, 100 + id), &mut w), Flow::Open);
+            assert_eq!(
+                c.on_tick(&Event::new(id, 100 + id), None, &mut w),
+                Flow::Open
+            );
         }
         c.socket.blocked = false;
         c.socket.take = 3; // and the socket takes only 3 bytes per write
@@ -721,17 +749,56 @@ mod tests {
         c.start_stream(head(), Kind::Stream, None);
         c.flush(&Event::new(1, 100), &mut w);
         c.socket.blocked = true;
-        c.on_tick(&Event::new(2, 200), &mut w);
+        c.on_tick(&Event::new(2, 200), None, &mut w);
         c.socket.blocked = false;
         c.socket.take = 5;
         for id in 3..=9 {
-            c.on_tick(&Event::new(id, id * 100), &mut w);
+            c.on_tick(&Event::new(id, id * 100), None, &mut w);
         }
         c.flush(&Event::new(9, 900), &mut w);
         assert_eq!(
             text(&c),
             "HEAD|id: 1\ndata: 1.00\n\nid: 2\ndata: 2.00\n\nid: 9\ndata: 9.00\n\n"
         );
+    }
+
+    #[test]
+    fn folded_ticks_reach_a_stream_that_keeps_up_in_order() {
+        let mut w = Written::default();
+        let folded = Folded {
+            from: 5,
+            bytes: Rc::from(&b"id: 6\ndata: 6.00\n\nid: 7\ndata: 7.00\n\n"[..]),
+            count: 2,
+        };
+        let now = Event::new(7, 700);
+        // Parked at the last fan-out: every event since, in order, in one write.
+        let mut keeps_up = conn(b"", false);
+        keeps_up.start_stream(head(), Kind::Stream, Some(5));
+        keeps_up.flush(&Event::new(5, 500), &mut w);
+        keeps_up.on_tick(&now, Some(&folded), &mut w);
+        assert_eq!(
+            text(&keeps_up),
+            "HEAD|id: 6\ndata: 6.00\n\nid: 7\ndata: 7.00\n\n"
+        );
+        assert!(matches!(
+            keeps_up.state,
+            State::Parked(Waiter {
+                last_id: Some(7),
+                ..
+            })
+        ));
+        // Further behind: the newest only.
+        let mut behind = conn(b"", false);
+        behind.start_stream(head(), Kind::Stream, Some(3));
+        behind.flush(&Event::new(3, 300), &mut w);
+        behind.on_tick(&now, Some(&folded), &mut w);
+        assert_eq!(text(&behind), "HEAD|id: 7\ndata: 7.00\n\n");
+        // A long poll takes one event: the newest.
+        let mut lp = conn(b"", false);
+        lp.start_stream(Rc::from(&[][..]), Kind::LongPoll, Some(5));
+        lp.flush(&Event::new(5, 500), &mut w);
+        lp.on_tick(&now, Some(&folded), &mut w);
+        assert!(text(&lp).ends_with("\r\n\r\nid: 7\ndata: 7.00\n\n"));
     }
 
     #[test]
@@ -742,11 +809,11 @@ mod tests {
         c.start_stream(empty, Kind::LongPoll, Some(4));
         assert_eq!(c.flush(&Event::new(4, 100), &mut w), Flow::Open);
         assert_eq!(text(&c), "");
-        assert_eq!(c.on_tick(&Event::new(5, 120), &mut w), Flow::Linger);
+        assert_eq!(c.on_tick(&Event::new(5, 120), None, &mut w), Flow::Linger);
         assert!(text(&c).ends_with("\r\n\r\nid: 5\ndata: 1.20\n\n"));
         assert!(c.socket.shut.get());
         // Later ticks write nothing more.
-        c.on_tick(&Event::new(6, 130), &mut w);
+        c.on_tick(&Event::new(6, 130), None, &mut w);
         assert!(text(&c).ends_with("data: 1.20\n\n"));
     }
 

@@ -53,8 +53,14 @@ impl Event {
 }
 
 /// Current price and the id counter.
+/// Events kept for clients that had the previous fan-out, when several ticks fold into one.
+pub const RECENT: usize = 16;
+
+/// Current price, the id counter, and the last few events.
 pub struct PriceSource {
     current: Event,
+    /// The SSE bytes of the events before the current one, oldest first, at most RECENT - 1.
+    earlier: std::collections::VecDeque<(u64, Rc<[u8]>)>,
 }
 
 impl PriceSource {
@@ -62,6 +68,7 @@ impl PriceSource {
     pub fn new(first_id: u64, cents: u64) -> PriceSource {
         PriceSource {
             current: Event::new(first_id, cents),
+            earlier: std::collections::VecDeque::with_capacity(RECENT),
         }
     }
 
@@ -71,8 +78,32 @@ impl PriceSource {
 
     /// A new tick with the given price; the id grows by exactly one.
     pub fn set(&mut self, cents: u64) -> &Event {
+        if self.earlier.len() == RECENT - 1 {
+            self.earlier.pop_front();
+        }
+        self.earlier
+            .push_back((self.current.id, self.current.sse.clone()));
         self.current = Event::new(self.current.id + 1, cents);
         &self.current
+    }
+
+    /// The events after `id` up to the current one, as one stream chunk, and how many:
+    /// `None` when `id` is current, or when the events after it are no longer all kept.
+    pub fn since(&self, id: u64) -> Option<(Rc<[u8]>, u64)> {
+        let count = self
+            .current
+            .id
+            .checked_sub(id)
+            .filter(|n| (1..=RECENT as u64).contains(n))?;
+        if count == 1 {
+            return Some((self.current.sse.clone(), 1));
+        }
+        let mut bytes = Vec::with_capacity(count as usize * self.current.sse.len());
+        for (_, sse) in self.earlier.iter().filter(|(e, _)| *e > id) {
+            bytes.extend_from_slice(sse);
+        }
+        bytes.extend_from_slice(&self.current.sse);
+        Some((bytes.into(), count))
     }
 
     /// A tick of the random walk.
@@ -158,6 +189,25 @@ mod tests {
             assert_eq!(e.id, 42 + n);
             assert!(e.cents >= 1);
         }
+    }
+
+    #[test]
+    fn since_gives_every_event_after_an_id_while_kept() {
+        let mut source = PriceSource::new(10, 100);
+        assert!(source.since(10).is_none(), "nothing after the current id");
+        source.set(200);
+        source.set(300);
+        let (bytes, n) = source.since(10).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(&*bytes, b"id: 11\ndata: 2.00\n\nid: 12\ndata: 3.00\n\n");
+        assert_eq!(&*source.since(11).unwrap().0, b"id: 12\ndata: 3.00\n\n");
+        for cents in 0..RECENT as u64 {
+            source.set(400 + cents);
+        }
+        assert!(source.since(10).is_none(), "too far behind: newest only");
+        let (bytes, n) = source.since(source.current().id - RECENT as u64).unwrap();
+        assert_eq!(n, RECENT as u64);
+        assert_eq!(bytes.len(), RECENT * source.current().sse.len());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::conn::{CloseReason, Connection, Flow, Input, Kind, RequestRules, State};
+use crate::conn::{CloseReason, Connection, Flow, Folded, Input, Kind, RequestRules, State};
 use crate::deadlines::DeadlineQueue;
 use crate::metrics::{self, Counters, Refusal};
 use crate::net::{self, Listener, Socket};
@@ -169,16 +169,14 @@ impl Server {
             .max_clients
             .unwrap_or_else(|| fd_limit.saturating_sub(FD_HEADROOM).max(1) as usize);
         let now = Instant::now();
+        let first_id = price::first_event_id(SystemTime::now());
         Ok(Server {
             poll,
             listeners,
             signals,
             clients: Clients::with_capacity(max_clients.min(1 << 16)),
             max_clients,
-            prices: PriceSource::new(
-                price::first_event_id(SystemTime::now()),
-                config.initial_price_cents,
-            ),
+            prices: PriceSource::new(first_id, config.initial_price_cents),
             rng: StdRng::from_entropy(),
             rules: RequestRules {
                 scgi: scgi::Limits {
@@ -202,7 +200,7 @@ impl Server {
                 long_polls: DeadlineQueue::new(config.long_poll_hold),
             },
             next_serial: 0,
-            fanned_out_id: 0,
+            fanned_out_id: first_id,
             out_of_descriptors_since: None,
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
@@ -556,9 +554,19 @@ impl Server {
         if event.id == self.fanned_out_id {
             return;
         }
+        // Ticks folded (publishes during the last fan-out): one chunk of all of them for the
+        // streams that had the last fan-out, made once and shared.
+        let folded = (event.id > self.fanned_out_id + 1)
+            .then(|| self.prices.since(self.fanned_out_id))
+            .flatten()
+            .map(|(bytes, count)| Folded {
+                from: self.fanned_out_id,
+                bytes,
+                count,
+            });
         self.fanned_out_id = event.id;
         for (key, conn) in self.clients.iter_mut() {
-            let flow = conn.on_tick(event, &mut self.counters.written);
+            let flow = conn.on_tick(event, folded.as_ref(), &mut self.counters.written);
             if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
                 self.settle_later.push((key, flow));
             }
