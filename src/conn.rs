@@ -904,4 +904,56 @@ mod tests {
             Input::Flow(Flow::Close(CloseReason::UnexpectedInput))
         ));
     }
+
+    proptest::proptest! {
+        /// Any bytes, in any chunks, over either protocol: the connection never panics,
+        /// never holds more request bytes than the cap, and reaches an answer or keeps
+        /// waiting; once it closes, nothing more happens.
+        #[test]
+        fn any_input_in_any_chunks(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            cuts in proptest::collection::vec(1usize..400, 1..20),
+            scgi in proptest::prelude::any::<bool>(),
+            eof in proptest::prelude::any::<bool>(),
+        ) {
+            let rules = rules();
+            let limit = rules.max_request(if scgi { Protocol::Scgi } else { Protocol::Http });
+            let mut c = conn(b"", false);
+            c.protocol = if scgi { Protocol::Scgi } else { Protocol::Http };
+            c.socket.take = 7;
+            let mut scratch = [0u8; 97];
+            let mut w = Written::default();
+            let now = Event::new(3, 300);
+            let mut rest = &input[..];
+            for cut in cuts.iter().cycle().take(64) {
+                let n = (*cut).min(rest.len());
+                c.socket.input.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                c.socket.eof = eof && rest.is_empty();
+                let flow = match c.on_readable(&mut scratch, &rules) {
+                    Input::Flow(f) => f,
+                    Input::Request(Action::Stream { last_id } | Action::LongPoll { last_id }) => {
+                        c.start_stream(head(), Kind::Stream, last_id);
+                        Flow::Open
+                    }
+                    Input::Request(_) => {
+                        c.start_response(Rc::from(&b"answer"[..]));
+                        Flow::Open
+                    }
+                };
+                if let State::Reading { buf, .. } = &c.state {
+                    proptest::prop_assert!(buf.len() <= limit);
+                }
+                if let Flow::Close(_) = flow {
+                    break;
+                }
+                if let Flow::Close(_) = c.flush(&now, &mut w) {
+                    break;
+                }
+                if rest.is_empty() && !c.socket.eof {
+                    break;
+                }
+            }
+        }
+    }
 }
