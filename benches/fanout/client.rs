@@ -265,31 +265,8 @@ fn client_thread(
             + 1)
         .min(share);
         while opened < due {
-            match open(opts) {
-                Ok(mut sock) => {
-                    let entry = clients.vacant_entry();
-                    let token = Token(entry.key());
-                    if poll
-                        .registry()
-                        .register(
-                            sock.source(),
-                            token,
-                            Interest::READABLE | Interest::WRITABLE,
-                        )
-                        .is_err()
-                    {
-                        tally.failed += 1;
-                    } else {
-                        entry.insert(Client {
-                            sock,
-                            phase: Phase::Connecting,
-                            reader: ResponseReader::default(),
-                            counted: false,
-                            last_id: None,
-                        });
-                    }
-                    opened += 1;
-                }
+            match add_client(&poll, &mut clients, opts, false, None) {
+                Ok(()) => opened += 1,
                 // A Unix listener's backlog is full: try again on the next round.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => {
@@ -335,27 +312,8 @@ fn client_thread(
                     let mut old = clients.remove(key);
                     let _ = poll.registry().deregister(old.sock.source());
                     drop(old);
-                    if let Ok(mut sock) = open(opts) {
-                        let entry = clients.vacant_entry();
-                        let token = Token(entry.key());
-                        if poll
-                            .registry()
-                            .register(
-                                sock.source(),
-                                token,
-                                Interest::READABLE | Interest::WRITABLE,
-                            )
-                            .is_ok()
-                        {
-                            entry.insert(Client {
-                                sock,
-                                phase: Phase::Connecting,
-                                reader: ResponseReader::default(),
-                                counted: true,
-                                last_id: last,
-                            });
-                        }
-                    }
+                    // A poll that cannot reconnect is lost, as a browser's would be.
+                    let _ = add_client(&poll, &mut clients, opts, true, last);
                 }
             }
         }
@@ -364,6 +322,32 @@ fn client_thread(
         let _ = ready.send(tally);
     }
     (tally, arrivals)
+}
+
+/// Opens a connection and adds it to this thread's loop. `counted`: already counted as
+/// connected (a long poll's next request); `last_id`: the id it has seen.
+fn add_client(
+    poll: &Poll,
+    clients: &mut Slab<Client>,
+    opts: &WorkerOptions,
+    counted: bool,
+    last_id: Option<String>,
+) -> io::Result<()> {
+    let mut sock = open(opts)?;
+    let entry = clients.vacant_entry();
+    poll.registry().register(
+        sock.source(),
+        Token(entry.key()),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    entry.insert(Client {
+        sock,
+        phase: Phase::Connecting,
+        reader: ResponseReader::default(),
+        counted,
+        last_id,
+    });
+    Ok(())
 }
 
 enum Outcome {
