@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::http;
-use crate::price::Event;
+use crate::price::{CatchUp, Event};
 use crate::request::Request;
 use crate::response::{self, Protocol};
 use crate::route::{self, Action};
@@ -309,17 +309,21 @@ impl<S: Socket> Connection<S> {
     /// A new tick: a parked client starts writing it. Others pick it up when their current
     /// write completes (conflation), so nobody ever queues more than one event.
     ///
-    /// `folded`: when several ticks came since the last fan-out, the events after the id
-    /// `from` as one shared chunk, and how many. A stream parked at `from` keeps up: it gets
-    /// them all, in order, in one write. Any other client gets the newest event only.
-    pub fn on_tick(&mut self, now: &Event, folded: Option<&Folded>, written: &mut Written) -> Flow {
+    /// `catch_up`: the fan-out's chunks of events after a given id. A parked stream keeps up,
+    /// so when several ticks folded into this fan-out it gets all of them since its own id,
+    /// in order, in one write. Long polls, and clients not parked, get the newest only.
+    pub fn on_tick(&mut self, now: &Event, catch_up: &mut CatchUp, written: &mut Written) -> Flow {
         match self.state {
             State::Parked(w) => {
-                self.state = match folded {
-                    Some(f) if w.kind == Kind::Stream && w.last_id == Some(f.from) => {
-                        written.events += f.count;
+                let chunk = match (w.kind, w.last_id) {
+                    (Kind::Stream, Some(id)) => catch_up.after(id),
+                    _ => None,
+                };
+                self.state = match chunk {
+                    Some((bytes, count)) => {
+                        written.events += count;
                         State::Writing {
-                            out: f.bytes.clone(),
+                            out: bytes,
                             offset: 0,
                             then: Some(Waiter {
                                 last_id: Some(now.id),
@@ -407,14 +411,6 @@ impl<S: Socket> Connection<S> {
             None => format!("{proto}#{}", self.serial),
         }
     }
-}
-
-/// Several ticks folded into one fan-out: the events after `from`, as one chunk.
-#[derive(Debug, Clone)]
-pub struct Folded {
-    pub from: u64,
-    pub bytes: Rc<[u8]>,
-    pub count: u64,
 }
 
 /// What a waiting client does next, by the rules: one that has the current event parks; a
@@ -530,6 +526,7 @@ fn drain<S: Read>(socket: &mut S, scratch: &mut [u8]) -> Drained {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::price::PriceSource;
     use std::cell::Cell;
 
     /// A socket that takes at most `take` bytes per write, can be made to block or fail,
@@ -729,7 +726,11 @@ mod tests {
         // Ticks 2..=50 arrive while the head is stuck.
         for id in 2..=50 {
             assert_eq!(
-                c.on_tick(&Event::new(id, 100 + id), None, &mut w),
+                c.on_tick(
+                    &Event::new(id, 100 + id),
+                    &mut CatchUp::new(&PriceSource::new(0, 1)),
+                    &mut w
+                ),
                 Flow::Open
             );
         }
@@ -749,11 +750,19 @@ mod tests {
         c.start_stream(head(), Kind::Stream, None);
         c.flush(&Event::new(1, 100), &mut w);
         c.socket.blocked = true;
-        c.on_tick(&Event::new(2, 200), None, &mut w);
+        c.on_tick(
+            &Event::new(2, 200),
+            &mut CatchUp::new(&PriceSource::new(0, 1)),
+            &mut w,
+        );
         c.socket.blocked = false;
         c.socket.take = 5;
         for id in 3..=9 {
-            c.on_tick(&Event::new(id, id * 100), None, &mut w);
+            c.on_tick(
+                &Event::new(id, id * 100),
+                &mut CatchUp::new(&PriceSource::new(0, 1)),
+                &mut w,
+            );
         }
         c.flush(&Event::new(9, 900), &mut w);
         assert_eq!(
@@ -763,42 +772,52 @@ mod tests {
     }
 
     #[test]
-    fn folded_ticks_reach_a_stream_that_keeps_up_in_order() {
+    fn folded_ticks_reach_streams_that_keep_up_in_order() {
         let mut w = Written::default();
-        let folded = Folded {
-            from: 5,
-            bytes: Rc::from(&b"id: 6\ndata: 6.00\n\nid: 7\ndata: 7.00\n\n"[..]),
-            count: 2,
+        // Ticks 6, 7 and 8 folded into one fan-out.
+        let mut source = PriceSource::new(5, 500);
+        for cents in [600, 700, 800] {
+            source.set(cents);
+        }
+        let now = source.current().clone();
+        let parked_at = |id: u64, kind: Kind| {
+            let mut c = conn(b"", false);
+            c.start_stream(head(), kind, Some(id));
+            c.flush(&Event::new(id, id * 100), &mut Written::default());
+            c
         };
-        let now = Event::new(7, 700);
+        let mut catch_up = CatchUp::new(&source);
         // Parked at the last fan-out: every event since, in order, in one write.
-        let mut keeps_up = conn(b"", false);
-        keeps_up.start_stream(head(), Kind::Stream, Some(5));
-        keeps_up.flush(&Event::new(5, 500), &mut w);
-        keeps_up.on_tick(&now, Some(&folded), &mut w);
+        let mut at_5 = parked_at(5, Kind::Stream);
+        at_5.on_tick(&now, &mut catch_up, &mut w);
         assert_eq!(
-            text(&keeps_up),
-            "HEAD|id: 6\ndata: 6.00\n\nid: 7\ndata: 7.00\n\n"
+            text(&at_5),
+            "HEAD|id: 6\ndata: 6.00\n\nid: 7\ndata: 7.00\n\nid: 8\ndata: 8.00\n\n"
         );
         assert!(matches!(
-            keeps_up.state,
+            at_5.state,
             State::Parked(Waiter {
-                last_id: Some(7),
+                last_id: Some(8),
                 ..
             })
         ));
-        // Further behind: the newest only.
-        let mut behind = conn(b"", false);
-        behind.start_stream(head(), Kind::Stream, Some(3));
-        behind.flush(&Event::new(3, 300), &mut w);
-        behind.on_tick(&now, Some(&folded), &mut w);
-        assert_eq!(text(&behind), "HEAD|id: 7\ndata: 7.00\n\n");
+        // A write that finished mid-batch parked it at 6: it gets 7 and 8, not only 8.
+        let mut at_6 = parked_at(6, Kind::Stream);
+        at_6.on_tick(&now, &mut catch_up, &mut w);
+        assert_eq!(
+            text(&at_6),
+            "HEAD|id: 7\ndata: 7.00\n\nid: 8\ndata: 8.00\n\n"
+        );
+        // Further behind than what is kept: the newest only.
+        let mut at_1 = parked_at(1, Kind::Stream);
+        at_1.on_tick(&now, &mut catch_up, &mut w);
+        assert_eq!(text(&at_1), "HEAD|id: 8\ndata: 8.00\n\n");
         // A long poll takes one event: the newest.
         let mut lp = conn(b"", false);
         lp.start_stream(Rc::from(&[][..]), Kind::LongPoll, Some(5));
         lp.flush(&Event::new(5, 500), &mut w);
-        lp.on_tick(&now, Some(&folded), &mut w);
-        assert!(text(&lp).ends_with("\r\n\r\nid: 7\ndata: 7.00\n\n"));
+        lp.on_tick(&now, &mut catch_up, &mut w);
+        assert!(text(&lp).ends_with("\r\n\r\nid: 8\ndata: 8.00\n\n"));
     }
 
     #[test]
@@ -809,11 +828,22 @@ mod tests {
         c.start_stream(empty, Kind::LongPoll, Some(4));
         assert_eq!(c.flush(&Event::new(4, 100), &mut w), Flow::Open);
         assert_eq!(text(&c), "");
-        assert_eq!(c.on_tick(&Event::new(5, 120), None, &mut w), Flow::Linger);
+        assert_eq!(
+            c.on_tick(
+                &Event::new(5, 120),
+                &mut CatchUp::new(&PriceSource::new(0, 1)),
+                &mut w
+            ),
+            Flow::Linger
+        );
         assert!(text(&c).ends_with("\r\n\r\nid: 5\ndata: 1.20\n\n"));
         assert!(c.socket.shut.get());
         // Later ticks write nothing more.
-        c.on_tick(&Event::new(6, 130), None, &mut w);
+        c.on_tick(
+            &Event::new(6, 130),
+            &mut CatchUp::new(&PriceSource::new(0, 1)),
+            &mut w,
+        );
         assert!(text(&c).ends_with("data: 1.20\n\n"));
     }
 

@@ -52,8 +52,7 @@ impl Event {
     }
 }
 
-/// Current price and the id counter.
-/// Events kept for clients that had the previous fan-out, when several ticks fold into one.
+/// Events kept for streams that are behind by a few ticks folded into one fan-out.
 pub const RECENT: usize = 16;
 
 /// Current price, the id counter, and the last few events.
@@ -94,7 +93,7 @@ impl PriceSource {
             .current
             .id
             .checked_sub(id)
-            .filter(|n| (1..=RECENT as u64).contains(n))?;
+            .filter(|&n| n >= 1 && n - 1 <= self.earlier.len() as u64)?;
         if count == 1 {
             return Some((self.current.sse.clone(), 1));
         }
@@ -109,6 +108,35 @@ impl PriceSource {
     /// A tick of the random walk.
     pub fn walk<R: Rng>(&mut self, rng: &mut R) -> &Event {
         self.set(random_step(self.current.cents, rng))
+    }
+}
+
+/// The catch-up chunks of one fan-out, made on demand, once per starting id, and shared by
+/// every stream parked at that id.
+pub struct CatchUp<'a> {
+    source: &'a PriceSource,
+    made: Vec<(u64, Rc<[u8]>, u64)>,
+}
+
+impl<'a> CatchUp<'a> {
+    pub fn new(source: &'a PriceSource) -> Self {
+        CatchUp {
+            source,
+            made: Vec::new(),
+        }
+    }
+
+    /// The events after `id`, when more than one and all still kept: (bytes, count).
+    pub fn after(&mut self, id: u64) -> Option<(Rc<[u8]>, u64)> {
+        if self.source.current.id <= id + 1 {
+            return None; // up to date, or one behind: the current event alone does
+        }
+        if let Some((_, bytes, count)) = self.made.iter().find(|(from, _, _)| *from == id) {
+            return Some((bytes.clone(), *count));
+        }
+        let (bytes, count) = self.source.since(id)?;
+        self.made.push((id, bytes.clone(), count));
+        Some((bytes, count))
     }
 }
 
@@ -208,6 +236,35 @@ mod tests {
         let (bytes, n) = source.since(source.current().id - RECENT as u64).unwrap();
         assert_eq!(n, RECENT as u64);
         assert_eq!(bytes.len(), RECENT * source.current().sse.len());
+    }
+
+    #[test]
+    fn since_refuses_ids_before_what_is_kept() {
+        let mut source = PriceSource::new(10, 100);
+        source.set(200);
+        // Kept: events 10 and 11. After 8 would need 9 too.
+        assert_eq!(source.since(8), None);
+        assert_eq!(source.since(9).map(|(_, n)| n), Some(2));
+        assert_eq!(source.since(10).map(|(_, n)| n), Some(1));
+    }
+
+    #[test]
+    fn catch_up_chunks_per_starting_id() {
+        let mut source = PriceSource::new(10, 100);
+        for cents in [200, 300, 400] {
+            source.set(cents);
+        }
+        let mut catch_up = CatchUp::new(&source);
+        assert!(catch_up.after(13).is_none(), "current");
+        assert!(catch_up.after(12).is_none(), "one behind: the event alone");
+        let (a, n) = catch_up.after(11).unwrap();
+        assert_eq!(
+            (n, &*a),
+            (2, &b"id: 12\ndata: 3.00\n\nid: 13\ndata: 4.00\n\n"[..])
+        );
+        let (b, _) = catch_up.after(11).unwrap();
+        assert!(Rc::ptr_eq(&a, &b), "made once, shared");
+        assert_eq!(catch_up.after(10).unwrap().1, 3);
     }
 
     #[test]

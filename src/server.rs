@@ -15,11 +15,11 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::conn::{CloseReason, Connection, Flow, Folded, Input, Kind, RequestRules, State};
+use crate::conn::{CloseReason, Connection, Flow, Input, Kind, RequestRules, State};
 use crate::deadlines::DeadlineQueue;
 use crate::metrics::{self, Counters, Refusal};
 use crate::net::{self, Listener, Socket};
-use crate::price::{self, PriceSource};
+use crate::price::{self, CatchUp, PriceSource};
 use crate::publish::PublishError;
 use crate::response::{self, Protocol};
 use crate::route::Action;
@@ -554,19 +554,12 @@ impl Server {
         if event.id == self.fanned_out_id {
             return;
         }
-        // Ticks folded (publishes during the last fan-out): one chunk of all of them for the
-        // streams that had the last fan-out, made once and shared.
-        let folded = (event.id > self.fanned_out_id + 1)
-            .then(|| self.prices.since(self.fanned_out_id))
-            .flatten()
-            .map(|(bytes, count)| Folded {
-                from: self.fanned_out_id,
-                bytes,
-                count,
-            });
         self.fanned_out_id = event.id;
+        // Ticks folded (publishes during the last fan-out): each parked stream gets all of
+        // them since its own id, from chunks made once per starting id and shared.
+        let mut catch_up = CatchUp::new(&self.prices);
         for (key, conn) in self.clients.iter_mut() {
-            let flow = conn.on_tick(event, folded.as_ref(), &mut self.counters.written);
+            let flow = conn.on_tick(event, &mut catch_up, &mut self.counters.written);
             if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
                 self.settle_later.push((key, flow));
             }
@@ -579,6 +572,9 @@ impl Server {
     }
 
     fn heartbeat(&mut self) {
+        // Ticks not yet fanned out go first: a heartbeat must not put a parked stream into
+        // a write that would then end with the newest event alone.
+        self.fan_out();
         let event = self.prices.current();
         for (key, conn) in self.clients.iter_mut() {
             let flow = conn.on_heartbeat(&self.shared.heartbeat, event, &mut self.counters.written);

@@ -81,10 +81,14 @@ struct Tally {
     dropped: u64,
     /// Whole responses (long polls).
     responses: u64,
+    /// Events a stream got again, or after a later one.
+    disorder: u64,
 }
 
 /// The worker's main: runs until `STOP`, then reports.
 pub fn run(opts: WorkerOptions) -> io::Result<()> {
+    // Thousands of streams: the soft limit may be 1024 where the hard one allows more.
+    tickerd::net::raise_open_file_limit();
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel();
     let started = now_ns();
@@ -120,6 +124,7 @@ pub fn run(opts: WorkerOptions) -> io::Result<()> {
         let (tally, arrivals) = t.join().expect("client thread");
         sum.dropped += tally.dropped;
         sum.responses += tally.responses;
+        sum.disorder += tally.disorder;
         for (seq, ns) in arrivals {
             file.write_all(&seq.to_le_bytes())?;
             file.write_all(&ns.to_le_bytes())?;
@@ -127,8 +132,8 @@ pub fn run(opts: WorkerOptions) -> io::Result<()> {
     }
     file.flush()?;
     println!(
-        "DONE {} {} {} {}",
-        total.connected, total.failed, sum.dropped, sum.responses
+        "DONE {} {} {} {} {}",
+        total.connected, total.failed, sum.dropped, sum.responses, sum.disorder
     );
     io::stdout().flush()
 }
@@ -178,6 +183,8 @@ struct Client {
     /// Counted as connected (head of a 200 seen) yet?
     counted: bool,
     last_id: Option<String>,
+    /// The last sequence number this stream received, to catch repeats and disorder.
+    last_seq: u32,
 }
 
 fn open(opts: &WorkerOptions) -> io::Result<Sock> {
@@ -295,6 +302,12 @@ fn client_thread(
             for e in got.drain(..) {
                 if let Some(seq) = e.seq() {
                     arrivals.push((seq, now));
+                    // Streams must see each of ours once, in order (0: the event current
+                    // at connect, not one of ours).
+                    if seq != 0 && seq <= c.last_seq {
+                        tally.disorder += 1;
+                    }
+                    c.last_seq = c.last_seq.max(seq);
                 }
                 if e.id.is_some() {
                     c.last_id = e.id;
@@ -346,6 +359,7 @@ fn add_client(
         reader: ResponseReader::default(),
         counted,
         last_id,
+        last_seq: 0,
     });
     Ok(())
 }

@@ -120,6 +120,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 }
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
+            // Under `cargo test`, libtest's own arguments (--nocapture, a filter…) may come.
+            _ if o.smoke => {}
             other => return Err(format!("unknown argument {other}; usage: {USAGE}")),
         }
     }
@@ -409,6 +411,7 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
             let done = wait_for(&w.lines, "DONE ", Duration::from_secs(30))?;
             t.run.dropped += done.get(2).copied().unwrap_or(0);
             t.run.responses += done.get(3).copied().unwrap_or(0);
+            t.run.disorder += done.get(4).copied().unwrap_or(0);
             let mut bytes = Vec::new();
             std::fs::File::open(&w.out)?.read_to_end(&mut bytes)?;
             let _ = std::fs::remove_file(&w.out);
@@ -454,12 +457,14 @@ fn coordinate(opts: &Options) -> io::Result<bool> {
     let (mut passed, mut failed) = (0, 0);
     for v in &variants {
         for r in run_one(v)? {
-            let all_in = r.connected == v.clients as u64 && r.failed == 0;
+            let all_in = r.connected == v.clients as u64 && r.failed == 0 && r.dropped == 0;
+            let measured = r.procs.iter().all(|p| p.1 > 0.0);
+            let in_order = r.disorder == 0;
             let delivered = match v.mode {
                 Mode::LongPoll => r.responses_per_s > 0.0 && r.received > 0,
                 _ => r.missing == 0 && r.received > 0 && r.stalled == v.stalled as u64,
             };
-            if all_in && delivered {
+            if all_in && delivered && measured && in_order {
                 passed += 1;
             } else {
                 eprintln!("smoke run failed for {}: {r:?}", r.name);

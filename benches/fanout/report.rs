@@ -15,6 +15,8 @@ pub struct Run {
     pub connected: u64,
     pub failed: u64,
     pub dropped: u64,
+    /// Events a stream got again or before one it already had.
+    pub disorder: u64,
     pub responses: u64,
     pub connect_ms: u64,
     /// Publish time of each sequence number (1-based).
@@ -45,6 +47,7 @@ pub struct Row {
     pub connected: u64,
     pub failed: u64,
     pub dropped: u64,
+    pub disorder: u64,
     pub connect_ms: u64,
     pub published: usize,
     pub expected: u64,
@@ -123,6 +126,7 @@ pub fn summarize(run: &Run, arrivals: &[(u32, u64)], streams: bool) -> Row {
         connected: run.connected,
         failed: run.failed,
         dropped: run.dropped,
+        disorder: run.disorder,
         connect_ms: run.connect_ms,
         published: n,
         expected,
@@ -217,10 +221,11 @@ pub fn table(rows: &[Row], long_poll: bool) -> String {
             if f.spread_ms[1] > 0.0 {
                 let _ = writeln!(
                     out,
-                    "{:<22} spread p99 {:.2}× floor's; dropped streams {}",
+                    "{:<22} spread p99 {:.2}× floor's; dropped streams {}; repeated or out-of-order events {}",
                     "",
                     r.spread_ms[1] / f.spread_ms[1],
-                    r.dropped
+                    r.dropped,
+                    r.disorder
                 );
             }
         }
@@ -246,11 +251,11 @@ pub fn json(rows: &[Row], settings: &str) -> String {
             .collect();
         let _ = write!(
             out,
-            "{{\"system\":\"{}\",\"clients\":{},\"stalled\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"connect_ms\":{},\
+            "{{\"system\":\"{}\",\"clients\":{},\"stalled\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"disorder\":{},\"connect_ms\":{},\
              \"published\":{},\"expected\":{},\"received\":{},\"missing\":{},\
              \"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\"spread_ms\":{{\"p50\":{:.3},\"p99\":{:.3}}},\
              \"responses_per_s\":{:.1},\"processes\":[{}]}}",
-            r.name, r.clients, r.stalled, r.connected, r.failed, r.dropped, r.connect_ms, r.published, r.expected, r.received,
+            r.name, r.clients, r.stalled, r.connected, r.failed, r.dropped, r.disorder, r.connect_ms, r.published, r.expected, r.received,
             r.missing, r.latency_ms[0], r.latency_ms[1], r.latency_ms[2], r.spread_ms[0], r.spread_ms[1],
             r.responses_per_s, procs.join(",")
         );

@@ -42,9 +42,11 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Makes a child die with the bench, whatever kills the bench (for `Command::pre_exec`).
+/// Makes a child stop with the bench, whatever kills the bench (for `Command::pre_exec`).
+/// SIGTERM rather than SIGKILL: nginx's master then stops its worker, and tickerd removes
+/// its Unix socket.
 pub fn die_with_parent() -> std::io::Result<()> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
     Ok(())
 }

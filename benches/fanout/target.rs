@@ -183,6 +183,17 @@ pub struct System {
     pub publisher: Publisher,
     /// The processes whose CPU and memory are reported (server first, then a front-end).
     pub procs: Vec<Proc>,
+    /// Removed once the processes are stopped.
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        self.procs.clear();
+        if let Some(dir) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 fn repo() -> PathBuf {
@@ -225,6 +236,7 @@ pub fn floor() -> io::Result<System> {
         path: "/ticker".into(),
         publisher: Publisher::Floor(stdin),
         procs: vec![p],
+        temp_dir: None,
     })
 }
 
@@ -327,6 +339,7 @@ pub fn tickerd(via: Via, unix: bool) -> io::Result<System> {
         path: "/ticker".into(),
         publisher,
         procs,
+        temp_dir: None,
     })
 }
 
@@ -376,6 +389,7 @@ pub fn nchan() -> io::Result<System> {
             pending: Vec::new(),
         },
         procs,
+        temp_dir: Some(dir),
     })
 }
 

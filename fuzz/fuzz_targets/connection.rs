@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
 use tickerd::conn::{Connection, Flow, Input, Kind, RequestRules, Socket, State, Written};
-use tickerd::price::Event;
+use tickerd::price::{CatchUp, PriceSource};
 use tickerd::response::Protocol;
 use tickerd::route::Action;
 use tickerd::{http, scgi};
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     let beat: Rc<[u8]> = Rc::from(&b":\n"[..]);
     let mut scratch = [0u8; 61];
     let mut written = Written::default();
-    let mut now = Event::new(100, 100);
+    let mut prices = PriceSource::new(100, 100);
     // Chunk sizes come from the data itself.
     let chunk = usize::from((control >> 1) & 7) * 13 + 1;
     let mut chunks = rest.chunks(chunk).peekable();
@@ -92,9 +92,14 @@ fuzz_target!(|data: &[u8]| {
         if let Flow::Close(_) = flow {
             return;
         }
-        // Between chunks: a tick, a heartbeat, the socket draining.
-        now = Event::new(now.id + 1, now.cents + 1);
-        if let Flow::Close(_) = conn.on_tick(&now, None, &mut written) {
+        // Between chunks: zero to three ticks folded into one fan-out, a heartbeat, the
+        // socket draining.
+        for _ in 0..bytes.first().map_or(1, |b| b % 4) {
+            let cents = prices.current().cents + 1;
+            prices.set(cents);
+        }
+        let now = prices.current().clone();
+        if let Flow::Close(_) = conn.on_tick(&now, &mut CatchUp::new(&prices), &mut written) {
             return;
         }
         if let Flow::Close(_) = conn.on_heartbeat(&beat, &now, &mut written) {
