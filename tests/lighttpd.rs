@@ -292,12 +292,12 @@ fn backend_down_gives_503_and_coming_back_serves_again() {
 }
 
 #[test]
-fn lighttpd_dying_frees_every_backend_connection() {
+fn lighttpd_dying_with_2000_streams_frees_every_backend_connection() {
     let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "0"]);
     let mut front = Lighttpd::start(t.scgi());
-    let _streams: Vec<_> = (0..30).map(|_| get(front.addr, "/ticker", &[])).collect();
+    let _streams: Vec<_> = (0..2000).map(|_| get(front.addr, "/ticker", &[])).collect();
     assert!(
-        wait_until(Duration::from_secs(3), || t.clients() == 30.0),
+        wait_until(Duration::from_secs(10), || t.clients() == 2000.0),
         "{:?}",
         t.metrics()
     );
@@ -307,6 +307,16 @@ fn lighttpd_dying_frees_every_backend_connection() {
         "{:?}",
         t.metrics()
     );
+    // Start it again: browsers can reconnect through it.
+    let again = Lighttpd::start(t.scgi());
+    let current = t.current_id();
+    let mut s = get(
+        again.addr,
+        "/ticker",
+        &[("Last-Event-ID", &(current - 1).to_string())],
+    );
+    assert_eq!(s.status, 200);
+    assert_eq!(s.next_event().unwrap().id(), current);
 }
 
 #[test]
