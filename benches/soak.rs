@@ -8,6 +8,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // the soak needs only the RSS reading
+#[path = "fanout/sys.rs"]
+mod sys;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,14 +25,7 @@ fn open_fds(pid: i32) -> usize {
 }
 
 fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    sys::rss_kib(pid as u32)
 }
 
 /// A tiny xorshift: the soak needs variety, not quality.

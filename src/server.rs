@@ -15,7 +15,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::conn::{CloseReason, Connection, Flow, Input, Kind, RequestRules, State};
+use crate::conn::{CloseReason, Connection, Flow, Input, Kind, RequestRules, State, Written};
 use crate::deadlines::DeadlineQueue;
 use crate::metrics::{self, Counters, Refusal};
 use crate::net::{self, Listener, Socket};
@@ -558,12 +558,12 @@ impl Server {
         // Ticks folded (publishes during the last fan-out): each parked stream gets all of
         // them since its own id, from chunks made once per starting id and shared.
         let mut catch_up = CatchUp::new(&self.prices);
-        for (key, conn) in self.clients.iter_mut() {
-            let flow = conn.on_tick(event, &mut catch_up, &mut self.counters.written);
-            if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
-                self.settle_later.push((key, flow));
-            }
-        }
+        visit_all(
+            &mut self.clients,
+            &mut self.counters.written,
+            &mut self.settle_later,
+            |conn, written| conn.on_tick(event, &mut catch_up, written),
+        );
         self.settle_all();
         // Every stream just got bytes: the next heartbeat is a whole period away.
         if let Some((at, period)) = &mut self.timers.heartbeat {
@@ -575,13 +575,13 @@ impl Server {
         // Ticks not yet fanned out go first: a heartbeat must not put a parked stream into
         // a write that would then end with the newest event alone.
         self.fan_out();
-        let event = self.prices.current();
-        for (key, conn) in self.clients.iter_mut() {
-            let flow = conn.on_heartbeat(&self.shared.heartbeat, event, &mut self.counters.written);
-            if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
-                self.settle_later.push((key, flow));
-            }
-        }
+        let (event, beat) = (self.prices.current(), &self.shared.heartbeat);
+        visit_all(
+            &mut self.clients,
+            &mut self.counters.written,
+            &mut self.settle_later,
+            |conn, written| conn.on_heartbeat(beat, event, written),
+        );
         self.settle_all();
     }
 
@@ -659,6 +659,22 @@ impl Server {
                     self.close(key, CloseReason::LingerTimeout);
                 }
             }
+        }
+    }
+}
+
+/// Runs `visit` on every connection and notes, for settling after, those that must close,
+/// linger, or change interest. (A free function: `visit` borrows other parts of the server.)
+fn visit_all(
+    clients: &mut Clients<Socket>,
+    written: &mut Written,
+    settle_later: &mut Vec<(usize, Flow)>,
+    mut visit: impl FnMut(&mut Connection<Socket>, &mut Written) -> Flow,
+) {
+    for (key, conn) in clients.iter_mut() {
+        let flow = visit(conn, written);
+        if flow != Flow::Open || conn.wants_write() != conn.registered_writable {
+            settle_later.push((key, flow));
         }
     }
 }

@@ -154,6 +154,15 @@ impl Tickerd {
         }
     }
 
+    /// Sends SIGTERM and checks tickerd exits 0 within `within`; returns how long it took.
+    pub fn terminate_within(&mut self, within: Duration) -> Duration {
+        let start = Instant::now();
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(within).expect("exited in time");
+        assert!(status.success(), "{status:?}");
+        start.elapsed()
+    }
+
     /// Waits for exit, up to `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let end = Instant::now() + within;
