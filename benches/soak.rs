@@ -8,9 +8,6 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[allow(dead_code)] // the soak needs only the RSS reading
-#[path = "fanout/sys.rs"]
-mod sys;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,14 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{http_stream, reset, scgi_get, wait_until, Tickerd};
-
-fn open_fds(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    sys::rss_kib(pid as u32)
-}
 
 /// A tiny xorshift: the soak needs variety, not quality.
 fn next(state: &mut u64) -> u64 {
@@ -58,10 +47,9 @@ fn main() {
         "--long-poll-s",
         "2",
     ]);
-    let pid = t.pid();
     let (http, scgi) = (t.http(), t.scgi());
     std::thread::sleep(Duration::from_millis(300));
-    let (rss0, fds0) = (rss_kib(pid), open_fds(pid));
+    let (rss0, fds0) = (t.rss_kib(), t.open_fds());
     eprintln!("soak: {seconds} s, {readers} readers, {churners} churners; tickerd baseline {rss0} KiB RSS, {fds0} fds");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -146,7 +134,7 @@ fn main() {
     let mut peak_rss = 0;
     while start.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1));
-        peak_rss = peak_rss.max(rss_kib(pid));
+        peak_rss = peak_rss.max(t.rss_kib());
     }
     stop.store(true, Ordering::Relaxed);
     for th in threads {
@@ -154,10 +142,10 @@ fn main() {
     }
     // Everything closed: tickerd must come back to where it started.
     let settled = wait_until(Duration::from_secs(15), || {
-        t.clients() == 0.0 && open_fds(pid) == fds0
+        t.clients() == 0.0 && t.open_fds() == fds0
     });
     std::thread::sleep(Duration::from_millis(500));
-    let (rss1, fds1) = (rss_kib(pid), open_fds(pid));
+    let (rss1, fds1) = (t.rss_kib(), t.open_fds());
     let log = t.log();
     let panics = log.matches("panicked").count();
     let m = t.metrics();

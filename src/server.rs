@@ -137,6 +137,9 @@ pub struct Server {
     fanned_out_id: u64,
     /// When accept last started failing for want of descriptors; `None` while it works.
     out_of_descriptors_since: Option<Instant>,
+    /// Set while `--max-clients` is reached: when, and how many were refused since. A flood
+    /// is logged once when it starts and once when it ends, not once per connection.
+    full_since: Option<(Instant, u64)>,
     /// One read buffer for every socket: data is copied out of it at once.
     scratch: Box<[u8]>,
     /// Reused list of connections to settle after a fan-out.
@@ -202,6 +205,7 @@ impl Server {
             next_serial: 0,
             fanned_out_id: first_id,
             out_of_descriptors_since: None,
+            full_since: None,
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
         })
@@ -347,11 +351,16 @@ impl Server {
             let mut conn = Connection::new(socket, protocol, self.next_serial, peer);
             let now = Instant::now();
             if self.clients.len() >= self.max_clients {
-                log::warn!(
-                    "{}: refused (503): --max-clients {} reached",
-                    conn.describe(),
-                    self.max_clients
-                );
+                let (_, refused) = self.full_since.get_or_insert_with(|| {
+                    log::warn!(
+                        "{}: refused (503): --max-clients {} reached; refusing until a slot frees",
+                        conn.describe(),
+                        self.max_clients
+                    );
+                    (now, 0)
+                });
+                *refused += 1;
+                log::debug!("{}: refused (503): full", conn.describe());
                 self.counters.refused(Refusal::Full);
                 let answer = response::text(
                     protocol,
@@ -363,6 +372,12 @@ impl Server {
                 let key = self.clients.insert(conn);
                 self.flush(key);
             } else {
+                if let Some((since, refused)) = self.full_since.take() {
+                    log::info!(
+                        "accepting again after {:?} at --max-clients: {refused} refused",
+                        since.elapsed()
+                    );
+                }
                 log::debug!("{}: accepted", conn.describe());
                 let key = self.clients.insert(conn);
                 self.timers.requests.start(now, key, self.next_serial);
