@@ -41,6 +41,8 @@ pub struct H2c {
     pub settings: HashMap<u16, u32>,
     pub streams: HashMap<u32, StreamSeen>,
     pub goaway: Option<u32>,
+    /// PING acknowledgements received: a server that answers them is reading frames.
+    pub ping_acks: usize,
 }
 
 impl H2c {
@@ -58,6 +60,7 @@ impl H2c {
             settings: HashMap::new(),
             streams: HashMap::new(),
             goaway: None,
+            ping_acks: 0,
         };
         c.socket
             .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
@@ -110,6 +113,10 @@ impl H2c {
         self.send(RST_STREAM, 0, id, &CANCEL.to_be_bytes());
     }
 
+    pub fn ping(&mut self) {
+        self.send(PING, 0, 0, b"tickerd!");
+    }
+
     /// Reads frames until `until`, answering SETTINGS and PING as a client must.
     pub fn pump(&mut self, until: Instant) {
         let mut buf = [0u8; 16384];
@@ -152,6 +159,7 @@ impl H2c {
                 self.send(SETTINGS, ACK, 0, &[]);
             }
             PING if flags & ACK == 0 => self.send(PING, ACK, 0, &payload),
+            PING => self.ping_acks += 1,
             GOAWAY => self.goaway = Some(u32::from_be_bytes(payload[4..8].try_into().unwrap())),
             HEADERS => {
                 self.streams
