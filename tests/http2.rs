@@ -262,6 +262,12 @@ fn eight_streams_share_one_tls_connection_with_curl() {
         })
         .sum();
     assert_eq!(connects, 1, "{stats:?}");
+    // curl gone, connection closed: lighttpd frees all eight backend slots.
+    assert!(
+        wait_until(Duration::from_secs(5), || t.clients() == 0.0),
+        "{:?}",
+        t.metrics()
+    );
     for n in 1..=8 {
         let body = std::fs::read_to_string(cert.dir.join(format!("s{n}"))).unwrap();
         let ids = sse_ids(&body);
