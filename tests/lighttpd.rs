@@ -13,10 +13,91 @@ fn get(front: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseReader<Tcp
     http_stream(front, path, headers)
 }
 
+/// How lighttpd reaches tickerd's SCGI listener. The cases that matter to a browser run
+/// over both: one function per case, one `#[test]` per case and backend.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Tcp,
+    /// tickerd with `--scgi unix:PATH`, lighttpd with `TICKERD_SCGI_SOCKET=PATH`.
+    Unix,
+}
+
+/// tickerd with lighttpd in front of it. Fields drop in order: lighttpd first, so tickerd
+/// never sees its front-end's connections refused, then tickerd, then the socket's directory.
+struct Stack {
+    front: Lighttpd,
+    t: Tickerd,
+    _dir: Option<TempDir>,
+}
+
+impl Backend {
+    fn start(self, args: &[&str]) -> Stack {
+        match self {
+            Backend::Tcp => {
+                let t = Tickerd::start(args);
+                let front = Lighttpd::start(t.scgi());
+                Stack {
+                    front,
+                    t,
+                    _dir: None,
+                }
+            }
+            Backend::Unix => {
+                let dir = TempDir::new("lighttpd-unix");
+                let path = dir.0.join("scgi.sock");
+                let scgi = format!("unix:{}", path.display());
+                let mut all = args.to_vec();
+                all.extend(["--scgi", &scgi]);
+                let t = Tickerd::start(&all);
+                assert!(path.exists(), "tickerd made no socket at {path:?}");
+                assert!(
+                    t.scgi.is_none(),
+                    "no SCGI over TCP: lighttpd must use the socket"
+                );
+                let front =
+                    Lighttpd::start_with(&[("TICKERD_SCGI_SOCKET", path.display().to_string())]);
+                Stack {
+                    front,
+                    t,
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+}
+
+/// A directory of its own under the temp dir (pid + counter), removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tickerd-{what}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn stream_through_lighttpd_arrives_event_by_event() {
-    let t = Tickerd::start(&["--tick-ms", "100"]);
-    let front = Lighttpd::start(t.scgi());
+    stream_arrives_event_by_event(Backend::Tcp);
+}
+
+#[test]
+fn stream_over_a_unix_socket_arrives_event_by_event() {
+    stream_arrives_event_by_event(Backend::Unix);
+}
+
+fn stream_arrives_event_by_event(backend: Backend) {
+    let stack = backend.start(&["--tick-ms", "100"]);
+    let Stack { front, .. } = &stack;
     let mut s = get(front.addr, "/ticker", &[]);
     assert_eq!(s.status, 200, "{}", s.head);
     assert!(
@@ -102,8 +183,17 @@ fn stream_under_the_prefix_and_publishing_through_lighttpd() {
 
 #[test]
 fn last_event_id_through_lighttpd() {
-    let t = Tickerd::start(&["--tick-ms", "0"]);
-    let front = Lighttpd::start(t.scgi());
+    last_event_id(Backend::Tcp);
+}
+
+#[test]
+fn last_event_id_over_a_unix_socket() {
+    last_event_id(Backend::Unix);
+}
+
+fn last_event_id(backend: Backend) {
+    let stack = backend.start(&["--tick-ms", "0"]);
+    let Stack { front, t, .. } = &stack;
     let current = t.current_id();
     // Stale: the current event at once.
     let mut s = get(
@@ -131,8 +221,17 @@ fn last_event_id_through_lighttpd() {
 
 #[test]
 fn long_poll_through_lighttpd_keeps_the_browser_connection() {
-    let t = Tickerd::start(&["--tick-ms", "0"]);
-    let front = Lighttpd::start(t.scgi());
+    long_poll_keeps_the_browser_connection(Backend::Tcp);
+}
+
+#[test]
+fn long_poll_over_a_unix_socket_keeps_the_browser_connection() {
+    long_poll_keeps_the_browser_connection(Backend::Unix);
+}
+
+fn long_poll_keeps_the_browser_connection(backend: Backend) {
+    let stack = backend.start(&["--tick-ms", "0"]);
+    let Stack { front, t, .. } = &stack;
     let mut s = TcpStream::connect(front.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let poll = |s: &mut TcpStream, last: Option<u64>| -> (u16, String, String) {
@@ -214,8 +313,17 @@ fn read_one_response(s: &mut TcpStream) -> (u16, String, String) {
 
 #[test]
 fn browsers_that_leave_free_their_backend_slot() {
-    let t = Tickerd::start(&["--tick-ms", "200", "--heartbeat-s", "1"]);
-    let front = Lighttpd::start(t.scgi());
+    browsers_that_leave_free_their_slot(Backend::Tcp);
+}
+
+#[test]
+fn browsers_that_leave_free_their_slot_over_a_unix_socket() {
+    browsers_that_leave_free_their_slot(Backend::Unix);
+}
+
+fn browsers_that_leave_free_their_slot(backend: Backend) {
+    let stack = backend.start(&["--tick-ms", "200", "--heartbeat-s", "1"]);
+    let Stack { front, t, .. } = &stack;
     let mut streams: Vec<_> = (0..40).map(|_| get(front.addr, "/ticker", &[])).collect();
     for s in &mut streams {
         s.next_event().expect("streaming");

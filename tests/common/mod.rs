@@ -600,3 +600,6 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| Path::new(p).is_file())
 }
+
+/// HTTP/2 through lighttpd (tests/http2.rs).
+pub mod h2;

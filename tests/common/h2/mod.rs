@@ -1,0 +1,224 @@
+//! HTTP/2 through lighttpd: a test certificate made at test time, lighttpd started from the
+//! shipped conf with its optional TLS listener, the external clients (curl, nghttp, openssl)
+//! and counting connections the server holds.
+
+pub mod frames;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{free_port, repo_root, wait_until, which, Lighttpd};
+
+/// The path of an external program, or a failure saying which package brings it.
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| {
+        panic!("{name} is not installed: `apt-get install -y --no-install-recommends {package}`")
+    })
+}
+
+/// A directory of its own (pid + counter) holding a self-signed certificate for 127.0.0.1
+/// and its key, made now with the openssl CLI; removed when dropped. No key is ever kept.
+pub struct TestCert {
+    pub dir: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCert {
+    pub fn new() -> TestCert {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tickerd-h2-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let out = Command::new(tool("openssl", "openssl"))
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl req: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestCert { dir, cert, key }
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Lighttpd {
+    /// Starts lighttpd from the shipped conf in front of tickerd's SCGI listener at `scgi`,
+    /// with its TLS listener on (TICKERD_TLS_PORT/PEM/KEY). Returns it and the TLS address;
+    /// `addr` is the cleartext port (HTTP/1.1 and h2c). Both ports are free ones, taken
+    /// again when one was taken meanwhile.
+    pub fn start_tls(scgi: SocketAddr, cert: &TestCert) -> (Lighttpd, SocketAddr) {
+        tool("lighttpd", "lighttpd lighttpd-mod-openssl");
+        assert!(
+            std::path::Path::new("/usr/lib/lighttpd/mod_openssl.so").exists(),
+            "lighttpd's TLS module is missing: `apt-get install -y lighttpd-mod-openssl`"
+        );
+        for attempt in 0..5 {
+            let (port, tls_port) = (free_port(), free_port());
+            if port == tls_port {
+                continue;
+            }
+            let mut cmd = Command::new(which("lighttpd").unwrap());
+            cmd.arg("-D")
+                .arg("-f")
+                .arg(repo_root().join("conf/lighttpd.conf"))
+                .current_dir(repo_root())
+                .env("TICKERD_FRONT_PORT", port.to_string())
+                .env("TICKERD_SCGI_HOST", scgi.ip().to_string())
+                .env("TICKERD_SCGI_PORT", scgi.port().to_string())
+                .env("TICKERD_TLS_PORT", tls_port.to_string())
+                .env("TICKERD_TLS_PEM", &cert.cert)
+                .env("TICKERD_TLS_KEY", &cert.key)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("start lighttpd");
+            let log = Arc::new(Mutex::new(String::new()));
+            let sink = log.clone();
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let tls: SocketAddr = ([127, 0, 0, 1], tls_port).into();
+            let up = wait_until(Duration::from_secs(5), || {
+                child.try_wait().unwrap().is_none()
+                    && TcpStream::connect(addr).is_ok()
+                    && TcpStream::connect(tls).is_ok()
+            });
+            if up {
+                return (Lighttpd { child, addr, log }, tls);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("lighttpd attempt {attempt} failed: {}", log.lock().unwrap());
+        }
+        panic!("lighttpd with TLS did not start from conf/lighttpd.conf");
+    }
+}
+
+/// TCP connections in ESTABLISHED state whose local port is `port`, from /proc/net/tcp:
+/// on a server's port, the clients it holds at this moment.
+pub fn established_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields[1].rsplit(':').next().unwrap();
+            u16::from_str_radix(local_port, 16) == Ok(port) && fields[3] == "01"
+        })
+        .count()
+}
+
+/// The `id:` values of an event stream's text, in order.
+pub fn sse_ids(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.trim().parse().expect("numeric id"))
+        .collect()
+}
+
+/// Asserts each id is the one before plus one.
+pub fn assert_consecutive(ids: &[u64], what: &str) {
+    for pair in ids.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "{what}: {ids:?}");
+    }
+}
+
+/// A running curl whose stdout lines are timed as they arrive.
+pub struct Curl {
+    child: Child,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Curl {
+    /// `curl -sS ARGS`; output goes to stdout unless ARGS say otherwise.
+    pub fn spawn(args: &[&str]) -> Curl {
+        let mut child = Command::new(tool("curl", "curl"))
+            .arg("-sS")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start curl");
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        Curl {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits for curl to exit (its own --max-time bounds it; killed after `within`), then
+    /// returns its exit code, stdout lines with their arrival times, and stderr.
+    pub fn finish(mut self, within: Duration) -> (Option<i32>, Vec<(Instant, String)>, String) {
+        let end = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() >= end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.reader.take().unwrap().join().unwrap();
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let lines = std::mem::take(&mut *self.lines.lock().unwrap());
+        (status.and_then(|s| s.code()), lines, stderr)
+    }
+}
+
+impl Drop for Curl {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
