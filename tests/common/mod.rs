@@ -585,3 +585,4 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| Path::new(p).is_file())
 }
+pub mod fronts;

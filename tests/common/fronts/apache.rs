@@ -1,0 +1,31 @@
+//! Apache httpd from the shipped `conf/apache.conf`, which takes its ports from the
+//! environment. `-d` (its ServerRoot) is a scratch directory, where the pid file and runtime
+//! files go, so parallel tests share nothing.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use super::{scratch_dir, Front};
+use crate::common::{repo_root, which};
+
+/// Starts Apache in front of tickerd's SCGI listener at `scgi`.
+pub fn start(scgi: SocketAddr) -> Front {
+    let binary = which("apache2").expect(
+        "Apache httpd is not installed: `apt-get install -y --no-install-recommends apache2-bin` \
+         (.ci/run does it)",
+    );
+    let dir = scratch_dir("apache");
+    let pid_file = dir.join("apache.pid");
+    Front::start("apache", dir.clone(), &pid_file, |port| {
+        let mut cmd = Command::new(&binary);
+        cmd.arg("-d")
+            .arg(&dir)
+            .arg("-f")
+            .arg(repo_root().join("conf/apache.conf"))
+            .arg("-DFOREGROUND")
+            .env("TICKERD_FRONT_PORT", port.to_string())
+            .env("TICKERD_SCGI_HOST", scgi.ip().to_string())
+            .env("TICKERD_SCGI_PORT", scgi.port().to_string());
+        cmd
+    })
+}

@@ -1,0 +1,42 @@
+//! nginx from the shipped `conf/nginx.conf`. nginx reads no environment in its config, so
+//! the file includes its two addresses from snippets beside it: the test symlinks it into a
+//! scratch directory and writes its own snippets there (nginx resolves `include` against the
+//! directory of the `-c` path as given). The same directory is the `-p` prefix, where the pid
+//! file and temp dirs go, so parallel tests share nothing.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use super::{scratch_dir, Front};
+use crate::common::{repo_root, which};
+
+/// Starts nginx in front of tickerd's SCGI listener at `scgi`.
+pub fn start(scgi: SocketAddr) -> Front {
+    let binary = which("nginx").expect(
+        "nginx is not installed: `apt-get install -y --no-install-recommends nginx-light` \
+         (.ci/run does it)",
+    );
+    let dir = scratch_dir("nginx");
+    let conf = dir.join("nginx.conf");
+    std::os::unix::fs::symlink(repo_root().join("conf/nginx.conf"), &conf).unwrap();
+    std::fs::write(
+        dir.join("nginx-backend.conf"),
+        format!("upstream tickerd {{ server {scgi}; }}\n"),
+    )
+    .unwrap();
+    let pid_file = dir.join("nginx.pid");
+    Front::start("nginx", dir.clone(), &pid_file, |port| {
+        std::fs::write(
+            dir.join("nginx-listen.conf"),
+            format!("listen 127.0.0.1:{port};\n"),
+        )
+        .unwrap();
+        let mut cmd = Command::new(&binary);
+        cmd.arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-e", "stderr"]);
+        cmd
+    })
+}
