@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::fronts::checks::{self, header};
 use common::fronts::nginx;
+use common::{http_stream, Tickerd};
 
 #[test]
 fn stream_through_nginx_arrives_event_by_event() {
@@ -71,4 +72,31 @@ fn nginx_killed_frees_every_stream() {
 #[test]
 fn three_hundred_streams_through_nginx() {
     checks::many_streams_at_once(nginx::start, 300);
+}
+
+#[test]
+fn stream_through_nginx_over_a_unix_socket() {
+    let dir = common::fronts::scratch_dir("nginx-unix");
+    let socket = dir.join("scgi.sock");
+    let scgi = format!("unix:{}", socket.display());
+    // nginx's workers run as nobody when the tests run as root: the socket must be theirs too.
+    let t = Tickerd::start(&[
+        "--tick-ms",
+        "50",
+        "--scgi",
+        &scgi,
+        "--scgi-socket-mode",
+        "666",
+    ]);
+    let front = nginx::start_with_backend(&scgi);
+    let mut s = http_stream(front.addr, "/prices/ticker", &[]);
+    assert_eq!(s.status, 200, "{}", s.head);
+    let first = s.next_event().expect("event over the Unix socket").id();
+    assert_eq!(s.next_event().unwrap().id(), first + 1);
+    assert_eq!(
+        t.metrics()["tickerd_connections_accepted_total{listener=\"scgi\"}"],
+        1.0
+    );
+    drop(front);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -122,7 +122,7 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 /// A stream through the front-end: every event, ids consecutive, each arriving about when
 /// tickerd wrote it rather than in a burst. Returns the stream's head.
 pub fn stream_arrives_event_by_event(start: Start) -> String {
-    let t = Tickerd::start(&["--tick-ms", "100"]);
+    let t = Tickerd::start(&["--tick-ms", "200"]);
     let front = start(t.scgi());
     let mut s = http_stream(front.addr, "/ticker", &[]);
     assert_eq!(s.status, 200, "{}", s.head);
@@ -147,13 +147,14 @@ pub fn stream_arrives_event_by_event(start: Start) -> String {
     for pair in ids.windows(2) {
         assert_eq!(pair[1], pair[0] + 1, "{ids:?}");
     }
-    // Streamed, not buffered: most events come about one tick (100 ms) apart. A front-end
-    // that buffered would deliver them in bursts, most gaps near zero.
+    // Streamed, not buffered: events come about one tick (200 ms) apart. A front-end that
+    // buffered would deliver them in bursts, most gaps near zero. (Not all: a busy machine
+    // can delay one read past the next tick.)
     let spaced = gaps[1..]
         .iter()
-        .filter(|g| **g >= Duration::from_millis(40))
+        .filter(|g| **g >= Duration::from_millis(60))
         .count();
-    assert!(spaced >= 5, "events should arrive one by one: {gaps:?}");
+    assert!(spaced >= 4, "events should arrive one by one: {gaps:?}");
     s.head.clone()
 }
 
@@ -179,6 +180,7 @@ pub fn long_poll_answers_one_event_and_keeps_the_connection(start: Start) -> (St
     assert_eq!(first.status, 200, "{}", first.head);
     assert_eq!(first.body, format!("id: {current}\ndata: 100.00\n\n"));
     // The same connection, up to date this time: held until the next tick, then that event.
+    let asked = Instant::now();
     let publisher = std::thread::spawn({
         let http = t.http();
         move || {
@@ -192,7 +194,6 @@ pub fn long_poll_answers_one_event_and_keeps_the_connection(start: Start) -> (St
             http_request(http, &req).0
         }
     });
-    let asked = Instant::now();
     let second = poll(&mut s, Some(current));
     assert_eq!(second.status, 200, "{}", second.head);
     assert!(

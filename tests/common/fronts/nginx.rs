@@ -12,6 +12,11 @@ use crate::common::{repo_root, which};
 
 /// Starts nginx in front of tickerd's SCGI listener at `scgi`.
 pub fn start(scgi: SocketAddr) -> Front {
+    start_with_backend(&scgi.to_string())
+}
+
+/// Starts nginx with `server` as tickerd's address in its upstream (`unix:/path` works too).
+pub fn start_with_backend(server: &str) -> Front {
     let binary = which("nginx").expect(
         "nginx is not installed: `apt-get install -y --no-install-recommends nginx-light` \
          (.ci/run does it)",
@@ -21,7 +26,7 @@ pub fn start(scgi: SocketAddr) -> Front {
     std::os::unix::fs::symlink(repo_root().join("conf/nginx.conf"), &conf).unwrap();
     std::fs::write(
         dir.join("nginx-backend.conf"),
-        format!("upstream tickerd {{ server {scgi}; }}\n"),
+        format!("upstream tickerd {{ server {server}; }}\n"),
     )
     .unwrap();
     let pid_file = dir.join("nginx.pid");
