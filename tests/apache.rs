@@ -77,3 +77,25 @@ fn three_hundred_streams_through_apache() {
     // second and third started by Apache as the first fills up.
     checks::many_streams_at_once(apache::start, 300);
 }
+
+#[test]
+fn unset_variables_take_their_defaults_and_set_ones_win() {
+    let (ok, out) = apache::test_shipped(&[]);
+    assert!(ok, "{out}");
+    for define in [
+        "TICKERD_FRONT_PORT=8002",
+        "TICKERD_SCGI_HOST=127.0.0.1",
+        "TICKERD_SCGI_PORT=9000",
+    ] {
+        assert!(
+            out.contains(&format!("Define: {define}\n")),
+            "{define}: {out}"
+        );
+    }
+    // A set variable is used as it is (the tests above start Apache on a port from it): no
+    // default is defined over it.
+    let (ok, out) = apache::test_shipped(&[("TICKERD_FRONT_PORT", "1234")]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("TICKERD_FRONT_PORT="), "{out}");
+    assert!(out.contains("Define: TICKERD_SCGI_PORT=9000\n"), "{out}");
+}

@@ -100,3 +100,11 @@ fn stream_through_nginx_over_a_unix_socket() {
     drop(front);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_shipped_snippets_give_the_documented_addresses() {
+    let (ok, out) = nginx::test_shipped();
+    assert!(ok, "{out}");
+    assert!(out.contains("listen 127.0.0.1:8001;"), "{out}");
+    assert!(out.contains("server 127.0.0.1:9000;"), "{out}");
+}

@@ -29,3 +29,32 @@ pub fn start(scgi: SocketAddr) -> Front {
         cmd
     })
 }
+
+/// `apache2 -t -D DUMP_RUN_CFG` on the shipped file with only `env` of its variables set:
+/// (success, output, which lists every Define with its value).
+pub fn test_shipped(env: &[(&str, &str)]) -> (bool, String) {
+    let binary =
+        which("apache2").expect("Apache httpd is not installed: `apt-get install -y apache2-bin`");
+    let dir = scratch_dir("apache-t");
+    let mut cmd = Command::new(binary);
+    cmd.arg("-d")
+        .arg(&dir)
+        .arg("-f")
+        .arg(repo_root().join("conf/apache.conf"))
+        .args(["-t", "-D", "DUMP_RUN_CFG"]);
+    for name in [
+        "TICKERD_FRONT_PORT",
+        "TICKERD_SCGI_HOST",
+        "TICKERD_SCGI_PORT",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}

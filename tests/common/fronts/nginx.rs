@@ -45,3 +45,21 @@ pub fn start_with_backend(server: &str) -> Front {
         cmd
     })
 }
+
+/// `nginx -T` on the shipped file with the shipped snippets beside it: (success, output).
+pub fn test_shipped() -> (bool, String) {
+    let binary = which("nginx").expect("nginx is not installed: `apt-get install -y nginx-light`");
+    let dir = scratch_dir("nginx-t");
+    let out = Command::new(binary)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(repo_root().join("conf/nginx.conf"))
+        .args(["-e", "stderr", "-T"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
