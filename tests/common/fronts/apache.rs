@@ -3,6 +3,7 @@
 //! files go, so parallel tests share nothing.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Command;
 
 use super::{scratch_dir, Front};
@@ -10,10 +11,7 @@ use crate::common::{repo_root, which};
 
 /// Starts Apache in front of tickerd's SCGI listener at `scgi`.
 pub fn start(scgi: SocketAddr) -> Front {
-    let binary = which("apache2").expect(
-        "Apache httpd is not installed: `apt-get install -y --no-install-recommends apache2-bin` \
-         (.ci/run does it)",
-    );
+    let binary = binary();
     let dir = scratch_dir("apache");
     let pid_file = dir.join("apache.pid");
     Front::start("apache", dir.clone(), &pid_file, |port| {
@@ -33,10 +31,8 @@ pub fn start(scgi: SocketAddr) -> Front {
 /// `apache2 -t -D DUMP_RUN_CFG` on the shipped file with only `env` of its variables set:
 /// (success, output, which lists every Define with its value).
 pub fn test_shipped(env: &[(&str, &str)]) -> (bool, String) {
-    let binary =
-        which("apache2").expect("Apache httpd is not installed: `apt-get install -y apache2-bin`");
     let dir = scratch_dir("apache-t");
-    let mut cmd = Command::new(binary);
+    let mut cmd = Command::new(binary());
     cmd.arg("-d")
         .arg(&dir)
         .arg("-f")
@@ -57,4 +53,12 @@ pub fn test_shipped(env: &[(&str, &str)]) -> (bool, String) {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
+}
+
+/// A missing Apache fails the test, saying what to install.
+fn binary() -> PathBuf {
+    which("apache2").expect(
+        "Apache httpd is not installed: `apt-get install -y --no-install-recommends apache2-bin` \
+         (.ci/run does it)",
+    )
 }

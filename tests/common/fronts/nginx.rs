@@ -5,6 +5,7 @@
 //! file and temp dirs go, so parallel tests share nothing.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Command;
 
 use super::{scratch_dir, Front};
@@ -17,10 +18,7 @@ pub fn start(scgi: SocketAddr) -> Front {
 
 /// Starts nginx with `server` as tickerd's address in its upstream (`unix:/path` works too).
 pub fn start_with_backend(server: &str) -> Front {
-    let binary = which("nginx").expect(
-        "nginx is not installed: `apt-get install -y --no-install-recommends nginx-light` \
-         (.ci/run does it)",
-    );
+    let binary = binary();
     let dir = scratch_dir("nginx");
     let conf = dir.join("nginx.conf");
     std::os::unix::fs::symlink(repo_root().join("conf/nginx.conf"), &conf).unwrap();
@@ -48,9 +46,8 @@ pub fn start_with_backend(server: &str) -> Front {
 
 /// `nginx -T` on the shipped file with the shipped snippets beside it: (success, output).
 pub fn test_shipped() -> (bool, String) {
-    let binary = which("nginx").expect("nginx is not installed: `apt-get install -y nginx-light`");
     let dir = scratch_dir("nginx-t");
-    let out = Command::new(binary)
+    let out = Command::new(binary())
         .arg("-p")
         .arg(&dir)
         .arg("-c")
@@ -62,4 +59,12 @@ pub fn test_shipped() -> (bool, String) {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
+}
+
+/// A missing nginx fails the test, saying what to install.
+fn binary() -> PathBuf {
+    which("nginx").expect(
+        "nginx is not installed: `apt-get install -y --no-install-recommends nginx-light` \
+         (.ci/run does it)",
+    )
 }
