@@ -603,3 +603,6 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 /// HTTP/2 through lighttpd (tests/http2.rs).
 pub mod h2;
+
+/// nginx and Apache in front of tickerd (tests/nginx.rs, tests/apache.rs).
+pub mod fronts;

@@ -1,0 +1,142 @@
+//! A front-end web server (nginx, Apache httpd) run by a test: started from its shipped file
+//! in `conf/`, on a free port, in a scratch directory of its own, stopped with its whole
+//! process group when dropped (its workers are its children).
+
+pub mod apache;
+pub mod checks;
+pub mod nginx;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{free_port, wait_until};
+
+/// A running front-end.
+pub struct Front {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<String>>,
+    dir: PathBuf,
+    /// Once the master is reaped its pid (our process group's id) may be reused, so no
+    /// signal goes to the group after that.
+    reaped: bool,
+}
+
+/// A directory unique to this test process and call, removed by `Front`'s drop.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tickerd-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Front {
+    /// Starts `command(port)` until one comes up: listening on `port` and `pid_file` written
+    /// (both servers write it only once their listeners are bound, so a port another process
+    /// took meanwhile is not mistaken for ours). Retries on a fresh port, as ports are only
+    /// free until somebody binds them.
+    pub fn start(
+        name: &'static str,
+        dir: PathBuf,
+        pid_file: &Path,
+        mut command: impl FnMut(u16) -> Command,
+    ) -> Front {
+        for attempt in 0..5 {
+            let port = free_port();
+            let _ = std::fs::remove_file(pid_file);
+            let mut cmd = command(port);
+            cmd.process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+            let log = Arc::new(Mutex::new(String::new()));
+            let stderr = child.stderr.take().unwrap();
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let up = wait_until(Duration::from_secs(10), || {
+                !exited(&child) && pid_file.exists() && TcpStream::connect(addr).is_ok()
+            });
+            let mut front = Front {
+                name,
+                addr,
+                child,
+                log,
+                dir: dir.clone(),
+                reaped: false,
+            };
+            if up {
+                return front;
+            }
+            front.stop();
+            eprintln!("{name} attempt {attempt} failed: {}", front.log());
+        }
+        panic!("{name} did not start");
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Kills the server and its workers at once, as a crash would.
+    pub fn kill(&mut self) {
+        if !self.reaped {
+            self.signal_group(libc::SIGKILL);
+            let _ = self.child.wait();
+            self.reaped = true;
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after a short wait: Apache's stop can wait many seconds on a
+    /// worker that reads a quiet stream. The SIGKILL also reaches workers that a master
+    /// which has already exited left behind.
+    pub fn stop(&mut self) {
+        if !self.reaped && !exited(&self.child) {
+            self.signal_group(libc::SIGTERM);
+            let _ = wait_until(Duration::from_secs(2), || exited(&self.child));
+        }
+        self.kill();
+    }
+
+    fn signal_group(&self, sig: i32) {
+        // SAFETY: kill(2) on the process group we created for this child (process_group(0)),
+        // whose leader is not reaped yet, so the id is still ours.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), sig);
+        }
+    }
+}
+
+/// Whether the child has exited, without reaping it (a zombie keeps its pid reserved).
+fn exited(child: &Child) -> bool {
+    // SAFETY: waitid with WNOWAIT only reads our own child's state into a zeroed siginfo_t.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        libc::waitid(libc::P_PID, child.id(), &mut info, flags) == 0 && info.si_pid() != 0
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

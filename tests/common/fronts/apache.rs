@@ -1,0 +1,64 @@
+//! Apache httpd from the shipped `conf/apache.conf`, which takes its ports from the
+//! environment. `-d` (its ServerRoot) is a scratch directory, where the pid file and runtime
+//! files go, so parallel tests share nothing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::{scratch_dir, Front};
+use crate::common::{repo_root, which};
+
+/// Starts Apache in front of tickerd's SCGI listener at `scgi`.
+pub fn start(scgi: SocketAddr) -> Front {
+    let binary = binary();
+    let dir = scratch_dir("apache");
+    let pid_file = dir.join("apache.pid");
+    Front::start("apache", dir.clone(), &pid_file, |port| {
+        let mut cmd = Command::new(&binary);
+        cmd.arg("-d")
+            .arg(&dir)
+            .arg("-f")
+            .arg(repo_root().join("conf/apache.conf"))
+            .arg("-DFOREGROUND")
+            .env("TICKERD_FRONT_PORT", port.to_string())
+            .env("TICKERD_SCGI_HOST", scgi.ip().to_string())
+            .env("TICKERD_SCGI_PORT", scgi.port().to_string());
+        cmd
+    })
+}
+
+/// `apache2 -t -D DUMP_RUN_CFG` on the shipped file with only `env` of its variables set:
+/// (success, output, which lists every Define with its value).
+pub fn test_shipped(env: &[(&str, &str)]) -> (bool, String) {
+    let dir = scratch_dir("apache-t");
+    let mut cmd = Command::new(binary());
+    cmd.arg("-d")
+        .arg(&dir)
+        .arg("-f")
+        .arg(repo_root().join("conf/apache.conf"))
+        .args(["-t", "-D", "DUMP_RUN_CFG"]);
+    for name in [
+        "TICKERD_FRONT_PORT",
+        "TICKERD_SCGI_HOST",
+        "TICKERD_SCGI_PORT",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// A missing Apache fails the test, saying what to install.
+fn binary() -> PathBuf {
+    which("apache2").expect(
+        "Apache httpd is not installed: `apt-get install -y --no-install-recommends apache2-bin` \
+         (.ci/run does it)",
+    )
+}

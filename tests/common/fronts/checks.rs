@@ -1,0 +1,444 @@
+//! What every front-end must do in front of tickerd, one function per behaviour, each taking
+//! the front-end's launcher. Each returns what a test may want to compare between front-ends
+//! (heads, statuses); the differences are asserted in that front-end's own test file.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::Front;
+use crate::common::*;
+
+pub type Start = fn(SocketAddr) -> Front;
+
+/// One HTTP response read off a connection that may stay open.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<String> {
+        header(&self.head, name)
+    }
+}
+
+/// A header's value in `head`, the name matched without regard to case.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// Reads one response (Content-Length, chunked, or to EOF) and leaves the connection open.
+pub fn read_response(s: &mut TcpStream) -> Response {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut fill = |s: &mut TcpStream, raw: &mut Vec<u8>| -> bool {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                true
+            }
+        }
+    };
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        assert!(
+            fill(s, &mut raw),
+            "closed before the head: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let (status, _, _) = split_response(&raw[..head_end]);
+    let mut rest = raw[head_end..].to_vec();
+    let body = if let Some(len) = header(&head, "Content-Length") {
+        let len: usize = len.parse().unwrap();
+        while rest.len() < len {
+            assert!(fill(s, &mut rest), "closed inside the body: {head}");
+        }
+        rest[..len].to_vec()
+    } else if header(&head, "Transfer-Encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut body = Vec::new();
+        loop {
+            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+                assert!(fill(s, &mut rest), "closed inside a chunk: {head}");
+                continue;
+            };
+            let size_text = String::from_utf8_lossy(&rest[..eol]).to_string();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
+            if rest.len() < eol + 2 + size + 2 {
+                assert!(fill(s, &mut rest), "closed inside a chunk: {head}");
+                continue;
+            }
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest.drain(..eol + 2 + size + 2);
+        }
+        body
+    } else {
+        while fill(s, &mut rest) {}
+        rest
+    };
+    Response {
+        status,
+        head,
+        body: String::from_utf8_lossy(&body).to_string(),
+    }
+}
+
+/// One request on a fresh connection, which the request asks to close.
+pub fn request(addr: SocketAddr, method: &str, path: &str, extra: &str, body: &str) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let length = if method == "POST" {
+        format!("Content-Length: {}\r\n", body.len())
+    } else {
+        String::new()
+    };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}{length}\r\n{body}"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    read_response(&mut s)
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, "", "")
+}
+
+/// A stream through the front-end: every event, ids consecutive, each arriving about when
+/// tickerd wrote it rather than in a burst. Returns the stream's head.
+pub fn stream_arrives_event_by_event(start: Start) -> String {
+    let t = Tickerd::start(&["--tick-ms", "200"]);
+    let front = start(t.scgi());
+    let mut s = http_stream(front.addr, "/ticker", &[]);
+    assert_eq!(s.status, 200, "{}", s.head);
+    assert_eq!(
+        header(&s.head, "Content-Type").as_deref(),
+        Some("text/event-stream"),
+        "{}",
+        s.head
+    );
+    let mut ids = Vec::new();
+    let mut gaps = Vec::new();
+    let mut last = Instant::now();
+    for _ in 0..8 {
+        let e = s
+            .next_event()
+            .unwrap_or_else(|| panic!("event through {}", front.name));
+        ids.push(e.id());
+        gaps.push(last.elapsed());
+        last = Instant::now();
+    }
+    assert_eq!(s.retry, Some(3000));
+    for pair in ids.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "{ids:?}");
+    }
+    // Streamed, not buffered: events come about one tick (200 ms) apart. A front-end that
+    // buffered would deliver them in bursts, most gaps near zero. (Not all: a busy machine
+    // can delay one read past the next tick.)
+    let spaced = gaps[1..]
+        .iter()
+        .filter(|g| **g >= Duration::from_millis(60))
+        .count();
+    assert!(spaced >= 4, "events should arrive one by one: {gaps:?}");
+    s.head.clone()
+}
+
+/// Long polls on one browser connection: each answer is exactly one event; an up-to-date poll
+/// waits for the next tick; the connection stays open for the next poll. Returns both heads.
+pub fn long_poll_answers_one_event_and_keeps_the_connection(start: Start) -> (String, String) {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = start(t.scgi());
+    let mut s = TcpStream::connect(front.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let poll = |s: &mut TcpStream, last: Option<u64>| -> Response {
+        let lei = last
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "GET /ticker HTTP/1.1\r\nHost: t\r\nX-Event-Source-Simulate: Long-Polling\r\n{lei}\r\n"
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        read_response(s)
+    };
+    let current = t.current_id();
+    let first = poll(&mut s, None);
+    assert_eq!(first.status, 200, "{}", first.head);
+    assert_eq!(first.body, format!("id: {current}\ndata: 100.00\n\n"));
+    // The same connection, up to date this time: held until the next tick, then that event.
+    let asked = Instant::now();
+    let publisher = std::thread::spawn({
+        let http = t.http();
+        move || {
+            std::thread::sleep(Duration::from_millis(500));
+            let body = "2.50";
+            let req = format!(
+                "POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            http_request(http, &req).0
+        }
+    });
+    let second = poll(&mut s, Some(current));
+    assert_eq!(second.status, 200, "{}", second.head);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(400),
+        "answered before the tick: {second:?}"
+    );
+    assert_eq!(second.body, format!("id: {}\ndata: 2.50\n\n", current + 1));
+    assert_eq!(publisher.join().unwrap(), 200);
+    // Nothing follows the event: no second event and no close, until the browser asks again.
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut extra = [0u8; 64];
+    match s.read(&mut extra) {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        Ok(n) => panic!(
+            "after the answer, {n} bytes or a close: {:?}",
+            String::from_utf8_lossy(&extra[..n])
+        ),
+    }
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let third = poll(&mut s, Some(current));
+    assert_eq!(third.body, format!("id: {}\ndata: 2.50\n\n", current + 1));
+    (first.head, second.head)
+}
+
+/// `Last-Event-ID` passes through: the current id waits for the next tick, another id gets
+/// the current event at once, and tickerd counts both as reconnections.
+pub fn last_event_id_passes_through(start: Start) {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = start(t.scgi());
+    let current = t.current_id();
+    let mut stale = http_stream(
+        front.addr,
+        "/ticker",
+        &[("Last-Event-ID", &(current - 3).to_string())],
+    );
+    assert_eq!(stale.next_event().unwrap().id(), current);
+    let mut s = http_stream(
+        front.addr,
+        "/ticker",
+        &[("Last-Event-ID", &current.to_string())],
+    );
+    assert_eq!(s.status, 200, "{}", s.head);
+    set_timeout(s.socket(), Duration::from_millis(500));
+    assert_eq!(s.next_event(), None, "up to date: nothing before the tick");
+    set_timeout(s.socket(), Duration::from_secs(10));
+    assert_eq!(t.publish("1.23").0, 200);
+    assert_eq!(s.next_event().unwrap().id(), current + 1);
+    assert_eq!(stale.next_event().unwrap().id(), current + 1);
+    assert_eq!(
+        t.metrics()["tickerd_requests_with_last_event_id_total"],
+        2.0
+    );
+}
+
+/// Browsers that leave, half of them cleanly (FIN) and half with a reset, free their slots
+/// in tickerd within `within`. tickerd ticks every 200 ms with a 1 s heartbeat, so a
+/// front-end that notices only at tickerd's writes has writes to notice at.
+pub fn leaving_browsers_free_their_slots(start: Start, within: Duration) {
+    let t = Tickerd::start(&["--tick-ms", "200", "--heartbeat-s", "1"]);
+    let front = start(t.scgi());
+    let mut streams: Vec<_> = (0..40)
+        .map(|_| http_stream(front.addr, "/ticker", &[]))
+        .collect();
+    for s in &mut streams {
+        s.next_event().expect("streaming");
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || t.clients() == 40.0),
+        "{:?}",
+        t.metrics()
+    );
+    for (i, mut s) in streams.into_iter().enumerate() {
+        let socket = s.socket().try_clone().unwrap();
+        drop(s);
+        if i % 2 == 0 {
+            drop(socket);
+        } else {
+            reset(socket);
+        }
+    }
+    let start = Instant::now();
+    assert!(
+        wait_until(within, || t.clients() == 0.0),
+        "backend slots still held: {:?}",
+        t.metrics()
+    );
+    eprintln!(
+        "{}: 40 browsers' slots freed in {:?}",
+        front.name,
+        start.elapsed()
+    );
+}
+
+/// A parked stream (up to date, no ticks) whose browser leaves cleanly, with tickerd's
+/// heartbeat every `heartbeat_s` seconds (0: off): freed within `within`.
+pub fn a_parked_stream_is_freed(start: Start, heartbeat_s: &str, within: Duration) {
+    let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", heartbeat_s]);
+    let front = start(t.scgi());
+    let current = t.current_id().to_string();
+    let s = http_stream(front.addr, "/ticker", &[("Last-Event-ID", &current)]);
+    assert_eq!(s.status, 200, "{}", s.head);
+    assert!(wait_until(Duration::from_secs(5), || t.metrics()
+        ["tickerd_clients{state=\"parked\"}"]
+        == 1.0));
+    drop(s);
+    let left = Instant::now();
+    assert!(
+        wait_until(within, || t.clients() == 0.0),
+        "{:?}",
+        t.metrics()
+    );
+    eprintln!("{}: parked slot freed in {:?}", front.name, left.elapsed());
+}
+
+/// The page, /metrics and 404s at the root and under /prices/, and /prices redirected to
+/// /prices/. Returns the redirect's Location.
+pub fn page_at_the_root_and_under_the_prefix(start: Start) -> String {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = start(t.scgi());
+    for path in ["/", "/prices/"] {
+        let r = get(front.addr, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.head);
+        assert!(r.body.contains("EventSource"), "{path}");
+        assert!(
+            r.header("Content-Type").unwrap().starts_with("text/html"),
+            "{}",
+            r.head
+        );
+    }
+    for path in ["/metrics", "/prices/metrics"] {
+        let r = get(front.addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body.contains("tickerd_event_id"), "{path}");
+    }
+    for path in ["/prices/nope", "/nope", "/pricesfoo"] {
+        assert_eq!(get(front.addr, path).status, 404, "{path}");
+    }
+    let r = get(front.addr, "/prices");
+    assert_eq!(r.status, 301, "{}", r.head);
+    let location = r.header("Location").expect("Location");
+    assert!(location.ends_with("/prices/"), "{location}");
+    location
+}
+
+/// Publishing through the front-end with the token reaches a stream under the prefix; a
+/// wrong or missing token is refused by tickerd (so the header does pass through).
+pub fn publish_through_the_front_end(start: Start) {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = start(t.scgi());
+    let current = t.current_id().to_string();
+    let mut s = http_stream(front.addr, "/prices/ticker", &[("Last-Event-ID", &current)]);
+    assert_eq!(s.status, 200, "{}", s.head);
+    for (auth, status) in [("", 401), ("Authorization: Bearer wrong\r\n", 401)] {
+        let r = request(front.addr, "POST", "/prices/publish", auth, "1.00");
+        assert_eq!(r.status, status, "{auth:?}: {r:?}");
+    }
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let r = request(front.addr, "POST", "/prices/publish", &auth, "price=77.70");
+    assert_eq!(r.status, 200, "{r:?}");
+    let e = s.next_event().unwrap();
+    assert_eq!(
+        (e.id().to_string(), e.data.as_str()),
+        (r.body.trim().to_string(), "77.70")
+    );
+    let r = request(front.addr, "POST", "/publish", &auth, "88.80");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(s.next_event().unwrap().data, "88.80");
+    assert_eq!(t.metrics()["tickerd_publishes_total{result=\"ok\"}"], 2.0);
+}
+
+/// While tickerd is down the front-end answers an error, whose status this returns; the
+/// first request after tickerd is back is served.
+pub fn backend_down_then_back(start: Start) -> u16 {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let front = start(addr);
+    let down = get(front.addr, "/ticker");
+    assert!(down.status >= 500, "{down:?}");
+    let t = Tickerd::start(&["--tick-ms", "50", "--scgi", &addr.to_string()]);
+    let r = get(front.addr, "/metrics");
+    assert_eq!(
+        r.status, 200,
+        "the first request once tickerd is back: {r:?}"
+    );
+    let mut s = http_stream(front.addr, "/ticker", &[]);
+    assert!(s.next_event().is_some());
+    drop(t);
+    down.status
+}
+
+/// A front-end killed with streams open: tickerd frees every one of them; a new front-end
+/// serves again.
+pub fn front_end_killed_frees_every_stream(start: Start) {
+    let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "0"]);
+    let mut front = start(t.scgi());
+    let _streams: Vec<_> = (0..100)
+        .map(|_| http_stream(front.addr, "/ticker", &[]))
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || t.clients() == 100.0),
+        "{:?}",
+        t.metrics()
+    );
+    front.kill();
+    assert!(
+        wait_until(Duration::from_secs(5), || t.clients() == 0.0),
+        "{:?}",
+        t.metrics()
+    );
+    let again = start(t.scgi());
+    let current = t.current_id();
+    let mut s = http_stream(
+        again.addr,
+        "/ticker",
+        &[("Last-Event-ID", &(current - 1).to_string())],
+    );
+    assert_eq!(s.next_event().unwrap().id(), current);
+}
+
+/// `n` streams open at once through the front-end, each getting its first event: the
+/// front-end's shipped limits (for Apache, worker threads) allow that many.
+pub fn many_streams_at_once(start: Start, n: usize) {
+    let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "0"]);
+    let front = start(t.scgi());
+    let current = t.current_id();
+    let mut streams = Vec::new();
+    for i in 0..n {
+        let mut s = http_stream(front.addr, "/ticker", &[]);
+        assert_eq!(s.status, 200, "stream {i}: {}", s.head);
+        assert_eq!(s.next_event().map(|e| e.id()), Some(current), "stream {i}");
+        streams.push(s);
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || t.clients() == n as f64),
+        "{:?}",
+        t.metrics()
+    );
+    assert_eq!(t.publish("5.55").0, 200);
+    for (i, s) in streams.iter_mut().enumerate() {
+        assert_eq!(s.next_event().map(|e| e.data), Some("5.55".into()), "{i}");
+    }
+}

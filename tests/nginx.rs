@@ -1,0 +1,110 @@
+//! End to end: the real nginx, started from the shipped `conf/nginx.conf` (its two address
+//! snippets written by the test), in front of the real tickerd over SCGI. Needs nginx
+//! installed (`nginx-light`; `.ci/run` installs it). The behaviours every front-end shares
+//! are in `common/fronts/checks.rs`; what is nginx's own is asserted here.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fronts::checks::{self, header};
+use common::fronts::nginx;
+use common::{http_stream, Tickerd};
+
+#[test]
+fn stream_through_nginx_arrives_event_by_event() {
+    let head = checks::stream_arrives_event_by_event(nginx::start);
+    // tickerd sends no length; nginx adds chunked encoding.
+    assert_eq!(
+        header(&head, "Transfer-Encoding").as_deref(),
+        Some("chunked"),
+        "{head}"
+    );
+}
+
+#[test]
+fn long_poll_through_nginx_answers_one_event_and_keeps_the_connection() {
+    let (first, second) =
+        checks::long_poll_answers_one_event_and_keeps_the_connection(nginx::start);
+    // nginx passes tickerd's Content-Length on, whether the event came at once or later.
+    for head in [first, second] {
+        assert!(header(&head, "Content-Length").is_some(), "{head}");
+    }
+}
+
+#[test]
+fn last_event_id_through_nginx() {
+    checks::last_event_id_passes_through(nginx::start);
+}
+
+#[test]
+fn browsers_that_leave_nginx_free_their_backend_slot() {
+    checks::leaving_browsers_free_their_slots(nginx::start, Duration::from_secs(5));
+}
+
+#[test]
+fn a_silent_stream_is_freed_as_soon_as_its_browser_leaves_nginx() {
+    // No ticks and no heartbeat: tickerd writes nothing, so only nginx closing the SCGI
+    // connection when the browser leaves can free the slot.
+    checks::a_parked_stream_is_freed(nginx::start, "0", Duration::from_secs(5));
+}
+
+#[test]
+fn page_through_nginx_at_the_root_and_under_a_prefix() {
+    checks::page_at_the_root_and_under_the_prefix(nginx::start);
+}
+
+#[test]
+fn publishing_through_nginx() {
+    checks::publish_through_the_front_end(nginx::start);
+}
+
+#[test]
+fn backend_down_through_nginx_is_502_and_back_at_once() {
+    assert_eq!(checks::backend_down_then_back(nginx::start), 502);
+}
+
+#[test]
+fn nginx_killed_frees_every_stream() {
+    checks::front_end_killed_frees_every_stream(nginx::start);
+}
+
+#[test]
+fn three_hundred_streams_through_nginx() {
+    checks::many_streams_at_once(nginx::start, 300);
+}
+
+#[test]
+fn stream_through_nginx_over_a_unix_socket() {
+    let dir = common::fronts::scratch_dir("nginx-unix");
+    let socket = dir.join("scgi.sock");
+    let scgi = format!("unix:{}", socket.display());
+    // nginx's workers run as nobody when the tests run as root: the socket must be theirs too.
+    let t = Tickerd::start(&[
+        "--tick-ms",
+        "50",
+        "--scgi",
+        &scgi,
+        "--scgi-socket-mode",
+        "666",
+    ]);
+    let front = nginx::start_with_backend(&scgi);
+    let mut s = http_stream(front.addr, "/prices/ticker", &[]);
+    assert_eq!(s.status, 200, "{}", s.head);
+    let first = s.next_event().expect("event over the Unix socket").id();
+    assert_eq!(s.next_event().unwrap().id(), first + 1);
+    assert_eq!(
+        t.metrics()["tickerd_connections_accepted_total{listener=\"scgi\"}"],
+        1.0
+    );
+    drop(front);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_shipped_snippets_give_the_documented_addresses() {
+    let (ok, out) = nginx::test_shipped();
+    assert!(ok, "{out}");
+    assert!(out.contains("listen 127.0.0.1:8001;"), "{out}");
+    assert!(out.contains("server 127.0.0.1:9000;"), "{out}");
+}
