@@ -585,3 +585,6 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| Path::new(p).is_file())
 }
+
+/// Headless Chromium over WebDriver, for the browser tests.
+pub mod browser;
