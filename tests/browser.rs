@@ -209,6 +209,7 @@ fn page_reconnects_by_itself_when_tickerd_restarts_on_the_same_port() {
     let last_id = before.last().unwrap().id();
     assert!(down.id() >= last_id, "{down:?}");
     assert!(!down.price.is_empty() && down.price != "—", "{down:?}");
+    b.screenshot(&screenshot_path("page-reconnecting.png"));
 
     let second = start_on(scgi, &args);
     let back = watch_ticks(&b, 3, "live");
