@@ -606,3 +606,6 @@ pub mod h2;
 
 /// nginx and Apache in front of tickerd (tests/nginx.rs, tests/apache.rs).
 pub mod fronts;
+
+/// Headless Chromium over WebDriver, for the browser tests.
+pub mod browser;

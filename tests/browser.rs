@@ -1,0 +1,302 @@
+//! The page as a person sees it: the real headless Chromium (through chromedriver) opens it
+//! from the real lighttpd, started from `conf/lighttpd.conf`, in front of the real tickerd.
+//! Needs `chromium`, `chromium-driver` and `lighttpd` installed (`.ci/run` installs them).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::browser::Browser;
+use common::*;
+
+/// What the page shows, read from its DOM.
+#[derive(Debug, Clone)]
+struct Seen {
+    price: String,
+    id: String,
+    state: String,
+    /// The card's class: `card up`, `card down` or `card`.
+    class: String,
+    change: String,
+    /// Points of the chart's line.
+    points: usize,
+    transport: String,
+    /// Times EventSource gave up for good and the page reconnected by itself.
+    fallbacks: u64,
+}
+
+impl Seen {
+    fn id(&self) -> u64 {
+        self.id
+            .parse()
+            .unwrap_or_else(|_| panic!("event id shown: {self:?}"))
+    }
+}
+
+fn look(b: &Browser) -> Seen {
+    let v = b.eval(
+        "var $ = function (id) { return document.getElementById(id); };
+         var pts = document.querySelector('#chart polyline').getAttribute('points').trim();
+         return { price: $('price').textContent, id: $('event-id').textContent,
+                  state: $('state').textContent, cls: $('card').className,
+                  change: $('change').textContent, points: pts ? pts.split(' ').length : 0,
+                  transport: $('transport').textContent, fallbacks: window.tickerd.fallbacks };",
+    );
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    Seen {
+        price: s("price"),
+        id: s("id"),
+        state: s("state"),
+        class: s("cls"),
+        change: s("change"),
+        points: v["points"].as_u64().unwrap() as usize,
+        transport: s("transport"),
+        fallbacks: v["fallbacks"].as_u64().unwrap(),
+    }
+}
+
+/// Looks at the page until `cond` holds; panics with what it showed last after `within`.
+fn wait_for(b: &Browser, within: Duration, what: &str, cond: impl Fn(&Seen) -> bool) -> Seen {
+    let end = Instant::now() + within;
+    loop {
+        let seen = look(b);
+        if cond(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < end,
+            "the page did not show {what} in {within:?}; it shows {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for `n` successive new event ids on the page; checks each is larger than the last.
+fn watch_ticks(b: &Browser, n: usize, state: &str) -> Vec<Seen> {
+    let mut seen = vec![wait_for(b, Duration::from_secs(30), state, |s| {
+        s.state == state && s.id.parse::<u64>().is_ok()
+    })];
+    while seen.len() <= n {
+        let last = seen.last().unwrap().id();
+        let next = wait_for(b, Duration::from_secs(30), "a new event id", |s| {
+            s.id.parse::<u64>().is_ok_and(|id| id != last)
+        });
+        assert!(
+            next.id() > last,
+            "ids must increase: {seen:?} then {next:?}"
+        );
+        assert_eq!(next.state, state, "{next:?}");
+        assert!(next.price.parse::<f64>().unwrap() > 0.0, "{next:?}");
+        seen.push(next);
+    }
+    seen
+}
+
+fn url(front: SocketAddr, path: &str) -> String {
+    format!("http://{front}{path}")
+}
+
+/// Where the run leaves its screenshots: `target/screenshots/`.
+fn screenshot_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots")
+        .join(name)
+}
+
+fn requests(t: &Tickerd) -> (f64, f64, f64) {
+    let m = t.metrics();
+    (
+        m["tickerd_requests_total{kind=\"stream\"}"],
+        m["tickerd_requests_total{kind=\"long_poll\"}"],
+        m["tickerd_requests_with_last_event_id_total"],
+    )
+}
+
+#[test]
+fn page_shows_each_published_price_with_its_colour_at_the_root_and_under_the_prefix() {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    for (path, base) in [("/", 100.0), ("/prices/", 200.0)] {
+        b.goto(&url(front.addr, path));
+        let current = t.current_id().to_string();
+        let first = wait_for(&b, Duration::from_secs(30), "live", |s| {
+            s.state == "live" && s.id == current
+        });
+        let mut last_id = first.id();
+        let mut last_points = first.points;
+        let mut last_price = None;
+        for step in [0.0, 1.5, 0.25, -2.0, -0.5, 3.0] {
+            let price = format!("{:.2}", base + step);
+            let (status, answer) = t.publish(&price);
+            assert_eq!(status, 200, "{answer}");
+            let id = answer.trim().to_string();
+            let seen = wait_for(&b, Duration::from_secs(30), &price, |s| {
+                s.price == price && s.id == id
+            });
+            assert!(seen.id() > last_id, "{path}: {seen:?} after id {last_id}");
+            assert!(seen.points > last_points, "{path}: chart: {seen:?}");
+            let now: f64 = price.parse().unwrap();
+            if let Some(before) = last_price {
+                let (class, arrow) = if now > before {
+                    ("card up", '▲')
+                } else {
+                    ("card down", '▼')
+                };
+                assert_eq!(seen.class, class, "{path}: {before} → {now}: {seen:?}");
+                assert!(seen.change.starts_with(arrow), "{path}: {seen:?}");
+            }
+            (last_id, last_points, last_price) = (seen.id(), seen.points, Some(now));
+        }
+    }
+    // Faster than the screen refreshes: the page may paint some of these together, but it
+    // ends on the last one, and every one it received is on the chart (at most 120 kept).
+    let mut last = (String::new(), String::new());
+    for i in 0..40 {
+        let price = format!("{:.2}", 200.0 + 3.0 * (i as f64 / 4.0).sin());
+        let (status, answer) = t.publish(&price);
+        assert_eq!(status, 200);
+        last = (price, answer.trim().to_string());
+    }
+    let seen = wait_for(&b, Duration::from_secs(30), "the last of a burst", |s| {
+        s.price == last.0 && s.id == last.1
+    });
+    assert!(seen.points > 7 && seen.points <= 120, "{seen:?}");
+}
+
+#[test]
+fn page_follows_the_ticks_through_lighttpd_and_is_screenshotted() {
+    let t = Tickerd::start(&["--tick-ms", "100"]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/prices/"));
+    let seen = watch_ticks(&b, 5, "live");
+    let last = seen.last().unwrap();
+    assert!(last.points >= 5, "chart: {last:?}");
+    assert!(
+        ["card up", "card down", "card"].contains(&last.class.as_str()),
+        "{last:?}"
+    );
+    assert_eq!(last.transport, "EventSource");
+    // Let the chart fill a little for the picture.
+    wait_for(&b, Duration::from_secs(60), "a fuller chart", |s| {
+        s.points >= 80
+    });
+    b.screenshot(&screenshot_path("page.png"));
+}
+
+#[test]
+fn page_reconnects_by_itself_when_tickerd_restarts_on_the_same_port() {
+    // A short retry makes EventSource's own reconnect hit lighttpd's 503 quickly, so the page
+    // must take over (EventSource never retries after an error status).
+    let args = ["--tick-ms", "200", "--retry-ms", "300"];
+    let mut first = Tickerd::start(&args);
+    let scgi = first.scgi();
+    let front = Lighttpd::start(scgi);
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/"));
+    let before = watch_ticks(&b, 2, "live");
+    first.terminate_within(Duration::from_secs(5));
+    drop(first);
+
+    let down = wait_for(&b, Duration::from_secs(30), "EventSource giving up", |s| {
+        s.state == "reconnecting" && s.fallbacks >= 1
+    });
+    let last_id = before.last().unwrap().id();
+    assert!(down.id() >= last_id, "{down:?}");
+    assert!(!down.price.is_empty() && down.price != "—", "{down:?}");
+    b.screenshot(&screenshot_path("page-reconnecting.png"));
+
+    let second = start_on(scgi, &args);
+    let back = watch_ticks(&b, 3, "live");
+    assert!(back[0].id() > down.id(), "{down:?} then {back:?}");
+    // The first request that reached the new instance carried the page's last id.
+    let (streams, polls, with_id) = requests(&second);
+    assert!(with_id >= 1.0, "requests with Last-Event-ID: {with_id}");
+    assert!(
+        polls >= 1.0 && streams >= 1.0,
+        "{polls} polls, {streams} streams"
+    );
+}
+
+#[test]
+fn page_long_polls_when_asked_with_longpoll() {
+    let t = Tickerd::start(&["--tick-ms", "250"]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/prices/?longpoll"));
+    let seen = watch_ticks(&b, 4, "long-polling");
+    let last = seen.last().unwrap();
+    assert_eq!(last.transport, "long polling (?longpoll)");
+    assert!(last.points >= 4, "{last:?}");
+    b.screenshot(&screenshot_path("page-longpoll.png"));
+    assert_long_polled(&t, seen.len());
+}
+
+#[test]
+fn page_long_polls_where_the_browser_has_no_event_source() {
+    let t = Tickerd::start(&["--tick-ms", "250"]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    // Before any of the page's scripts, as in a browser that never had EventSource.
+    b.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        serde_json::json!({ "source": "delete window.EventSource;" }),
+    );
+    b.goto(&url(front.addr, "/"));
+    assert_eq!(b.eval("return typeof window.EventSource;"), "undefined");
+    let seen = watch_ticks(&b, 4, "long-polling");
+    assert_eq!(
+        seen.last().unwrap().transport,
+        "long polling (no EventSource)"
+    );
+    assert_long_polled(&t, seen.len());
+}
+
+/// tickerd saw only long polls (`X-Event-Source-Simulate`), and all but the first carried
+/// Last-Event-ID.
+fn assert_long_polled(t: &Tickerd, events: usize) {
+    let (streams, polls, with_id) = requests(t);
+    assert_eq!(streams, 0.0);
+    assert!(polls >= events as f64, "{polls} polls for {events} events");
+    assert!(
+        with_id >= polls - 1.0,
+        "{with_id} with Last-Event-ID of {polls}"
+    );
+}
+
+#[test]
+fn browser_processes_end_with_the_test() {
+    let b = Browser::start();
+    b.goto("about:blank");
+    let running = b.processes();
+    for name in ["chromedriver", "chromium"] {
+        assert!(
+            running.iter().any(|(_, n)| n == name),
+            "{name} among the browser's processes: {running:?}"
+        );
+    }
+    let find = b.process_finder();
+    drop(b);
+    let gone = wait_until(Duration::from_secs(10), || find().is_empty());
+    assert!(gone, "left behind: {:?}", find());
+}
+
+/// Starts tickerd with its SCGI listener on `addr` (where lighttpd expects it), retrying for a
+/// while in case something else took the port in the meantime.
+fn start_on(addr: SocketAddr, args: &[&str]) -> Tickerd {
+    let scgi = addr.to_string();
+    let mut all = args.to_vec();
+    all.extend(["--scgi", scgi.as_str()]);
+    for _ in 0..10 {
+        if let Ok(t) = std::panic::catch_unwind(|| Tickerd::start(&all)) {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("tickerd could not listen on {addr} again");
+}
