@@ -393,9 +393,13 @@ fn out_of_descriptors_with_streams_open_they_flow_and_accept_waits_near_idle() {
         served, 300,
         "waiting connections served once descriptors free up"
     );
+    // One line when it starts and one when it ends, not one per retry.
     assert!(wait_until(Duration::from_secs(2), || t
         .log()
         .contains("accepting again")));
+    assert_eq!(t.log().matches("out of file descriptors with").count(), 1);
+    let m = t.metrics();
+    assert!(m["tickerd_connections_refused_total{reason=\"no_descriptors\"}"] >= 1.0);
     let id = healthy.next_event().unwrap().id();
     assert!(id > last);
 }

@@ -603,68 +603,6 @@ fn a_second_instance_on_the_same_address_fails_clearly() {
 }
 
 #[test]
-fn out_of_descriptors_backs_off_without_spinning_and_recovers() {
-    // 32 descriptors: a few for the process, the rest for connections; --max-clients is set
-    // above that so that accept itself fails (EMFILE) rather than answering 503.
-    let t = Tickerd::start_with_fd_limit(
-        &[
-            "--tick-ms",
-            "0",
-            "--max-clients",
-            "1000",
-            "--heartbeat-s",
-            "0",
-        ],
-        32,
-    );
-    let streams: Vec<_> = (0..40)
-        .map(|_| {
-            let mut s = TcpStream::connect(t.http()).unwrap();
-            s.write_all(b"GET /ticker HTTP/1.1\r\nHost: t\r\n\r\n")
-                .unwrap();
-            s
-        })
-        .collect();
-    assert!(
-        wait_until(Duration::from_secs(5), || t
-            .log()
-            .contains("out of file descriptors")),
-        "{}",
-        t.log()
-    );
-    // While descriptors stay exhausted, the loop must not spin.
-    let cpu_before = t.cpu_time();
-    std::thread::sleep(Duration::from_secs(1));
-    let used = t.cpu_time() - cpu_before;
-    assert!(
-        used < Duration::from_millis(200),
-        "{used:?} of CPU in 1 s while out of descriptors"
-    );
-    // Free them: the waiting connections are served, and new ones too.
-    drop(streams);
-    assert!(
-        wait_until(Duration::from_secs(5), || {
-            let mut s = TcpStream::connect(t.http()).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-            let mut raw = Vec::new();
-            let _ = s.read_to_end(&mut raw);
-            raw.starts_with(b"HTTP/1.1 200")
-        }),
-        "service resumes"
-    );
-    let m = t.metrics();
-    assert!(m["tickerd_connections_refused_total{reason=\"no_descriptors\"}"] >= 1.0);
-    // One line when it starts and one when it ends, not one per retry.
-    assert!(wait_until(Duration::from_secs(2), || t
-        .log()
-        .contains("accepting again")));
-    assert_eq!(t.log().matches("out of file descriptors with").count(), 1);
-    let mut s = http_stream(t.http(), "/ticker", &[]);
-    assert!(s.next_event().is_some());
-}
-
-#[test]
 fn a_long_poll_is_not_held_for_ever() {
     let t = Tickerd::start(&["--tick-ms", "0", "--long-poll-s", "1"]);
     let current = t.current_id();

@@ -6,7 +6,6 @@ pub mod apache;
 pub mod checks;
 pub mod nginx;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{free_port, wait_until};
+use super::{collect_stderr, free_port, wait_until};
 
 /// A running front-end.
 pub struct Front {
@@ -59,16 +58,7 @@ impl Front {
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
-            let log = Arc::new(Mutex::new(String::new()));
-            let stderr = child.stderr.take().unwrap();
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = sink.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
+            let log = collect_stderr(&mut child);
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let up = wait_until(Duration::from_secs(10), || {
                 !exited(&child) && pid_file.exists() && TcpStream::connect(addr).is_ok()

@@ -513,6 +513,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Collects a child's stderr, line by line, into a string the test can read at any time
+/// (a front-end's log, for the failure message).
+pub fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    log
+}
+
 /// The repository root, where `conf/` is.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -553,16 +569,7 @@ impl Lighttpd {
                 cmd.env(k, v);
             }
             let mut child = cmd.spawn().expect("start lighttpd");
-            let stderr = child.stderr.take().unwrap();
-            let log = Arc::new(Mutex::new(String::new()));
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = sink.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
+            let log = collect_stderr(&mut child);
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let up = wait_until(Duration::from_secs(5), || {
                 child.try_wait().unwrap().is_none() && TcpStream::connect(addr).is_ok()

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{free_port, repo_root, wait_until, which, Lighttpd};
+use super::{collect_stderr, free_port, repo_root, wait_until, which, Lighttpd};
 
 /// The path of an external program, or a failure saying which package brings it.
 pub fn tool(name: &str, package: &str) -> PathBuf {
@@ -99,16 +99,7 @@ impl Lighttpd {
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("start lighttpd");
-            let log = Arc::new(Mutex::new(String::new()));
-            let sink = log.clone();
-            let stderr = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = sink.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
+            let log = collect_stderr(&mut child);
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let tls: SocketAddr = ([127, 0, 0, 1], tls_port).into();
             let up = wait_until(Duration::from_secs(5), || {
