@@ -16,9 +16,18 @@ use common::*;
 /// nginx's default `http2_max_concurrent_streams`, which the shipped file keeps.
 const NGINX_STREAMS: u32 = 128;
 
-/// Runs curl with `args` and `-w http_version=...`; returns (exit code, the version, the
-/// `id:` values with their arrival times, and every line).
-fn curl(args: &[&str]) -> (Option<i32>, String, Vec<(Instant, u64)>, Vec<String>) {
+/// What one curl run gave.
+struct CurlRun {
+    code: Option<i32>,
+    /// `%{http_version}`: "2", "1.1".
+    version: String,
+    /// The `id:` values, with their arrival times.
+    events: Vec<(Instant, u64)>,
+    lines: Vec<String>,
+}
+
+/// Runs curl with `args`, asking it to print the HTTP version it used.
+fn curl(args: &[&str]) -> CurlRun {
     let mut all = vec!["-w", "\nhttp_version=%{http_version}\n"];
     all.extend_from_slice(args);
     let (code, lines, stderr) = Curl::spawn(&all).finish(Duration::from_secs(30));
@@ -31,8 +40,13 @@ fn curl(args: &[&str]) -> (Option<i32>, String, Vec<(Instant, u64)>, Vec<String>
         .iter()
         .filter_map(|(at, l)| Some((*at, l.strip_prefix("id: ")?.parse().ok()?)))
         .collect();
-    let text = lines.into_iter().map(|(_, l)| l).collect();
-    (code, version, events, text)
+    let lines = lines.into_iter().map(|(_, l)| l).collect();
+    CurlRun {
+        code,
+        version,
+        events,
+        lines,
+    }
 }
 
 /// Streams `url` for 3 s over HTTP/2 and checks the events came one by one, with
@@ -41,10 +55,11 @@ fn assert_streams_over_h2(url: &str, http2: &[&str]) {
     let mut args = vec!["-N", "--max-time", "3"];
     args.extend_from_slice(http2);
     args.push(url);
-    let (code, version, events, _) = curl(&args);
+    let run = curl(&args);
     // 28: curl's --max-time ended the stream, which never ends by itself.
-    assert_eq!(code, Some(28), "{url}");
-    assert_eq!(version, "2", "{url}: not HTTP/2");
+    assert_eq!(run.code, Some(28), "{url}");
+    assert_eq!(run.version, "2", "{url}: not HTTP/2");
+    let events = run.events;
     let ids: Vec<u64> = events.iter().map(|(_, id)| *id).collect();
     assert!(ids.len() >= 10, "{url}: {ids:?}");
     assert_consecutive(&ids, url);
@@ -61,13 +76,13 @@ fn page_version(url: &str, http: &[&str]) -> String {
     let mut args = vec!["--max-time", "10"];
     args.extend_from_slice(http);
     args.push(url);
-    let (code, version, _, text) = curl(&args);
-    assert_eq!(code, Some(0), "{url}");
+    let run = curl(&args);
+    assert_eq!(run.code, Some(0), "{url}");
     assert!(
-        text.iter().any(|l| l.contains("EventSource")),
+        run.lines.iter().any(|l| l.contains("EventSource")),
         "{url}: not the page"
     );
-    version
+    run.version
 }
 
 fn text(c: &H2c, id: u32) -> String {
@@ -119,8 +134,13 @@ fn page_stream_and_publish_over_tls_negotiate_h2_through_nginx() {
         "123.45",
         &url,
     ]);
-    let (code, version, _, body) = curl(&publish);
-    assert_eq!((code, version.as_str()), (Some(0), "2"), "{body:?}");
+    let run = curl(&publish);
+    assert_eq!(
+        (run.code, run.version.as_str()),
+        (Some(0), "2"),
+        "{:?}",
+        run.lines
+    );
     assert_eq!(t.metrics()["tickerd_publishes_total{result=\"ok\"}"], 1.0);
     // The same TLS port still serves HTTP/1.1 to a client that does not offer h2.
     assert_eq!(
@@ -350,4 +370,33 @@ fn a_silent_h2_stream_outlives_nginx_keepalive_timeout() {
     }
     assert_eq!(sse_ids(&text(&stream, 1)), vec![first[0], first[0] + 1]);
     assert_eq!(stream.stream(1).reset, None);
+}
+
+#[test]
+fn past_keepalive_requests_nginx_sends_goaway_and_open_streams_go_on() {
+    // After `keepalive_requests` streams (default 1000) or `keepalive_time` (default 1 h) on
+    // one connection, nginx 1.22 answers the next stream and sends GOAWAY(NO_ERROR): the
+    // client opens a new connection for later requests. Lowered to 3 here to show that the
+    // streams already open are not cut by it.
+    let t = Tickerd::start(&["--tick-ms", "100", "--heartbeat-s", "1"]);
+    let cert = TestCert::new();
+    let n = nginx_h2::start(t.scgi(), &cert, "keepalive_requests 3;");
+    let mut c = H2c::connect(n.h2c, true);
+    let ids = [1, 3, 5];
+    for id in ids {
+        c.get(id, "/ticker", &[]);
+    }
+    pump_until_events(&mut c, &ids, 3);
+    assert_eq!(c.goaway, Some(0));
+    let before = sse_ids(&text(&c, 1)).len();
+    pump_until_events(&mut c, &ids, before + 10);
+    assert_served(&c, &ids, before + 10);
+    assert_eq!(t.clients(), 3.0);
+    assert_eq!(established_on(n.h2c.port()), 1);
+    drop(c);
+    assert!(
+        wait_until(Duration::from_secs(10), || t.clients() == 0.0),
+        "{:?}",
+        t.metrics()
+    );
 }
