@@ -616,3 +616,6 @@ pub mod fronts;
 
 /// Headless Chromium over WebDriver, for the browser tests.
 pub mod browser;
+
+/// nginx with its HTTP/2 listeners (tests/nginx_http2.rs).
+pub mod nginx_h2;
