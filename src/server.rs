@@ -39,6 +39,8 @@ const FD_HEADROOM: u64 = 64;
 const ACCEPTS_PER_WAKEUP: usize = 256;
 /// How long accepting pauses when descriptors run out.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Refusals at `--max-clients` are logged at most this often, each line with the count.
+const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long a finished connection may take to close its side.
 const LINGER: Duration = Duration::from_secs(2);
 /// Body cap: the only body tickerd takes is one price.
@@ -137,9 +139,10 @@ pub struct Server {
     fanned_out_id: u64,
     /// When accept last started failing for want of descriptors; `None` while it works.
     out_of_descriptors_since: Option<Instant>,
-    /// Set while `--max-clients` is reached: when, and how many were refused since. A flood
-    /// is logged once when it starts and once when it ends, not once per connection.
-    full_since: Option<(Instant, u64)>,
+    /// Refusals at `--max-clients`: when the last one was logged, and how many came after
+    /// it. A flood, or a server that stays full while clients churn, must not fill the log.
+    full_logged_at: Option<Instant>,
+    refused_unlogged: u64,
     /// One read buffer for every socket: data is copied out of it at once.
     scratch: Box<[u8]>,
     /// Reused list of connections to settle after a fan-out.
@@ -205,7 +208,8 @@ impl Server {
             next_serial: 0,
             fanned_out_id: first_id,
             out_of_descriptors_since: None,
-            full_since: None,
+            full_logged_at: None,
+            refused_unlogged: 0,
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
         })
@@ -351,15 +355,20 @@ impl Server {
             let mut conn = Connection::new(socket, protocol, self.next_serial, peer);
             let now = Instant::now();
             if self.clients.len() >= self.max_clients {
-                let (_, refused) = self.full_since.get_or_insert_with(|| {
+                self.refused_unlogged += 1;
+                if self
+                    .full_logged_at
+                    .is_none_or(|at| now.duration_since(at) >= FULL_LOG_EVERY)
+                {
                     log::warn!(
-                        "{}: refused (503): --max-clients {} reached; refusing until a slot frees",
+                        "{}: refused (503): --max-clients {} reached; {} refused since the last such line (one every {FULL_LOG_EVERY:?} at most)",
                         conn.describe(),
-                        self.max_clients
+                        self.max_clients,
+                        self.refused_unlogged
                     );
-                    (now, 0)
-                });
-                *refused += 1;
+                    self.full_logged_at = Some(now);
+                    self.refused_unlogged = 0;
+                }
                 log::debug!("{}: refused (503): full", conn.describe());
                 self.counters.refused(Refusal::Full);
                 let answer = response::text(
@@ -372,12 +381,6 @@ impl Server {
                 let key = self.clients.insert(conn);
                 self.flush(key);
             } else {
-                if let Some((since, refused)) = self.full_since.take() {
-                    log::info!(
-                        "accepting again after {:?} at --max-clients: {refused} refused",
-                        since.elapsed()
-                    );
-                }
                 log::debug!("{}: accepted", conn.describe());
                 let key = self.clients.insert(conn);
                 self.timers.requests.start(now, key, self.next_serial);

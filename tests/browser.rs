@@ -25,6 +25,8 @@ struct Seen {
     transport: String,
     /// Times EventSource gave up for good and the page reconnected by itself.
     fallbacks: u64,
+    /// Events the page has taken in (its model's count).
+    received: u64,
 }
 
 impl Seen {
@@ -42,7 +44,8 @@ fn look(b: &Browser) -> Seen {
          return { price: $('price').textContent, id: $('event-id').textContent,
                   state: $('state').textContent, cls: $('card').className,
                   change: $('change').textContent, points: pts ? pts.split(' ').length : 0,
-                  transport: $('transport').textContent, fallbacks: window.tickerd.fallbacks };",
+                  transport: $('transport').textContent, fallbacks: window.tickerd.fallbacks,
+                  received: window.tickerd.received };",
     );
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     Seen {
@@ -54,6 +57,7 @@ fn look(b: &Browser) -> Seen {
         points: v["points"].as_u64().unwrap() as usize,
         transport: s("transport"),
         fallbacks: v["fallbacks"].as_u64().unwrap(),
+        received: v["received"].as_u64().unwrap(),
     }
 }
 
@@ -154,18 +158,33 @@ fn page_shows_each_published_price_with_its_colour_at_the_root_and_under_the_pre
         }
     }
     // Faster than the screen refreshes: the page may paint some of these together, but it
-    // ends on the last one, and every one it received is on the chart (at most 120 kept).
-    let mut last = (String::new(), String::new());
-    for i in 0..40 {
-        let price = format!("{:.2}", 200.0 + 3.0 * (i as f64 / 4.0).sin());
-        let (status, answer) = t.publish(&price);
-        assert_eq!(status, 200);
-        last = (price, answer.trim().to_string());
-    }
-    let seen = wait_for(&b, Duration::from_secs(30), "the last of a burst", |s| {
-        s.price == last.0 && s.id == last.1
-    });
-    assert!(seen.points > 7 && seen.points <= 120, "{seen:?}");
+    // ends on the last one, and every event it took in is on the chart, up to the 120 it
+    // keeps. Bursts of 40 until the chart has overflowed.
+    let before = look(&b);
+    let mut burst = 0;
+    let seen = loop {
+        burst += 1;
+        let mut last = (String::new(), String::new());
+        for i in 0..40 {
+            let price = format!("{:.2}", 200.0 + 3.0 * ((burst * 40 + i) as f64 / 4.0).sin());
+            let (status, answer) = t.publish(&price);
+            assert_eq!(status, 200);
+            last = (price, answer.trim().to_string());
+        }
+        let seen = wait_for(&b, Duration::from_secs(30), "the last of a burst", |s| {
+            s.price == last.0 && s.id == last.1
+        });
+        let taken = (seen.received - before.received) as usize;
+        assert_eq!(
+            seen.points,
+            (before.points + taken).min(120),
+            "{before:?} then {seen:?}"
+        );
+        if before.points + taken > 120 || burst == 10 {
+            break seen;
+        }
+    };
+    assert_eq!(seen.points, 120, "the chart keeps the last 120: {seen:?}");
 }
 
 #[test]
@@ -177,10 +196,13 @@ fn page_follows_the_ticks_through_lighttpd_and_is_screenshotted() {
     let seen = watch_ticks(&b, 5, "live");
     let last = seen.last().unwrap();
     assert!(last.points >= 5, "chart: {last:?}");
-    assert!(
-        ["card up", "card down", "card"].contains(&last.class.as_str()),
-        "{last:?}"
-    );
+    // The colour follows the arrow of the change shown.
+    let expected = match last.change.chars().next() {
+        Some('▲') => "card up",
+        Some('▼') => "card down",
+        _ => "card",
+    };
+    assert_eq!(last.class, expected, "{last:?}");
     assert_eq!(last.transport, "EventSource");
     // Let the chart fill a little for the picture.
     wait_for(&b, Duration::from_secs(60), "a fuller chart", |s| {

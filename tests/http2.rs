@@ -186,6 +186,13 @@ fn streams_sent_before_the_settings_ack_beyond_eight_are_held_and_stall_the_conn
     while Instant::now() < end && ids[..8].iter().any(|id| sse_ids(&text(&c, *id)).len() < 3) {
         c.pump(Instant::now() + Duration::from_millis(200));
     }
+    for id in &ids[..8] {
+        assert!(
+            sse_ids(&text(&c, *id)).len() >= 3,
+            "stream {id} got {:?}",
+            text(&c, *id)
+        );
+    }
     assert!(wait_until(Duration::from_secs(5), || t.clients() == 8.0));
     c.cancel(ids[0]);
     c.ping();
@@ -230,8 +237,9 @@ fn eight_streams_share_one_tls_connection_with_curl() {
         "--parallel",
         "--parallel-max",
         "8",
+        // Long enough that the checks below see the streams open on a loaded machine.
         "--max-time",
-        "4",
+        "8",
         "-o",
         &out.display().to_string(),
         "-w",

@@ -373,14 +373,14 @@ fn a_silent_parked_stream_is_freed_by_the_heartbeat() {
 
 #[test]
 fn backend_down_gives_503_and_coming_back_serves_again() {
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let front = Lighttpd::start(addr);
+    let backend = ReservedPort::new();
+    let front = Lighttpd::start(backend.addr);
     let (status, _, _) = http_request(
         front.addr,
         "GET /ticker HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 503);
+    let addr = backend.release();
     let t = Tickerd::start(&["--tick-ms", "50", "--scgi", &addr.to_string()]);
     assert!(
         wait_until(Duration::from_secs(5), || {

@@ -105,6 +105,26 @@ fn stream_through_nginx_over_a_unix_socket() {
 fn the_shipped_snippets_give_the_documented_addresses() {
     let (ok, out) = nginx::test_shipped();
     assert!(ok, "{out}");
-    assert!(out.contains("listen 127.0.0.1:8001;"), "{out}");
-    assert!(out.contains("server 127.0.0.1:9000;"), "{out}");
+    // `nginx -T` prints every file it read after a `# configuration file PATH:` line; take
+    // the snippets' own lines, without comments (conf/nginx.conf's comments quote both).
+    let file = |name: &str| -> Vec<String> {
+        out.split("# configuration file ")
+            .find(|part| {
+                part.lines()
+                    .next()
+                    .is_some_and(|l| l.ends_with(&format!("/{name}:")))
+            })
+            .unwrap_or_else(|| panic!("{name} not read: {out}"))
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("nginx: "))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(file("nginx-listen.conf"), ["listen 127.0.0.1:8001;"]);
+    assert_eq!(
+        file("nginx-backend.conf"),
+        ["upstream tickerd {", "server 127.0.0.1:9000;", "}"]
+    );
 }

@@ -247,8 +247,9 @@ fn a_hundred_streams_share_one_tls_connection_with_curl() {
         "--parallel",
         "--parallel-max",
         "100",
+        // Long enough that the checks below see the streams open on a loaded machine.
         "--max-time",
-        "8",
+        "15",
         "-o",
         &out.display().to_string(),
         "-w",

@@ -513,6 +513,37 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port held for a backend that is not running yet: bound but not listening,
+/// so connections to it are refused (the backend is "down") and no other socket can take
+/// it (no SO_REUSEADDR), until `release` hands it to the backend.
+pub struct ReservedPort {
+    socket: socket2::Socket,
+    pub addr: SocketAddr,
+}
+
+impl ReservedPort {
+    pub fn new() -> ReservedPort {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        ReservedPort { socket, addr }
+    }
+
+    /// Frees the port, for the backend to bind at once.
+    pub fn release(self) -> SocketAddr {
+        drop(self.socket);
+        self.addr
+    }
+}
+
+/// Whether `child` exits within `within`.
+pub fn lighttpd_exited_within(child: &mut Child, within: Duration) -> bool {
+    wait_until(within, || child.try_wait().unwrap().is_some())
+}
+
 /// Collects a child's stderr, line by line, into a string the test can read at any time
 /// (a front-end's log, for the failure message).
 pub fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
@@ -574,6 +605,9 @@ impl Lighttpd {
             let up = wait_until(Duration::from_secs(5), || {
                 child.try_wait().unwrap().is_none() && TcpStream::connect(addr).is_ok()
             });
+            // A listener of another test on the same port would also accept the connect; lighttpd
+            // that lost the port exits within milliseconds of starting.
+            let up = up && !lighttpd_exited_within(&mut child, Duration::from_millis(200));
             if up {
                 return Lighttpd { child, addr, log };
             }

@@ -374,10 +374,11 @@ pub fn publish_through_the_front_end(start: Start) {
 /// While tickerd is down the front-end answers an error, whose status this returns; the
 /// first request after tickerd is back is served.
 pub fn backend_down_then_back(start: Start) -> u16 {
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let front = start(addr);
+    let backend = ReservedPort::new();
+    let front = start(backend.addr);
     let down = get(front.addr, "/ticker");
     assert!(down.status >= 500, "{down:?}");
+    let addr = backend.release();
     let t = Tickerd::start(&["--tick-ms", "50", "--scgi", &addr.to_string()]);
     let r = get(front.addr, "/metrics");
     assert_eq!(

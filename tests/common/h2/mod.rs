@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{collect_stderr, free_port, repo_root, wait_until, which, Lighttpd};
+use super::{
+    collect_stderr, free_port, lighttpd_exited_within, repo_root, wait_until, which, Lighttpd,
+};
 
 /// The path of an external program, or a failure saying which package brings it.
 pub fn tool(name: &str, package: &str) -> PathBuf {
@@ -107,6 +109,9 @@ impl Lighttpd {
                     && TcpStream::connect(addr).is_ok()
                     && TcpStream::connect(tls).is_ok()
             });
+            // A listener of another test on the same port would also accept the connect; lighttpd
+            // that lost the port exits within milliseconds of starting.
+            let up = up && !lighttpd_exited_within(&mut child, Duration::from_millis(200));
             if up {
                 return (Lighttpd { child, addr, log }, tls);
             }
