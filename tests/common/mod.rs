@@ -104,9 +104,12 @@ impl Tickerd {
                 log.push('\n');
             }
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("tickerd did not start: {}", log.lock().unwrap()));
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) else {
+            // Not left running behind a failed test.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tickerd did not start: {}", log.lock().unwrap());
+        };
         let find = |proto: &str| -> Option<SocketAddr> {
             let rest = line.split(&format!("{proto} ")).nth(1)?;
             rest.split([',', ';']).next()?.trim().parse().ok()
