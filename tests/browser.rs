@@ -322,3 +322,72 @@ fn start_on(addr: SocketAddr, args: &[&str]) -> Tickerd {
     }
     panic!("tickerd could not listen on {addr} again");
 }
+
+#[test]
+fn an_up_to_date_page_streams_again_at_once_after_a_refusal() {
+    // The page's reconnect is refused (tickerd full: 503), so EventSource gives up; once a
+    // slot frees, the page's catch-up poll is held by tickerd, because the page already has
+    // the current event and no tick comes. The page must stream again at once, not after
+    // the long poll's 60 s.
+    let t = Tickerd::start(&[
+        "--tick-ms",
+        "0",
+        "--retry-ms",
+        "300",
+        "--max-clients",
+        "6",
+        "--long-poll-s",
+        "60",
+        "--heartbeat-s",
+        "0",
+    ]);
+    let mut front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/"));
+    wait_for(&b, Duration::from_secs(30), "live", |s| s.state == "live");
+    let (status, id) = t.publish("123.45");
+    assert_eq!(status, 200);
+    let id = id.trim().to_string();
+    wait_for(&b, Duration::from_secs(30), "the published price", |s| {
+        s.price == "123.45" && s.id == id
+    });
+    // lighttpd dies: the stream breaks, its slot frees, and EventSource retries against a
+    // closed port. Fill tickerd (no /metrics from here on: it would be refused too).
+    front.kill();
+    assert!(wait_until(Duration::from_secs(5), || t.clients() == 0.0));
+    let mut fillers = Vec::new();
+    loop {
+        let filler = http_stream(t.http(), "/ticker", &[]);
+        if filler.status == 503 {
+            break;
+        }
+        assert_eq!(filler.status, 200);
+        fillers.push(filler);
+        assert!(fillers.len() <= 6, "never full");
+    }
+    front.restart();
+    let refused = wait_for(&b, Duration::from_secs(30), "refused, given up", |s| {
+        s.fallbacks >= 1 && s.state == "reconnecting"
+    });
+    // Two slots: one for the held catch-up poll, one for the new stream.
+    fillers.truncate(fillers.len() - 2);
+    let seen = wait_for(&b, Duration::from_secs(25), "live again", |s| {
+        s.state == "live" && s.transport == "EventSource"
+    });
+    assert_eq!(
+        (seen.price.as_str(), seen.id.as_str()),
+        ("123.45", id.as_str())
+    );
+    assert!(seen.fallbacks >= refused.fallbacks);
+    // And it is a live stream: the next price arrives.
+    drop(fillers);
+    let mut next = String::new();
+    assert!(wait_until(Duration::from_secs(5), || {
+        let (status, answer) = t.publish("124.00");
+        next = answer.trim().to_string();
+        status == 200 // 503 until tickerd has seen the fillers go
+    }));
+    wait_for(&b, Duration::from_secs(30), "the next price", |s| {
+        s.price == "124.00" && s.id == next && s.state == "live"
+    });
+}

@@ -542,11 +542,6 @@ impl ReservedPort {
     }
 }
 
-/// Whether `child` exits within `within`.
-pub fn lighttpd_exited_within(child: &mut Child, within: Duration) -> bool {
-    wait_until(within, || child.try_wait().unwrap().is_some())
-}
-
 /// Collects a child's stderr, line by line, into a string the test can read at any time
 /// (a front-end's log, for the failure message).
 pub fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
@@ -573,6 +568,7 @@ pub struct Lighttpd {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
 }
 
 impl Lighttpd {
@@ -585,40 +581,81 @@ impl Lighttpd {
     }
 
     pub fn start_with(env: &[(&str, String)]) -> Lighttpd {
-        let binary = which("lighttpd")
-            .expect("lighttpd is not installed: `apt-get install -y lighttpd` (.ci/run does it)");
-        let conf = repo_root().join("conf/lighttpd.conf");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         for attempt in 0..5 {
-            let port = free_port();
-            let mut cmd = Command::new(&binary);
-            cmd.arg("-D")
-                .arg("-f")
-                .arg(&conf)
-                .current_dir(repo_root())
-                .env("TICKERD_FRONT_PORT", port.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            for (k, v) in env {
-                cmd.env(k, v);
+            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            match Self::spawn(addr, &env) {
+                Ok((child, log)) => {
+                    return Lighttpd {
+                        child,
+                        addr,
+                        log,
+                        env,
+                    }
+                }
+                Err(log) => eprintln!("lighttpd attempt {attempt} failed: {log}"),
             }
-            let mut child = cmd.spawn().expect("start lighttpd");
-            let log = collect_stderr(&mut child);
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let up = wait_until(Duration::from_secs(5), || {
-                child.try_wait().unwrap().is_none() && TcpStream::connect(addr).is_ok()
-            });
-            // A listener of another test on the same port would also accept the connect; lighttpd
-            // that lost the port exits within milliseconds of starting.
-            let up = up && !lighttpd_exited_within(&mut child, Duration::from_millis(200));
-            if up {
-                return Lighttpd { child, addr, log };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!("lighttpd attempt {attempt} failed: {}", log.lock().unwrap());
         }
         panic!("lighttpd did not start from conf/lighttpd.conf");
+    }
+
+    /// Starts lighttpd on `addr`; its log if it did not come up.
+    fn spawn(
+        addr: SocketAddr,
+        env: &[(String, String)],
+    ) -> Result<(Child, Arc<Mutex<String>>), String> {
+        let binary = which("lighttpd")
+            .expect("lighttpd is not installed: `apt-get install -y lighttpd` (.ci/run does it)");
+        let mut cmd = Command::new(&binary);
+        cmd.arg("-D")
+            .arg("-f")
+            .arg(repo_root().join("conf/lighttpd.conf"))
+            .current_dir(repo_root())
+            .env("TICKERD_FRONT_PORT", addr.port().to_string())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start lighttpd");
+        let log = collect_stderr(&mut child);
+        let up = wait_until(Duration::from_secs(5), || {
+            child.try_wait().unwrap().is_none() && TcpStream::connect(addr).is_ok()
+        });
+        // A listener of another test on the same port would also accept the connect; lighttpd
+        // that lost the port exits within milliseconds of starting.
+        if up
+            && !wait_until(Duration::from_millis(200), || {
+                child.try_wait().unwrap().is_some()
+            })
+        {
+            return Ok((child, log));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = log.lock().unwrap().clone();
+        Err(log)
+    }
+
+    /// Kills lighttpd and starts it again on the same port (a browser's page keeps its
+    /// origin), retrying while the port is not free yet.
+    pub fn restart(&mut self) {
+        self.kill();
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::spawn(self.addr, &self.env) {
+                Ok((child, log)) => {
+                    (self.child, self.log) = (child, log);
+                    return;
+                }
+                Err(log) if Instant::now() > end => {
+                    panic!("lighttpd did not start again on {}: {log}", self.addr)
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
     }
 
     pub fn log(&self) -> String {

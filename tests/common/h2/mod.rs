@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{
-    collect_stderr, free_port, lighttpd_exited_within, repo_root, wait_until, which, Lighttpd,
-};
+use super::{free_port, which, Lighttpd};
 
 /// The path of an external program, or a failure saying which package brings it.
 pub fn tool(name: &str, package: &str) -> PathBuf {
@@ -86,38 +84,34 @@ impl Lighttpd {
             if port == tls_port {
                 continue;
             }
-            let mut cmd = Command::new(which("lighttpd").unwrap());
-            cmd.arg("-D")
-                .arg("-f")
-                .arg(repo_root().join("conf/lighttpd.conf"))
-                .current_dir(repo_root())
-                .env("TICKERD_FRONT_PORT", port.to_string())
-                .env("TICKERD_SCGI_HOST", scgi.ip().to_string())
-                .env("TICKERD_SCGI_PORT", scgi.port().to_string())
-                .env("TICKERD_TLS_PORT", tls_port.to_string())
-                .env("TICKERD_TLS_PEM", &cert.cert)
-                .env("TICKERD_TLS_KEY", &cert.key)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut child = cmd.spawn().expect("start lighttpd");
-            let log = collect_stderr(&mut child);
+            let env: Vec<(String, String)> = [
+                ("TICKERD_SCGI_HOST", scgi.ip().to_string()),
+                ("TICKERD_SCGI_PORT", scgi.port().to_string()),
+                ("TICKERD_TLS_PORT", tls_port.to_string()),
+                ("TICKERD_TLS_PEM", cert.cert.display().to_string()),
+                ("TICKERD_TLS_KEY", cert.key.display().to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let tls: SocketAddr = ([127, 0, 0, 1], tls_port).into();
-            let up = wait_until(Duration::from_secs(5), || {
-                child.try_wait().unwrap().is_none()
-                    && TcpStream::connect(addr).is_ok()
-                    && TcpStream::connect(tls).is_ok()
-            });
-            // A listener of another test on the same port would also accept the connect; lighttpd
-            // that lost the port exits within milliseconds of starting.
-            let up = up && !lighttpd_exited_within(&mut child, Duration::from_millis(200));
-            if up {
-                return (Lighttpd { child, addr, log }, tls);
+            match Lighttpd::spawn(addr, &env) {
+                Ok((child, log)) => {
+                    let front = Lighttpd {
+                        child,
+                        addr,
+                        log,
+                        env,
+                    };
+                    // Both ports are bound before lighttpd serves either.
+                    if TcpStream::connect(tls).is_ok() {
+                        return (front, tls);
+                    }
+                    eprintln!("lighttpd attempt {attempt}: no TLS port: {}", front.log());
+                }
+                Err(log) => eprintln!("lighttpd attempt {attempt} failed: {log}"),
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!("lighttpd attempt {attempt} failed: {}", log.lock().unwrap());
         }
         panic!("lighttpd with TLS did not start from conf/lighttpd.conf");
     }
