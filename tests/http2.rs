@@ -226,60 +226,6 @@ fn eight_streams_share_one_tls_connection_with_curl() {
     let t = Tickerd::start(&["--tick-ms", "100", "--heartbeat-s", "1"]);
     let cert = TestCert::new();
     let (_front, tls) = Lighttpd::start_tls(t.scgi(), &cert);
-    let out = cert.dir.join("s#1");
-    let url = format!("https://127.0.0.1:{}/ticker?n=[1-8]", tls.port());
-    let ca = cert.cert.display().to_string();
-    // --parallel waits for the first connection and multiplexes onto it (curl's default).
-    let curl = Curl::spawn(&[
-        "--http2",
-        "--cacert",
-        &ca,
-        "--parallel",
-        "--parallel-max",
-        "8",
-        // Long enough that the checks below see the streams open on a loaded machine.
-        "--max-time",
-        "8",
-        "-o",
-        &out.display().to_string(),
-        "-w",
-        "connects=%{num_connects} version=%{http_version}\n",
-        &url,
-    ]);
-    assert!(
-        wait_until(Duration::from_secs(10), || t.clients() == 8.0),
-        "{:?}",
-        t.metrics()
-    );
-    // Eight SCGI streams on tickerd's side, one client connection on lighttpd's TLS port.
-    assert_eq!(established_on(tls.port()), 1);
-    let (code, lines, stderr) = curl.finish(Duration::from_secs(20));
-    assert_eq!(code, Some(28), "{stderr}");
-    let stats: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
-    assert_eq!(stats.len(), 8, "{stats:?}");
-    assert!(stats.iter().all(|l| l.ends_with("version=2")), "{stats:?}");
-    let connects: u32 = stats
-        .iter()
-        .map(|l| {
-            l["connects=".len()..]
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse::<u32>()
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(connects, 1, "{stats:?}");
-    // curl gone, connection closed: lighttpd frees all eight backend slots.
-    assert!(
-        wait_until(Duration::from_secs(5), || t.clients() == 0.0),
-        "{:?}",
-        t.metrics()
-    );
-    for n in 1..=8 {
-        let body = std::fs::read_to_string(cert.dir.join(format!("s{n}"))).unwrap();
-        let ids = sse_ids(&body);
-        assert!(ids.len() >= 10, "stream {n}: {ids:?}");
-        assert_consecutive(&ids, &format!("stream {n}"));
-    }
+    // Long enough that the checks see the streams open on a loaded machine.
+    streams_share_one_tls_connection(&t, &cert, tls, 8, 8, 10);
 }

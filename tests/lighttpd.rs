@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::fronts::checks;
 use common::*;
 
 fn get(front: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseReader<TcpStream> {
@@ -96,33 +97,8 @@ fn stream_over_a_unix_socket_arrives_event_by_event() {
 }
 
 fn stream_arrives_event_by_event(backend: Backend) {
-    let stack = backend.start(&["--tick-ms", "100"]);
-    let Stack { front, .. } = &stack;
-    let mut s = get(front.addr, "/ticker", &[]);
-    assert_eq!(s.status, 200, "{}", s.head);
-    assert!(
-        s.head.contains("Content-Type: text/event-stream"),
-        "{}",
-        s.head
-    );
-    let mut ids = Vec::new();
-    let mut gaps = Vec::new();
-    let mut last = Instant::now();
-    for _ in 0..6 {
-        ids.push(s.next_event().expect("event through lighttpd").id());
-        gaps.push(last.elapsed());
-        last = Instant::now();
-    }
-    assert_eq!(s.retry, Some(3000));
-    for pair in ids.windows(2) {
-        assert_eq!(pair[1], pair[0] + 1, "{ids:?}");
-    }
-    // Streamed, not buffered: events come about one tick apart, not in a burst at the end.
-    let spaced = gaps[1..]
-        .iter()
-        .filter(|g| **g >= Duration::from_millis(50))
-        .count();
-    assert!(spaced >= 4, "events should arrive one by one: {gaps:?}");
+    let stack = backend.start(&["--tick-ms", "200"]);
+    checks::stream_through(stack.front.addr, "lighttpd");
 }
 
 #[test]
@@ -193,30 +169,7 @@ fn last_event_id_over_a_unix_socket() {
 
 fn last_event_id(backend: Backend) {
     let stack = backend.start(&["--tick-ms", "0"]);
-    let Stack { front, t, .. } = &stack;
-    let current = t.current_id();
-    // Stale: the current event at once.
-    let mut s = get(
-        front.addr,
-        "/ticker",
-        &[("Last-Event-ID", &(current - 3).to_string())],
-    );
-    assert_eq!(s.next_event().unwrap().id(), current);
-    // Current: nothing until the next tick.
-    let mut s = get(
-        front.addr,
-        "/ticker",
-        &[("Last-Event-ID", &current.to_string())],
-    );
-    set_timeout(s.socket(), Duration::from_millis(400));
-    assert_eq!(s.next_event(), None);
-    set_timeout(s.socket(), Duration::from_secs(5));
-    t.publish("1.23");
-    assert_eq!(s.next_event().unwrap().id(), current + 1);
-    assert_eq!(
-        t.metrics()["tickerd_requests_with_last_event_id_total"],
-        2.0
-    );
+    checks::last_event_id_through(&stack.t, stack.front.addr);
 }
 
 #[test]
@@ -323,33 +276,8 @@ fn browsers_that_leave_free_their_slot_over_a_unix_socket() {
 
 fn browsers_that_leave_free_their_slot(backend: Backend) {
     let stack = backend.start(&["--tick-ms", "200", "--heartbeat-s", "1"]);
-    let Stack { front, t, .. } = &stack;
-    let mut streams: Vec<_> = (0..40).map(|_| get(front.addr, "/ticker", &[])).collect();
-    for s in &mut streams {
-        s.next_event().expect("streaming");
-    }
-    assert!(
-        wait_until(Duration::from_secs(3), || t.clients() == 40.0),
-        "{:?}",
-        t.metrics()
-    );
-    // Half close cleanly (FIN), half crash (RST).
-    for (i, mut s) in streams.into_iter().enumerate() {
-        let socket = s.socket().try_clone().unwrap();
-        drop(s);
-        if i % 2 == 0 {
-            drop(socket);
-        } else {
-            reset(socket);
-        }
-    }
-    let start = Instant::now();
-    assert!(
-        wait_until(Duration::from_secs(5), || t.clients() == 0.0),
-        "backend slots still held: {:?}",
-        t.metrics()
-    );
-    eprintln!("40 browsers' slots freed in {:?}", start.elapsed());
+    let took = checks::browsers_leave(&stack.t, stack.front.addr, Duration::from_secs(5));
+    eprintln!("40 browsers' slots freed in {took:?}");
 }
 
 #[test]

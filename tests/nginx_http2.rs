@@ -235,62 +235,9 @@ fn a_hundred_streams_share_one_tls_connection_with_curl() {
     let t = Tickerd::start(&["--tick-ms", "100", "--heartbeat-s", "1"]);
     let cert = TestCert::new();
     let n = nginx_h2::start(t.scgi(), &cert, "");
-    let out = cert.dir.join("s#1");
-    let url = format!("https://127.0.0.1:{}/ticker?n=[1-100]", n.tls.port());
-    let ca = cert.cert.display().to_string();
-    // --parallel waits for the first connection and multiplexes onto it; curl's own cap is
-    // 100 streams per connection, under nginx's 128.
-    let curl = Curl::spawn(&[
-        "--http2",
-        "--cacert",
-        &ca,
-        "--parallel",
-        "--parallel-max",
-        "100",
-        // Long enough that the checks below see the streams open on a loaded machine.
-        "--max-time",
-        "15",
-        "-o",
-        &out.display().to_string(),
-        "-w",
-        "connects=%{num_connects} version=%{http_version}\n",
-        &url,
-    ]);
-    assert!(
-        wait_until(Duration::from_secs(20), || t.clients() == 100.0),
-        "{:?}",
-        t.metrics()
-    );
-    assert_eq!(established_on(n.tls.port()), 1);
-    let (code, lines, stderr) = curl.finish(Duration::from_secs(30));
-    assert_eq!(code, Some(28), "{stderr}");
-    let stats: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
-    assert_eq!(stats.len(), 100, "{stats:?}");
-    assert!(stats.iter().all(|l| l.ends_with("version=2")), "{stats:?}");
-    let connects: u32 = stats
-        .iter()
-        .map(|l| {
-            l["connects=".len()..]
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse::<u32>()
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(connects, 1, "{stats:?}");
-    // curl gone, connection closed: nginx frees all hundred backend slots.
-    assert!(
-        wait_until(Duration::from_secs(10), || t.clients() == 0.0),
-        "{:?}",
-        t.metrics()
-    );
-    for i in 1..=100 {
-        let body = std::fs::read_to_string(cert.dir.join(format!("s{i}"))).unwrap();
-        let ids = sse_ids(&body);
-        assert!(ids.len() >= 5, "stream {i}: {ids:?}");
-        assert_consecutive(&ids, &format!("stream {i}"));
-    }
+    // curl's own cap is 100 streams per connection, under nginx's 128. Long enough that the
+    // checks see the streams open on a loaded machine.
+    streams_share_one_tls_connection(&t, &cert, n.tls, 100, 15, 5);
 }
 
 #[test]

@@ -124,7 +124,13 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 pub fn stream_arrives_event_by_event(start: Start) -> String {
     let t = Tickerd::start(&["--tick-ms", "200"]);
     let front = start(t.scgi());
-    let mut s = http_stream(front.addr, "/ticker", &[]);
+    stream_through(front.addr, front.name)
+}
+
+/// The checks of `stream_arrives_event_by_event` through the front-end at `front` (`name`
+/// for messages), in front of a tickerd ticking every 200 ms.
+pub fn stream_through(front: SocketAddr, name: &str) -> String {
+    let mut s = http_stream(front, "/ticker", &[]);
     assert_eq!(s.status, 200, "{}", s.head);
     assert_eq!(
         header(&s.head, "Content-Type").as_deref(),
@@ -138,7 +144,7 @@ pub fn stream_arrives_event_by_event(start: Start) -> String {
     for _ in 0..8 {
         let e = s
             .next_event()
-            .unwrap_or_else(|| panic!("event through {}", front.name));
+            .unwrap_or_else(|| panic!("event through {name}"));
         ids.push(e.id());
         gaps.push(last.elapsed());
         last = Instant::now();
@@ -230,18 +236,20 @@ pub fn long_poll_answers_one_event_and_keeps_the_connection(start: Start) -> (St
 pub fn last_event_id_passes_through(start: Start) {
     let t = Tickerd::start(&["--tick-ms", "0"]);
     let front = start(t.scgi());
+    last_event_id_through(&t, front.addr);
+}
+
+/// The checks of `last_event_id_passes_through` through the front-end at `front`, in front
+/// of `t` (which must not tick).
+pub fn last_event_id_through(t: &Tickerd, front: SocketAddr) {
     let current = t.current_id();
     let mut stale = http_stream(
-        front.addr,
+        front,
         "/ticker",
         &[("Last-Event-ID", &(current - 3).to_string())],
     );
     assert_eq!(stale.next_event().unwrap().id(), current);
-    let mut s = http_stream(
-        front.addr,
-        "/ticker",
-        &[("Last-Event-ID", &current.to_string())],
-    );
+    let mut s = http_stream(front, "/ticker", &[("Last-Event-ID", &current.to_string())]);
     assert_eq!(s.status, 200, "{}", s.head);
     set_timeout(s.socket(), Duration::from_millis(500));
     assert_eq!(s.next_event(), None, "up to date: nothing before the tick");
@@ -261,8 +269,16 @@ pub fn last_event_id_passes_through(start: Start) {
 pub fn leaving_browsers_free_their_slots(start: Start, within: Duration) {
     let t = Tickerd::start(&["--tick-ms", "200", "--heartbeat-s", "1"]);
     let front = start(t.scgi());
+    let took = browsers_leave(&t, front.addr, within);
+    eprintln!("{}: 40 browsers' slots freed in {took:?}", front.name);
+}
+
+/// 40 browsers stream through the front-end at `front` in front of `t` (which must tick or
+/// send heartbeats), then leave, half with a FIN and half with a reset: every backend slot
+/// is free within `within`. Returns how long that took.
+pub fn browsers_leave(t: &Tickerd, front: SocketAddr, within: Duration) -> Duration {
     let mut streams: Vec<_> = (0..40)
-        .map(|_| http_stream(front.addr, "/ticker", &[]))
+        .map(|_| http_stream(front, "/ticker", &[]))
         .collect();
     for s in &mut streams {
         s.next_event().expect("streaming");
@@ -287,11 +303,7 @@ pub fn leaving_browsers_free_their_slots(start: Start, within: Duration) {
         "backend slots still held: {:?}",
         t.metrics()
     );
-    eprintln!(
-        "{}: 40 browsers' slots freed in {:?}",
-        front.name,
-        start.elapsed()
-    );
+    start.elapsed()
 }
 
 /// A parked stream (up to date, no ticks) whose browser leaves cleanly, with tickerd's

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{free_port, which, Lighttpd};
+use super::{free_port, wait_until, which, Lighttpd, Tickerd};
 
 /// The path of an external program, or a failure saying which package brings it.
 pub fn tool(name: &str, package: &str) -> PathBuf {
@@ -210,5 +210,75 @@ impl Drop for Curl {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `n` event streams over one TLS connection with `curl --http2 --parallel`, for `seconds`:
+/// tickerd holds `n` streams while the front-end's TLS port has one connection, curl makes
+/// one connect in all, every stream gets at least `min_events` consecutive ids, and the
+/// closed connection frees every backend slot.
+pub fn streams_share_one_tls_connection(
+    t: &Tickerd,
+    cert: &TestCert,
+    tls: SocketAddr,
+    n: usize,
+    seconds: u64,
+    min_events: usize,
+) {
+    let out = cert.dir.join("s#1");
+    let url = format!("https://127.0.0.1:{}/ticker?n=[1-{n}]", tls.port());
+    let ca = cert.cert.display().to_string();
+    let (parallel, max_time) = (n.to_string(), seconds.to_string());
+    // --parallel waits for the first connection and multiplexes onto it (curl's default).
+    let curl = Curl::spawn(&[
+        "--http2",
+        "--cacert",
+        &ca,
+        "--parallel",
+        "--parallel-max",
+        &parallel,
+        "--max-time",
+        &max_time,
+        "-o",
+        &out.display().to_string(),
+        "-w",
+        "connects=%{num_connects} version=%{http_version}\n",
+        &url,
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(seconds + 5), || t.clients() == n as f64),
+        "{:?}",
+        t.metrics()
+    );
+    // n SCGI streams on tickerd's side, one client connection on the TLS port.
+    assert_eq!(established_on(tls.port()), 1);
+    let (code, lines, stderr) = curl.finish(Duration::from_secs(seconds + 15));
+    assert_eq!(code, Some(28), "{stderr}"); // 28: --max-time ended the endless streams
+    let stats: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(stats.len(), n, "{stats:?}");
+    assert!(stats.iter().all(|l| l.ends_with("version=2")), "{stats:?}");
+    let connects: u32 = stats
+        .iter()
+        .map(|l| {
+            l["connects=".len()..]
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(connects, 1, "{stats:?}");
+    // curl gone, connection closed: the front-end frees every backend slot.
+    assert!(
+        wait_until(Duration::from_secs(10), || t.clients() == 0.0),
+        "{:?}",
+        t.metrics()
+    );
+    for i in 1..=n {
+        let body = std::fs::read_to_string(cert.dir.join(format!("s{i}"))).unwrap();
+        let ids = sse_ids(&body);
+        assert!(ids.len() >= min_events, "stream {i}: {ids:?}");
+        assert_consecutive(&ids, &format!("stream {i}"));
     }
 }
