@@ -45,7 +45,7 @@ impl Backend {
             }
             Backend::Unix => {
                 let dir = TempDir::new("lighttpd-unix");
-                let path = dir.0.join("scgi.sock");
+                let path = dir.join("scgi.sock");
                 let scgi = format!("unix:{}", path.display());
                 let mut all = args.to_vec();
                 all.extend(["--scgi", &scgi]);
@@ -64,25 +64,6 @@ impl Backend {
                 }
             }
         }
-    }
-}
-
-/// A directory of its own under the temp dir (pid + counter), removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tickerd-{what}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

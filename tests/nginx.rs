@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::fronts::checks::{self, header};
 use common::fronts::nginx;
-use common::{http_stream, Tickerd};
+use common::{http_stream, TempDir, Tickerd};
 
 #[test]
 fn stream_through_nginx_arrives_event_by_event() {
@@ -76,7 +76,7 @@ fn three_hundred_streams_through_nginx() {
 
 #[test]
 fn stream_through_nginx_over_a_unix_socket() {
-    let dir = common::fronts::scratch_dir("nginx-unix");
+    let dir = TempDir::new("nginx-unix");
     let socket = dir.join("scgi.sock");
     let scgi = format!("unix:{}", socket.display());
     // nginx's workers run as nobody when the tests run as root: the socket must be theirs too.
@@ -98,7 +98,6 @@ fn stream_through_nginx_over_a_unix_socket() {
         1.0
     );
     drop(front);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

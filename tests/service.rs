@@ -493,8 +493,7 @@ fn heartbeats_reach_idle_streams() {
 fn scgi_over_a_unix_socket() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixStream;
-    let dir = std::env::temp_dir().join(format!("tickerd-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("unix");
     let path = dir.join("scgi.sock");
     let addr = format!("unix:{}", path.display());
     let mut t = Tickerd::start(&[
@@ -515,7 +514,6 @@ fn scgi_over_a_unix_socket() {
     assert_eq!(r.next_event().unwrap().id(), a + 1);
     t.terminate_within(Duration::from_secs(2));
     assert!(!path.exists(), "the socket file is removed on exit");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -625,8 +623,7 @@ fn a_long_poll_is_not_held_for_ever() {
 fn a_request_sent_with_the_close_is_still_carried_out() {
     // Over a Unix socket a peer that sends and closes raises EPOLLHUP at once.
     use std::os::unix::net::UnixStream;
-    let dir = std::env::temp_dir().join(format!("tickerd-close-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("close");
     let path = dir.join("s.sock");
     let t = Tickerd::start(&[
         "--tick-ms",
@@ -651,5 +648,4 @@ fn a_request_sent_with_the_close_is_still_carried_out() {
         wait_until(Duration::from_secs(2), || t.current_id() == before + 1),
         "publish lost"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

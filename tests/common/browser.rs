@@ -3,9 +3,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
-use super::which;
+use super::{which, TempDir};
 
 /// One browser at a time per test binary: Chromium is heavy and the machine has two shared
 /// cores, so parallel browsers would only make every test slower and its timing noisier.
@@ -40,7 +39,8 @@ pub struct Browser {
     client: Option<Client>,
     rt: Runtime,
     driver: Child,
-    profile: PathBuf,
+    /// Removed after Drop has ended every process that uses it.
+    profile: TempDir,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -53,14 +53,7 @@ impl Browser {
             .expect("chromium is not installed: `apt-get install -y chromium chromium-driver`");
         let chromedriver = which("chromedriver")
             .expect("chromedriver is not installed: `apt-get install -y chromium-driver`");
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let profile = std::env::temp_dir().join(format!(
-            "tickerd-chromium-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).unwrap();
+        let profile = TempDir::new("chromium");
         // Its own process group, so that Drop can end chromedriver and every Chromium process
         // it started, even if the session could not be closed. Chromium's crash handlers
         // leave the group; XDG_CONFIG_HOME puts their database (named on their command line)
@@ -75,13 +68,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let port = match read_port(&mut driver) {
-            Ok(port) => port,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&profile);
-                panic!("{e}")
-            }
-        };
+        let port = read_port(&mut driver).unwrap_or_else(|e| panic!("{e}"));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -171,7 +158,6 @@ impl Drop for Browser {
                 libc::kill(pid, libc::SIGKILL);
             }
         }
-        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -235,7 +221,7 @@ impl Browser {
     /// The same list, callable after the browser is dropped: what of it is still alive.
     pub fn process_finder(&self) -> impl Fn() -> Vec<(i32, String)> {
         let group = self.driver.id() as i32;
-        let profile = self.profile.clone();
+        let profile = self.profile.to_path_buf();
         move || {
             let mut all = group_members(group);
             all.extend(naming(&profile));

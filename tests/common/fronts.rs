@@ -8,13 +8,12 @@ pub mod nginx;
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{collect_stderr, free_port, wait_until};
+use super::{collect_stderr, free_port, wait_until, TempDir};
 
 /// A running front-end.
 pub struct Front {
@@ -22,20 +21,11 @@ pub struct Front {
     pub addr: SocketAddr,
     child: Child,
     log: Arc<Mutex<String>>,
-    dir: PathBuf,
+    /// Its scratch directory (pid file, temp files), removed after the server stops.
+    dir: Option<TempDir>,
     /// Once the master is reaped its pid (our process group's id) may be reused, so no
     /// signal goes to the group after that.
     reaped: bool,
-}
-
-/// A directory unique to this test process and call, removed by `Front`'s drop.
-pub fn scratch_dir(name: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("tickerd-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 impl Front {
@@ -45,10 +35,12 @@ impl Front {
     /// free until somebody binds them.
     pub fn start(
         name: &'static str,
-        dir: PathBuf,
+        dir: TempDir,
         pid_file: &Path,
         mut command: impl FnMut(u16) -> Command,
     ) -> Front {
+        // The scratch directory serves every attempt; the server that comes up owns it.
+        let mut dir = Some(dir);
         for attempt in 0..5 {
             let port = free_port();
             let _ = std::fs::remove_file(pid_file);
@@ -60,18 +52,20 @@ impl Front {
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
             let log = collect_stderr(&mut child);
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            // Stop waiting as soon as it exits (a port taken meanwhile): try the next port.
             let up = wait_until(Duration::from_secs(10), || {
-                !exited(&child) && pid_file.exists() && TcpStream::connect(addr).is_ok()
-            });
+                exited(&child) || (pid_file.exists() && TcpStream::connect(addr).is_ok())
+            }) && !exited(&child);
             let mut front = Front {
                 name,
                 addr,
                 child,
                 log,
-                dir: dir.clone(),
+                dir: None,
                 reaped: false,
             };
             if up {
+                front.dir = dir.take();
                 return front;
             }
             front.stop();
@@ -126,7 +120,6 @@ fn exited(child: &Child) -> bool {
 
 impl Drop for Front {
     fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.stop(); // then `dir` goes
     }
 }

@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
-use super::fronts::{scratch_dir, Front};
+use super::fronts::Front;
 use super::h2::{tool, TestCert};
-use super::{free_port, repo_root};
+use super::{free_port, repo_root, TempDir};
 
 /// A running nginx and its HTTP/2 addresses; `front.addr` is the HTTP/1.1 port.
 pub struct NginxH2 {
@@ -22,7 +22,7 @@ pub struct NginxH2 {
 /// needs a directive the shipped file leaves at its default.
 pub fn start(scgi: SocketAddr, cert: &TestCert, extra: &str) -> NginxH2 {
     let binary = tool("nginx", "nginx-light");
-    let dir = scratch_dir("nginx-h2");
+    let dir = TempDir::new("nginx-h2");
     let conf = dir.join("nginx.conf");
     std::os::unix::fs::symlink(repo_root().join("conf/nginx.conf"), &conf).unwrap();
     std::fs::write(
@@ -34,7 +34,8 @@ pub fn start(scgi: SocketAddr, cert: &TestCert, extra: &str) -> NginxH2 {
     let (mut tls, mut h2c) = (0, 0);
     // nginx writes its pid file only once every listener is bound, so Front::start, which
     // waits for it, retries all three ports when any of them was taken meanwhile.
-    let front = Front::start("nginx", dir.clone(), &pid_file, |port| {
+    let root = dir.to_path_buf();
+    let front = Front::start("nginx", dir, &pid_file, |port| {
         (tls, h2c) = distinct_ports(port);
         let snippet = format!(
             "listen 127.0.0.1:{port};\n\
@@ -46,10 +47,10 @@ pub fn start(scgi: SocketAddr, cert: &TestCert, extra: &str) -> NginxH2 {
             cert.cert.display(),
             cert.key.display(),
         );
-        std::fs::write(dir.join("nginx-listen.conf"), snippet).unwrap();
+        std::fs::write(root.join("nginx-listen.conf"), snippet).unwrap();
         let mut cmd = Command::new(&binary);
         cmd.arg("-p")
-            .arg(&dir)
+            .arg(&root)
             .arg("-c")
             .arg(&conf)
             .args(["-e", "stderr"]);

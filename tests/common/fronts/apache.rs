@@ -6,18 +6,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::{scratch_dir, Front};
-use crate::common::{repo_root, which};
+use super::Front;
+use crate::common::{repo_root, which, TempDir};
 
 /// Starts Apache in front of tickerd's SCGI listener at `scgi`.
 pub fn start(scgi: SocketAddr) -> Front {
     let binary = binary();
-    let dir = scratch_dir("apache");
-    let pid_file = dir.join("apache.pid");
-    Front::start("apache", dir.clone(), &pid_file, |port| {
+    let dir = TempDir::new("apache");
+    let (root, pid_file) = (dir.to_path_buf(), dir.join("apache.pid"));
+    Front::start("apache", dir, &pid_file, |port| {
         let mut cmd = Command::new(&binary);
         cmd.arg("-d")
-            .arg(&dir)
+            .arg(&root)
             .arg("-f")
             .arg(repo_root().join("conf/apache.conf"))
             .arg("-DFOREGROUND")
@@ -31,10 +31,10 @@ pub fn start(scgi: SocketAddr) -> Front {
 /// `apache2 -t -D DUMP_RUN_CFG` on the shipped file with only `env` of its variables set:
 /// (success, output, which lists every Define with its value).
 pub fn test_shipped(env: &[(&str, &str)]) -> (bool, String) {
-    let dir = scratch_dir("apache-t");
+    let dir = TempDir::new("apache-t");
     let mut cmd = Command::new(binary());
     cmd.arg("-d")
-        .arg(&dir)
+        .arg(&*dir)
         .arg("-f")
         .arg(repo_root().join("conf/apache.conf"))
         .args(["-t", "-D", "DUMP_RUN_CFG"]);
@@ -49,7 +49,6 @@ pub fn test_shipped(env: &[(&str, &str)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::{scratch_dir, Front};
-use crate::common::{repo_root, which};
+use super::Front;
+use crate::common::{repo_root, which, TempDir};
 
 /// Starts nginx in front of tickerd's SCGI listener at `scgi`.
 pub fn start(scgi: SocketAddr) -> Front {
@@ -19,7 +19,7 @@ pub fn start(scgi: SocketAddr) -> Front {
 /// Starts nginx with `server` as tickerd's address in its upstream (`unix:/path` works too).
 pub fn start_with_backend(server: &str) -> Front {
     let binary = binary();
-    let dir = scratch_dir("nginx");
+    let dir = TempDir::new("nginx");
     let conf = dir.join("nginx.conf");
     std::os::unix::fs::symlink(repo_root().join("conf/nginx.conf"), &conf).unwrap();
     std::fs::write(
@@ -28,15 +28,16 @@ pub fn start_with_backend(server: &str) -> Front {
     )
     .unwrap();
     let pid_file = dir.join("nginx.pid");
-    Front::start("nginx", dir.clone(), &pid_file, |port| {
+    let root = dir.to_path_buf();
+    Front::start("nginx", dir, &pid_file, |port| {
         std::fs::write(
-            dir.join("nginx-listen.conf"),
+            root.join("nginx-listen.conf"),
             format!("listen 127.0.0.1:{port};\n"),
         )
         .unwrap();
         let mut cmd = Command::new(&binary);
         cmd.arg("-p")
-            .arg(&dir)
+            .arg(&root)
             .arg("-c")
             .arg(&conf)
             .args(["-e", "stderr"]);
@@ -46,16 +47,15 @@ pub fn start_with_backend(server: &str) -> Front {
 
 /// `nginx -T` on the shipped file with the shipped snippets beside it: (success, output).
 pub fn test_shipped() -> (bool, String) {
-    let dir = scratch_dir("nginx-t");
+    let dir = TempDir::new("nginx-t");
     let out = Command::new(binary())
         .arg("-p")
-        .arg(&dir)
+        .arg(&*dir)
         .arg("-c")
         .arg(repo_root().join("conf/nginx.conf"))
         .args(["-e", "stderr", "-T"])
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)

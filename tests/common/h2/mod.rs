@@ -8,11 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{free_port, wait_until, which, Lighttpd, Tickerd};
+use super::{free_port, wait_until, which, Lighttpd, TempDir, Tickerd};
 
 /// The path of an external program, or a failure saying which package brings it.
 pub fn tool(name: &str, package: &str) -> PathBuf {
@@ -24,17 +23,14 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
 /// A directory of its own (pid + counter) holding a self-signed certificate for 127.0.0.1
 /// and its key, made now with the openssl CLI; removed when dropped. No key is ever kept.
 pub struct TestCert {
-    pub dir: PathBuf,
+    pub dir: TempDir,
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 impl TestCert {
     pub fn new() -> TestCert {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tickerd-h2-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("h2");
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         let out = Command::new(tool("openssl", "openssl"))
             .args([
@@ -59,12 +55,6 @@ impl TestCert {
             String::from_utf8_lossy(&out.stderr)
         );
         TestCert { dir, cert, key }
-    }
-}
-
-impl Drop for TestCert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
