@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
+use common::fronts;
 use common::*;
 
 /// What the page shows, read from its DOM.
@@ -211,16 +212,34 @@ fn page_follows_the_ticks_through_lighttpd_and_is_screenshotted() {
     b.screenshot(&screenshot_path("page.png"));
 }
 
+/// A short retry makes EventSource's own reconnect hit the front-end's error answer quickly,
+/// so the page must take over (EventSource never retries after an error status).
+const RESTART_ARGS: [&str; 4] = ["--tick-ms", "200", "--retry-ms", "300"];
+
 #[test]
 fn page_reconnects_by_itself_when_tickerd_restarts_on_the_same_port() {
-    // A short retry makes EventSource's own reconnect hit lighttpd's 503 quickly, so the page
-    // must take over (EventSource never retries after an error status).
-    let args = ["--tick-ms", "200", "--retry-ms", "300"];
-    let mut first = Tickerd::start(&args);
+    let first = Tickerd::start(&RESTART_ARGS);
+    let front = Lighttpd::start(first.scgi());
+    reconnects_by_itself(first, front.addr, Some("page-reconnecting.png"));
+}
+
+#[test]
+fn page_reconnects_by_itself_behind_nginx_and_apache() {
+    // nginx answers 502 while tickerd is down, Apache 503: the page treats both alike.
+    for start in [fronts::nginx::start, fronts::apache::start] {
+        let first = Tickerd::start(&RESTART_ARGS);
+        let front = start(first.scgi());
+        reconnects_by_itself(first, front.addr, None);
+    }
+}
+
+/// The page, open at `front` in front of `first`: stop `first`, start a new tickerd on the
+/// same SCGI port; the page shows `reconnecting`, then comes back `live` by itself with ids
+/// still increasing, and its first request to the new instance carried its last id.
+fn reconnects_by_itself(mut first: Tickerd, front: SocketAddr, screenshot: Option<&str>) {
     let scgi = first.scgi();
-    let front = Lighttpd::start(scgi);
     let b = Browser::start();
-    b.goto(&url(front.addr, "/"));
+    b.goto(&url(front, "/"));
     let before = watch_ticks(&b, 2, "live");
     first.terminate_within(Duration::from_secs(5));
     drop(first);
@@ -231,9 +250,11 @@ fn page_reconnects_by_itself_when_tickerd_restarts_on_the_same_port() {
     let last_id = before.last().unwrap().id();
     assert!(down.id() >= last_id, "{down:?}");
     assert!(!down.price.is_empty() && down.price != "—", "{down:?}");
-    b.screenshot(&screenshot_path("page-reconnecting.png"));
+    if let Some(name) = screenshot {
+        b.screenshot(&screenshot_path(name));
+    }
 
-    let second = start_on(scgi, &args);
+    let second = start_on(scgi, &RESTART_ARGS);
     let back = watch_ticks(&b, 3, "live");
     assert!(back[0].id() > down.id(), "{down:?} then {back:?}");
     // The first request that reached the new instance carried the page's last id.
@@ -243,6 +264,38 @@ fn page_reconnects_by_itself_when_tickerd_restarts_on_the_same_port() {
         polls >= 1.0 && streams >= 1.0,
         "{polls} polls, {streams} streams"
     );
+}
+
+#[test]
+fn page_streams_and_long_polls_behind_nginx_and_apache() {
+    for start in [fronts::nginx::start, fronts::apache::start] {
+        let t = Tickerd::start(&["--tick-ms", "200"]);
+        let front = start(t.scgi());
+        let b = Browser::start();
+        b.goto(&url(front.addr, "/prices/"));
+        let seen = watch_ticks(&b, 3, "live");
+        assert_eq!(
+            seen.last().unwrap().transport,
+            "EventSource",
+            "{}",
+            front.name
+        );
+        drop(b);
+        let b = Browser::start();
+        b.goto(&url(front.addr, "/prices/?longpoll"));
+        let polled = watch_ticks(&b, 3, "long-polling");
+        assert_eq!(
+            polled.last().unwrap().transport,
+            "long polling (?longpoll)",
+            "{}",
+            front.name
+        );
+        let (_, polls, with_id) = requests(&t);
+        assert!(
+            polls >= 3.0 && with_id >= polls - 1.0,
+            "{polls} polls, {with_id} with id"
+        );
+    }
 }
 
 #[test]
