@@ -1,6 +1,7 @@
 //! The page as a person sees it: the real headless Chromium (through chromedriver) opens it
-//! from the real lighttpd, started from `conf/lighttpd.conf`, in front of the real tickerd.
-//! Needs `chromium`, `chromium-driver` and `lighttpd` installed (`.ci/run` installs them).
+//! through a real front-end started from its shipped file in `conf/` (lighttpd, and for some
+//! tests nginx and Apache too), in front of the real tickerd. Needs `chromium`,
+//! `chromium-driver`, `lighttpd`, `nginx` and `apache2` installed (`.ci/run` installs them).
 
 mod common;
 
@@ -112,15 +113,6 @@ fn screenshot_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn requests(t: &Tickerd) -> (f64, f64, f64) {
-    let m = t.metrics();
-    (
-        m["tickerd_requests_total{kind=\"stream\"}"],
-        m["tickerd_requests_total{kind=\"long_poll\"}"],
-        m["tickerd_requests_with_last_event_id_total"],
-    )
-}
-
 #[test]
 fn page_shows_each_published_price_with_its_colour_at_the_root_and_under_the_prefix() {
     let t = Tickerd::start(&["--tick-ms", "0"]);
@@ -220,28 +212,39 @@ const RESTART_ARGS: [&str; 4] = ["--tick-ms", "200", "--retry-ms", "300"];
 fn page_reconnects_by_itself_when_tickerd_restarts_on_the_same_port() {
     let first = Tickerd::start(&RESTART_ARGS);
     let front = Lighttpd::start(first.scgi());
-    reconnects_by_itself(first, front.addr, Some("page-reconnecting.png"));
+    reconnects_by_itself(first, front.addr, 503, Some("page-reconnecting.png"));
 }
 
 #[test]
-fn page_reconnects_by_itself_behind_nginx_and_apache() {
-    // nginx answers 502 while tickerd is down, Apache 503: the page treats both alike.
-    for start in [fronts::nginx::start, fronts::apache::start] {
-        let first = Tickerd::start(&RESTART_ARGS);
-        let front = start(first.scgi());
-        reconnects_by_itself(first, front.addr, None);
-    }
+fn page_reconnects_by_itself_behind_nginx() {
+    let first = Tickerd::start(&RESTART_ARGS);
+    let front = fronts::nginx::start(first.scgi());
+    reconnects_by_itself(first, front.addr, 502, None);
 }
 
-/// The page, open at `front` in front of `first`: stop `first`, start a new tickerd on the
-/// same SCGI port; the page shows `reconnecting`, then comes back `live` by itself with ids
-/// still increasing, and its first request to the new instance carried its last id.
-fn reconnects_by_itself(mut first: Tickerd, front: SocketAddr, screenshot: Option<&str>) {
-    let scgi = first.scgi();
+#[test]
+fn page_reconnects_by_itself_behind_apache() {
+    let first = Tickerd::start(&RESTART_ARGS);
+    let front = fronts::apache::start(first.scgi());
+    reconnects_by_itself(first, front.addr, 503, None);
+}
+
+/// The page, open at `front` in front of `first`: stop `first` (the front-end answers
+/// `down_status` meanwhile), start a new tickerd on the same SCGI port; the page shows
+/// `reconnecting`, then comes back `live` by itself with ids still increasing, and its first
+/// request to the new instance carried the last id it showed.
+fn reconnects_by_itself(
+    mut first: Tickerd,
+    front: SocketAddr,
+    down_status: u16,
+    screenshot: Option<&str>,
+) {
     let b = Browser::start();
     b.goto(&url(front, "/"));
     let before = watch_ticks(&b, 2, "live");
     first.terminate_within(Duration::from_secs(5));
+    // Hold the port while tickerd is away, so that no other test's socket takes it.
+    let port = ReservedPort::at(first.scgi());
     drop(first);
 
     let down = wait_for(&b, Duration::from_secs(30), "EventSource giving up", |s| {
@@ -253,54 +256,58 @@ fn reconnects_by_itself(mut first: Tickerd, front: SocketAddr, screenshot: Optio
     if let Some(name) = screenshot {
         b.screenshot(&screenshot_path(name));
     }
+    // What the page was answered meanwhile.
+    let answer = fronts::checks::get(front, "/ticker");
+    assert_eq!(answer.status, down_status, "{answer:?}");
 
-    let second = start_on(scgi, &RESTART_ARGS);
+    let scgi = port.release().to_string();
+    let second = Tickerd::start_logging_requests(&[&RESTART_ARGS[..], &["--scgi", &scgi]].concat());
     let back = watch_ticks(&b, 3, "live");
     assert!(back[0].id() > down.id(), "{down:?} then {back:?}");
-    // The first request that reached the new instance carried the page's last id.
-    let (streams, polls, with_id) = requests(&second);
-    assert!(with_id >= 1.0, "requests with Last-Event-ID: {with_id}");
+    // The page caught up with one long poll carrying the last id it showed, then streamed.
+    let requests = second.requests_logged();
+    assert_eq!(
+        requests.first(),
+        Some(&("LongPoll".to_string(), Some(down.id()))),
+        "requests to the new tickerd: {requests:?}"
+    );
     assert!(
-        polls >= 1.0 && streams >= 1.0,
-        "{polls} polls, {streams} streams"
+        requests.iter().any(|(kind, _)| kind == "Stream"),
+        "requests to the new tickerd: {requests:?}"
     );
 }
 
 #[test]
-fn page_streams_and_long_polls_behind_nginx_and_apache() {
-    for start in [fronts::nginx::start, fronts::apache::start] {
-        let t = Tickerd::start(&["--tick-ms", "200"]);
-        let front = start(t.scgi());
-        let b = Browser::start();
-        b.goto(&url(front.addr, "/prices/"));
-        let seen = watch_ticks(&b, 3, "live");
-        assert_eq!(
-            seen.last().unwrap().transport,
-            "EventSource",
-            "{}",
-            front.name
-        );
-        drop(b);
-        let b = Browser::start();
-        b.goto(&url(front.addr, "/prices/?longpoll"));
-        let polled = watch_ticks(&b, 3, "long-polling");
-        assert_eq!(
-            polled.last().unwrap().transport,
-            "long polling (?longpoll)",
-            "{}",
-            front.name
-        );
-        let (_, polls, with_id) = requests(&t);
-        assert!(
-            polls >= 3.0 && with_id >= polls - 1.0,
-            "{polls} polls, {with_id} with id"
-        );
-    }
+fn page_streams_and_long_polls_behind_nginx() {
+    streams_and_long_polls(fronts::nginx::start);
+}
+
+#[test]
+fn page_streams_and_long_polls_behind_apache() {
+    streams_and_long_polls(fronts::apache::start);
+}
+
+/// Under `/prices/` behind `start`'s front-end: the page streams, and with `?longpoll` it
+/// long-polls, each poll carrying the last id it showed.
+fn streams_and_long_polls(start: fronts::checks::Start) {
+    let t = Tickerd::start_logging_requests(&["--tick-ms", "200"]);
+    let front = start(t.scgi());
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/prices/"));
+    let seen = watch_ticks(&b, 3, "live");
+    assert_eq!(seen.last().unwrap().transport, "EventSource");
+    drop(b);
+    let streamed = t.requests_logged().len();
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/prices/?longpoll"));
+    let polled = watch_ticks(&b, 3, "long-polling");
+    assert_eq!(polled.last().unwrap().transport, "long polling (?longpoll)");
+    assert_long_polled(&t.requests_logged()[streamed..], &polled);
 }
 
 #[test]
 fn page_long_polls_when_asked_with_longpoll() {
-    let t = Tickerd::start(&["--tick-ms", "250"]);
+    let t = Tickerd::start_logging_requests(&["--tick-ms", "250"]);
     let front = Lighttpd::start(t.scgi());
     let b = Browser::start();
     b.goto(&url(front.addr, "/prices/?longpoll"));
@@ -309,12 +316,12 @@ fn page_long_polls_when_asked_with_longpoll() {
     assert_eq!(last.transport, "long polling (?longpoll)");
     assert!(last.points >= 4, "{last:?}");
     b.screenshot(&screenshot_path("page-longpoll.png"));
-    assert_long_polled(&t, seen.len());
+    assert_long_polled(&t.requests_logged(), &seen);
 }
 
 #[test]
 fn page_long_polls_where_the_browser_has_no_event_source() {
-    let t = Tickerd::start(&["--tick-ms", "250"]);
+    let t = Tickerd::start_logging_requests(&["--tick-ms", "250"]);
     let front = Lighttpd::start(t.scgi());
     let b = Browser::start();
     // Before any of the page's scripts, as in a browser that never had EventSource.
@@ -329,19 +336,25 @@ fn page_long_polls_where_the_browser_has_no_event_source() {
         seen.last().unwrap().transport,
         "long polling (no EventSource)"
     );
-    assert_long_polled(&t, seen.len());
+    assert_long_polled(&t.requests_logged(), &seen);
 }
 
-/// tickerd saw only long polls (`X-Event-Source-Simulate`), and all but the first carried
-/// Last-Event-ID.
-fn assert_long_polled(t: &Tickerd, events: usize) {
-    let (streams, polls, with_id) = requests(t);
-    assert_eq!(streams, 0.0);
-    assert!(polls >= events as f64, "{polls} polls for {events} events");
+/// The page's requests were all long polls (tickerd counts one only when it carries
+/// `X-Event-Source-Simulate`), and every id the page showed went back to tickerd as the
+/// next poll's `Last-Event-ID`.
+fn assert_long_polled(requests: &[(String, Option<u64>)], seen: &[Seen]) {
     assert!(
-        with_id >= polls - 1.0,
-        "{with_id} with Last-Event-ID of {polls}"
+        requests.iter().all(|(kind, _)| kind == "LongPoll"),
+        "{requests:?}"
     );
+    // The last id shown may not have been sent yet.
+    for shown in &seen[..seen.len() - 1] {
+        assert!(
+            requests.contains(&("LongPoll".to_string(), Some(shown.id()))),
+            "id {} shown, never sent back: {requests:?}",
+            shown.id()
+        );
+    }
 }
 
 #[test]
@@ -359,21 +372,6 @@ fn browser_processes_end_with_the_test() {
     drop(b);
     let gone = wait_until(Duration::from_secs(10), || find().is_empty());
     assert!(gone, "left behind: {:?}", find());
-}
-
-/// Starts tickerd with its SCGI listener on `addr` (where lighttpd expects it), retrying for a
-/// while in case something else took the port in the meantime.
-fn start_on(addr: SocketAddr, args: &[&str]) -> Tickerd {
-    let scgi = addr.to_string();
-    let mut all = args.to_vec();
-    all.extend(["--scgi", scgi.as_str()]);
-    for _ in 0..10 {
-        if let Ok(t) = std::panic::catch_unwind(|| Tickerd::start(&all)) {
-            return t;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("tickerd could not listen on {addr} again");
 }
 
 #[test]

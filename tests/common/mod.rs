@@ -43,15 +43,26 @@ impl Tickerd {
 
     /// Starts tickerd with `TICKERD_PUBLISH_TOKEN` set to `token`, or unset.
     pub fn start_with_token(args: &[&str], token: Option<&str>) -> Tickerd {
-        Self::spawn(args, token, None)
+        Self::spawn(args, token, None, "info")
     }
 
     /// Starts tickerd with at most `fds` open files (soft and hard limit).
     pub fn start_with_fd_limit(args: &[&str], fds: u64) -> Tickerd {
-        Self::spawn(args, Some(TOKEN), Some(fds))
+        Self::spawn(args, Some(TOKEN), Some(fds), "info")
     }
 
-    fn spawn(args: &[&str], token: Option<&str>, fd_limit: Option<u64>) -> Tickerd {
+    /// Starts tickerd logging each request it serves, with its `Last-Event-ID`
+    /// (see [`Tickerd::requests_logged`]).
+    pub fn start_logging_requests(args: &[&str]) -> Tickerd {
+        Self::spawn(args, Some(TOKEN), None, "info,tickerd::server=debug")
+    }
+
+    fn spawn(
+        args: &[&str],
+        token: Option<&str>,
+        fd_limit: Option<u64>,
+        log_filter: &str,
+    ) -> Tickerd {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if !args.contains(&"--http") {
             all.extend(["--http".into(), "127.0.0.1:0".into()]);
@@ -83,7 +94,7 @@ impl Tickerd {
         }
         let mut child = cmd
             .args(&all)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -132,6 +143,28 @@ impl Tickerd {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The event requests tickerd has logged, in order: `("Stream" or "LongPoll",
+    /// Last-Event-ID)`. Needs [`Tickerd::start_logging_requests`].
+    pub fn requests_logged(&self) -> Vec<(String, Option<u64>)> {
+        self.log()
+            .lines()
+            .filter_map(|line| {
+                let (head, id) = line.split_once(", Last-Event-ID ")?;
+                let kind = head.rsplit(": ").next()?.to_string();
+                let id = match id.trim() {
+                    "None" => None,
+                    some => Some(
+                        some.strip_prefix("Some(")?
+                            .strip_suffix(')')?
+                            .parse()
+                            .ok()?,
+                    ),
+                };
+                Some((kind, id))
+            })
+            .collect()
     }
 
     pub fn pid(&self) -> i32 {
@@ -533,6 +566,23 @@ impl ReservedPort {
             .unwrap();
         let addr = socket.local_addr().unwrap().as_socket().unwrap();
         ReservedPort { socket, addr }
+    }
+
+    /// Holds `addr` (a port a backend just closed) until released, so that nothing else can
+    /// take it meanwhile; retries for up to 5 s while something briefly holds it.
+    pub fn at(addr: SocketAddr) -> ReservedPort {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            // Like the backend's listener: connections left in TIME_WAIT do not block it.
+            socket.set_reuse_address(true).unwrap();
+            match socket.bind(&addr.into()) {
+                Ok(()) => return ReservedPort { socket, addr },
+                Err(e) if Instant::now() >= end => panic!("cannot hold {addr} again: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
     }
 
     /// Frees the port, for the backend to bind at once.
