@@ -442,3 +442,79 @@ fn an_up_to_date_page_streams_again_at_once_after_a_refusal() {
         s.price == "124.00" && s.id == next && s.state == "live"
     });
 }
+
+#[test]
+fn a_page_refused_by_a_full_tickerd_asks_again_only_after_its_retry_after() {
+    // tickerd full answers 503 with `Retry-After: 5`. Without it the page would come back
+    // after its own backoff: 0.5–1.5 s, then 1–3 s.
+    let t = Tickerd::start_logging_requests(&[
+        "--tick-ms",
+        "0",
+        "--max-clients",
+        "2",
+        "--heartbeat-s",
+        "0",
+        "--long-poll-s",
+        "1",
+    ]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/?longpoll"));
+    wait_for(&b, Duration::from_secs(30), "long-polling", |s| {
+        s.state == "long-polling"
+    });
+    // The page's poll is held 1 s at a time (no ticks) and then asked again at once. Take
+    // both slots from it over the HTTP listener, so its next poll (over SCGI, through
+    // lighttpd) is refused.
+    let scgi_refusals = || {
+        t.log()
+            .lines()
+            .filter(|l| l.contains(": refused (503): full") && l.contains("scgi#"))
+            .count()
+    };
+    let mut held = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    while held.len() < 2 {
+        assert!(Instant::now() < end, "never took both slots from the page");
+        let s = http_stream(t.http(), "/ticker", &[]);
+        if s.status == 200 {
+            held.push(s);
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // When each of the page's polls was refused, as tickerd's log shows them.
+    let mut times = Vec::new();
+    let end = Instant::now() + Duration::from_secs(40);
+    while times.len() < 3 && Instant::now() < end {
+        let new = scgi_refusals() - times.len();
+        times.extend(std::iter::repeat_n(Instant::now(), new));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        times.len(),
+        3,
+        "the page's refused polls in 40 s: {}",
+        t.log()
+    );
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        // At least 5 s; a little less for the log's way to the test.
+        assert!(
+            gap >= Duration::from_millis(4800),
+            "asked again after {gap:?}"
+        );
+    }
+    assert_eq!(look(&b).state, "reconnecting");
+    // Slots free: the page is served at its next poll.
+    drop(held);
+    let mut id = String::new();
+    assert!(wait_until(Duration::from_secs(5), || {
+        let (status, answer) = t.publish("99.50");
+        id = answer.trim().to_string();
+        status == 200
+    }));
+    wait_for(&b, Duration::from_secs(30), "the price, long-polled", |s| {
+        s.price == "99.50" && s.id == id && s.state == "long-polling"
+    });
+}
