@@ -98,4 +98,20 @@ fn unset_variables_take_their_defaults_and_set_ones_win() {
     assert!(ok, "{out}");
     assert!(!out.contains("TICKERD_FRONT_PORT="), "{out}");
     assert!(out.contains("Define: TICKERD_SCGI_PORT=9000\n"), "{out}");
+    assert!(
+        out.contains("Define: TICKERD_SCGI_TARGET=scgi://127.0.0.1:9000/\n"),
+        "{out}"
+    );
+    // A socket wins over host and port.
+    let (ok, out) = apache::test_shipped(&[("TICKERD_SCGI_SOCKET", "/run/t.sock")]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Define: TICKERD_SCGI_TARGET=unix:/run/t.sock|scgi://localhost/\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn stream_page_and_publish_through_apache_over_a_unix_socket() {
+    checks::over_a_unix_socket(apache::start_with_socket);
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::fronts::checks::{self, header};
 use common::fronts::nginx;
-use common::{http_stream, TempDir, Tickerd};
 
 #[test]
 fn stream_through_nginx_arrives_event_by_event() {
@@ -75,29 +74,10 @@ fn three_hundred_streams_through_nginx() {
 }
 
 #[test]
-fn stream_through_nginx_over_a_unix_socket() {
-    let dir = TempDir::new("nginx-unix");
-    let socket = dir.join("scgi.sock");
-    let scgi = format!("unix:{}", socket.display());
-    // nginx's workers run as nobody when the tests run as root: the socket must be theirs too.
-    let t = Tickerd::start(&[
-        "--tick-ms",
-        "50",
-        "--scgi",
-        &scgi,
-        "--scgi-socket-mode",
-        "666",
-    ]);
-    let front = nginx::start_with_backend(&scgi);
-    let mut s = http_stream(front.addr, "/prices/ticker", &[]);
-    assert_eq!(s.status, 200, "{}", s.head);
-    let first = s.next_event().expect("event over the Unix socket").id();
-    assert_eq!(s.next_event().unwrap().id(), first + 1);
-    assert_eq!(
-        t.metrics()["tickerd_connections_accepted_total{listener=\"scgi\"}"],
-        1.0
-    );
-    drop(front);
+fn stream_page_and_publish_through_nginx_over_a_unix_socket() {
+    checks::over_a_unix_socket(|socket| {
+        nginx::start_with_backend(&format!("unix:{}", socket.display()))
+    });
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! files go, so parallel tests share nothing.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::Front;
@@ -11,6 +11,21 @@ use crate::common::{repo_root, which, TempDir};
 
 /// Starts Apache in front of tickerd's SCGI listener at `scgi`.
 pub fn start(scgi: SocketAddr) -> Front {
+    start_with_env(vec![
+        ("TICKERD_SCGI_HOST", scgi.ip().to_string()),
+        ("TICKERD_SCGI_PORT", scgi.port().to_string()),
+    ])
+}
+
+/// Starts Apache in front of tickerd's SCGI listener on the Unix socket at `socket`.
+pub fn start_with_socket(socket: &Path) -> Front {
+    start_with_env(vec![(
+        "TICKERD_SCGI_SOCKET",
+        socket.to_str().unwrap().to_string(),
+    )])
+}
+
+fn start_with_env(env: Vec<(&'static str, String)>) -> Front {
     let binary = binary();
     let dir = TempDir::new("apache");
     let (root, pid_file) = (dir.to_path_buf(), dir.join("apache.pid"));
@@ -22,8 +37,7 @@ pub fn start(scgi: SocketAddr) -> Front {
             .arg(repo_root().join("conf/apache.conf"))
             .arg("-DFOREGROUND")
             .env("TICKERD_FRONT_PORT", port.to_string())
-            .env("TICKERD_SCGI_HOST", scgi.ip().to_string())
-            .env("TICKERD_SCGI_PORT", scgi.port().to_string());
+            .envs(env.iter().map(|(k, v)| (k, v)));
         cmd
     })
 }
@@ -42,6 +56,7 @@ pub fn test_shipped(env: &[(&str, &str)]) -> (bool, String) {
         "TICKERD_FRONT_PORT",
         "TICKERD_SCGI_HOST",
         "TICKERD_SCGI_PORT",
+        "TICKERD_SCGI_SOCKET",
     ] {
         cmd.env_remove(name);
     }

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Front;
@@ -454,4 +455,36 @@ pub fn many_streams_at_once(start: Start, n: usize) {
     for (i, s) in streams.iter_mut().enumerate() {
         assert_eq!(s.next_event().map(|e| e.data), Some("5.55".into()), "{i}");
     }
+}
+
+/// tickerd on a Unix socket (mode 666: the front-end's workers may run as another user),
+/// the front-end started by `start` with that socket's path: a stream, the page and a
+/// publish all reach tickerd over the socket.
+pub fn over_a_unix_socket(start: impl FnOnce(&Path) -> Front) {
+    let dir = TempDir::new("unix");
+    let socket = dir.join("scgi.sock");
+    let scgi = format!("unix:{}", socket.display());
+    let t = Tickerd::start(&[
+        "--tick-ms",
+        "50",
+        "--scgi",
+        &scgi,
+        "--scgi-socket-mode",
+        "666",
+    ]);
+    let front = start(&socket);
+    let mut s = http_stream(front.addr, "/prices/ticker", &[]);
+    assert_eq!(s.status, 200, "{}", s.head);
+    let first = s.next_event().expect("event over the Unix socket").id();
+    assert_eq!(s.next_event().unwrap().id(), first + 1);
+    let page = get(front.addr, "/");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("<html"), "{page:?}");
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let r = request(front.addr, "POST", "/prices/publish", &auth, "77.70");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        t.metrics()["tickerd_connections_accepted_total{listener=\"scgi\"}"],
+        3.0
+    );
 }
