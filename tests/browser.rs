@@ -6,7 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
@@ -372,6 +372,68 @@ fn browser_processes_end_with_the_test() {
     drop(b);
     let gone = wait_until(Duration::from_secs(10), || find().is_empty());
     assert!(gone, "left behind: {:?}", find());
+}
+
+#[test]
+fn what_a_killed_run_left_is_ended_by_the_next_run() {
+    // A run killed before its Drops (SIGKILL, Ctrl-C) leaves Chromium's processes naming
+    // its profile, nginx's workers naming nothing (their group leader's pid is in the
+    // scratch dir's nginx.pid), and the scratch dirs. Stand-ins for each, named after a test
+    // process that is gone:
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let scratch = |what: &str| {
+        let mut name = TempDir::prefix(what).into_os_string();
+        name.push(format!("{dead}-0"));
+        let dir = PathBuf::from(name);
+        std::fs::create_dir_all(dir.join("Default")).unwrap();
+        dir
+    };
+    let profile = scratch("chromium");
+    let mut chromium = stand_in(&profile.join("Default/missing"), false);
+    let nginx_dir = scratch("nginx");
+    let mut worker = stand_in(Path::new("/nonexistent"), true);
+    std::fs::write(nginx_dir.join("nginx.pid"), format!("{}\n", worker.id())).unwrap();
+    // And what this live run uses, which must be spared.
+    let ours = TempDir::new("chromium");
+    let mut live = stand_in(&ours.join("missing"), false);
+
+    common::leftovers::end_what_dead_runs_left();
+    for (what, child) in [("Chromium", &mut chromium), ("nginx worker", &mut worker)] {
+        let ended = wait_until(Duration::from_secs(5), || {
+            child.try_wait().unwrap().is_some()
+        });
+        assert!(ended, "a dead run's {what} was left running");
+    }
+    assert!(
+        !profile.exists() && !nginx_dir.exists(),
+        "a dead run's scratch dirs were left"
+    );
+    assert!(
+        live.try_wait().unwrap().is_none(),
+        "a live run's process was ended"
+    );
+    assert!(ours.exists());
+    live.kill().unwrap();
+    live.wait().unwrap();
+}
+
+/// A process whose command line names `path` (in a process group of its own if `leader`);
+/// it ends with this test process at the latest.
+fn stand_in(path: &Path, leader: bool) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("tail");
+    if leader {
+        cmd.process_group(0);
+    }
+    cmd.arg(format!("--pid={}", std::process::id()))
+        .arg("-F")
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 #[test]

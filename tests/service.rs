@@ -649,3 +649,33 @@ fn a_request_sent_with_the_close_is_still_carried_out() {
         "publish lost"
     );
 }
+
+#[test]
+fn a_tickerd_whose_starter_is_gone_is_killed() {
+    // A test run killed before its Drop could stop tickerd (SIGKILL, a CI timeout) must not
+    // leave it running. A thread stands in for the run: it starts tickerd and ends without
+    // dropping it.
+    let pid = std::thread::spawn(|| {
+        let t = Tickerd::start(MANUAL);
+        let pid = t.pid();
+        std::mem::forget(t);
+        pid
+    })
+    .join()
+    .unwrap();
+    let mut status = 0;
+    let reaped = wait_until(Duration::from_secs(5), || {
+        // SAFETY: waitpid(2) on our own child, which nothing else waits for (its Child was
+        // forgotten).
+        unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == pid }
+    });
+    if !reaped {
+        // SAFETY: kill(2) on our own child, so as not to leave it behind.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("tickerd outlived the thread that started it");
+    }
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "status {status:#x}"
+    );
+}

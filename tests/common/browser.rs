@@ -14,7 +14,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
-use super::{which, TempDir};
+use super::leftovers::live_processes;
+use super::{dies_with_its_starter, which, TempDir};
 
 /// One browser at a time per test binary: Chromium is heavy and the machine has two shared
 /// cores, so parallel browsers would only make every test slower and its timing noisier.
@@ -58,7 +59,7 @@ impl Browser {
         // it started, even if the session could not be closed. Chromium's crash handlers
         // leave the group; XDG_CONFIG_HOME puts their database (named on their command line)
         // in the profile, which is how Drop finds them, and keeps them out of ~/.config.
-        let mut driver = Command::new(chromedriver)
+        let mut driver = dies_with_its_starter(&mut Command::new(chromedriver))
             .arg("--port=0")
             .env("XDG_CONFIG_HOME", profile.join("config"))
             .env("XDG_CACHE_HOME", profile.join("cache"))
@@ -258,30 +259,4 @@ fn group_members(pgid: i32) -> Vec<(i32, String)> {
         .filter(|(_, _, group)| *group == pgid)
         .map(|(pid, name, _)| (pid, name))
         .collect()
-}
-
-/// Every live process as (pid, command name, process group), from /proc.
-fn live_processes() -> Vec<(i32, String, i32)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().map_while(Result::ok) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid pgrp …": the name may hold spaces, so split after ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        // A zombie is already dead; its parent just has not reaped it yet.
-        if fields.first() == Some(&"Z") {
-            continue;
-        }
-        if let Some(group) = fields.get(2).and_then(|g| g.parse().ok()) {
-            found.push((pid, stat[open + 1..close].to_string(), group));
-        }
-    }
-    found
 }

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{collect_stderr, free_port, wait_until, TempDir};
+use super::{collect_stderr, dies_with_its_starter, free_port, wait_until, TempDir};
 
 /// A running front-end.
 pub struct Front {
@@ -45,7 +45,8 @@ impl Front {
             let port = free_port();
             let _ = std::fs::remove_file(pid_file);
             let mut cmd = command(port);
-            cmd.process_group(0)
+            dies_with_its_starter(&mut cmd)
+                .process_group(0)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());

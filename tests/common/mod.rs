@@ -92,7 +92,7 @@ impl Tickerd {
                 });
             }
         }
-        let mut child = cmd
+        let mut child = dies_with_its_starter(&mut cmd)
             .args(&all)
             .env("RUST_LOG", log_filter)
             .stdin(Stdio::null())
@@ -592,14 +592,27 @@ impl ReservedPort {
     }
 }
 
+/// How every scratch directory's name starts.
+pub const SCRATCH: &str = "tickerd-";
+
 /// A directory of its own under the temp dir (pid + counter), removed when dropped.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// What every `what` directory's path starts with; the test process's pid follows.
+    pub fn prefix(what: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("{SCRATCH}{what}-"))
+    }
+
     pub fn new(what: &str) -> TempDir {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tickerd-{what}-{}-{n}", std::process::id()));
+        // Once per test process, before it makes its own.
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(leftovers::end_what_dead_runs_left);
+        let mut dir = Self::prefix(what).into_os_string();
+        dir.push(format!("{}-{n}", std::process::id()));
+        let dir = PathBuf::from(dir);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -696,7 +709,9 @@ impl Lighttpd {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start lighttpd");
+        let mut child = dies_with_its_starter(&mut cmd)
+            .spawn()
+            .expect("start lighttpd");
         let log = collect_stderr(&mut child);
         let up = wait_until(Duration::from_secs(5), || {
             child.try_wait().unwrap().is_none() && TcpStream::connect(addr).is_ok()
@@ -767,6 +782,10 @@ pub mod fronts;
 
 /// Headless Chromium over WebDriver, for the browser tests.
 pub mod browser;
+
+/// What a killed test run leaves behind, and ending it.
+pub mod leftovers;
+pub use leftovers::dies_with_its_starter;
 
 /// nginx with its HTTP/2 listeners (tests/nginx_http2.rs).
 pub mod nginx_h2;
