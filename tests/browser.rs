@@ -376,11 +376,14 @@ fn browser_processes_end_with_the_test() {
 
 #[test]
 fn what_a_killed_run_left_is_ended_by_the_next_run() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
     // A run killed before its Drops (SIGKILL, Ctrl-C) leaves Chromium's processes naming
-    // its profile, nginx's workers naming nothing (their group leader's pid is in the
-    // scratch dir's nginx.pid), and the scratch dirs. Stand-ins for each, named after a test
-    // process that is gone:
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    // its profile, nginx's workers naming nothing (the pid of their group's leader, the
+    // master, is in the scratch dir's nginx.pid), and the scratch dirs. Stand-ins for each,
+    // named after a test process that is gone:
+    let mut gone = Command::new("true").spawn().unwrap();
     let dead = gone.id();
     gone.wait().unwrap();
     let scratch = |what: &str| {
@@ -391,49 +394,65 @@ fn what_a_killed_run_left_is_ended_by_the_next_run() {
         dir
     };
     let profile = scratch("chromium");
-    let mut chromium = stand_in(&profile.join("Default/missing"), false);
+    let chromium = stand_in(&profile.join("Default/missing"));
     let nginx_dir = scratch("nginx");
-    let mut worker = stand_in(Path::new("/nonexistent"), true);
-    std::fs::write(nginx_dir.join("nginx.pid"), format!("{}\n", worker.id())).unwrap();
+    let me = std::process::id();
+    let mut master = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tail --pid={me} -F /nonexistent >/dev/null 2>&1 & echo $!; wait"
+        ))
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(master.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let worker: u32 = line.trim().parse().unwrap();
+    std::fs::write(nginx_dir.join("nginx.pid"), format!("{}\n", master.id())).unwrap();
+    master.kill().unwrap();
+    master.wait().unwrap();
     // And what this live run uses, which must be spared.
     let ours = TempDir::new("chromium");
-    let mut live = stand_in(&ours.join("missing"), false);
+    let live = stand_in(&ours.join("missing"));
 
     common::leftovers::end_what_dead_runs_left();
-    for (what, child) in [("Chromium", &mut chromium), ("nginx worker", &mut worker)] {
-        let ended = wait_until(Duration::from_secs(5), || {
-            child.try_wait().unwrap().is_some()
-        });
+    for (what, pid) in [("Chromium", chromium.id()), ("nginx worker", worker)] {
+        let ended = wait_until(Duration::from_secs(5), || !running(pid));
         assert!(ended, "a dead run's {what} was left running");
     }
     assert!(
         !profile.exists() && !nginx_dir.exists(),
         "a dead run's scratch dirs were left"
     );
-    assert!(
-        live.try_wait().unwrap().is_none(),
-        "a live run's process was ended"
-    );
+    assert!(running(live.id()), "a live run's process was ended");
     assert!(ours.exists());
-    live.kill().unwrap();
-    live.wait().unwrap();
+    for mut child in [chromium, live] {
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
 }
 
-/// A process whose command line names `path` (in a process group of its own if `leader`);
-/// it ends with this test process at the latest.
-fn stand_in(path: &Path, leader: bool) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new("tail");
-    if leader {
-        cmd.process_group(0);
-    }
-    cmd.arg(format!("--pid={}", std::process::id()))
+/// A process whose command line names `path`; it ends with this test process at the latest.
+fn stand_in(path: &Path) -> std::process::Child {
+    std::process::Command::new("tail")
+        .arg(format!("--pid={}", std::process::id()))
         .arg("-F")
         .arg(path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 #[test]
@@ -561,11 +580,9 @@ fn a_page_refused_by_a_full_tickerd_asks_again_only_after_its_retry_after() {
     );
     for pair in times.windows(2) {
         let gap = pair[1] - pair[0];
-        // At least 5 s; a little less for the log's way to the test.
-        assert!(
-            gap >= Duration::from_millis(4800),
-            "asked again after {gap:?}"
-        );
+        // At least 5 s, less the log's way to the test on a busy machine; without
+        // Retry-After the first gap is at most 1.5 s.
+        assert!(gap >= Duration::from_secs(4), "asked again after {gap:?}");
     }
     assert_eq!(look(&b).state, "reconnecting");
     // Slots free: the page is served at its next poll.

@@ -4,6 +4,7 @@
 //! workers, Apache's children) is found through the run's scratch directories, which are
 //! named after the test process: `tickerd-{what}-{pid}-{n}` (see `super::TempDir`).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -31,42 +32,58 @@ pub fn dies_with_its_starter(cmd: &mut Command) -> &mut Command {
     }
 }
 
-/// Ends what earlier, killed runs left: every process whose command line names a scratch
-/// directory of a test process that is gone, with its process group; the process groups whose
-/// leaders' pids such a directory holds in a `*.pid` file (nginx's workers name nothing);
-/// then removes those directories. What live runs use is spared.
+/// Ends what earlier, killed runs left, once per test process: our own processes whose
+/// command line names a scratch directory of a test process that is gone (with their process
+/// group when its leader is gone too or is one of them); the orphaned process groups whose
+/// leaders' pids such a directory holds in a `*.pid` file (nginx's workers and Apache's
+/// children name nothing, and run as another user); then those directories. Only directories
+/// we own are read (not symlinks), and what live runs use is spared.
+pub fn end_what_dead_runs_left_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(end_what_dead_runs_left);
+}
+
+/// [`end_what_dead_runs_left_once`], every time.
 pub fn end_what_dead_runs_left() {
     let temp = std::env::temp_dir();
     let needle = temp.join(SCRATCH).into_os_string();
     let needle = needle.as_encoded_bytes();
-    // SAFETY: getpgrp(2) has no preconditions.
-    let ours = unsafe { libc::getpgrp() };
-    let end_group = |group: i32| {
-        if group > 1 && group != ours {
-            // SAFETY: kill(2) on the process group of a dead run's server.
-            unsafe { libc::kill(-group, libc::SIGKILL) };
-        }
-    };
+    // SAFETY: geteuid(2) and getpgrp(2) have no preconditions.
+    let (uid, ours) = unsafe { (libc::geteuid(), libc::getpgrp()) };
     let processes = live_processes();
-    for &(pid, _, group) in &processes {
+    let leader_gone = |group: i32| !processes.iter().any(|&(pid, _, _)| pid == group);
+    let names_a_dead_run = |pid: i32| {
+        let owned = std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == uid);
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
+            return false;
         };
-        let orphaned = cmdline
-            .windows(needle.len())
-            .enumerate()
-            .filter(|(_, w)| w == &needle)
-            .filter_map(|(i, _)| {
-                let rest = &cmdline[i + needle.len()..];
-                let end = rest.iter().position(|&b| b == b'/' || b == 0);
-                owner(&rest[..end.unwrap_or(rest.len())])
-            })
-            .any(|owner| !alive(owner));
-        if orphaned {
-            end_group(group);
-            // SAFETY: kill(2) on a process that names a dead run's scratch directory.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        owned
+            && cmdline
+                .windows(needle.len())
+                .enumerate()
+                .filter(|(_, w)| w == &needle)
+                .filter_map(|(i, _)| {
+                    let rest = &cmdline[i + needle.len()..];
+                    let end = rest.iter().position(|&b| b == b'/' || b == 0);
+                    owner(&rest[..end.unwrap_or(rest.len())])
+                })
+                .any(|owner| !alive(owner))
+    };
+    let end_group = |group: i32| {
+        // SAFETY: kill(2) on a process group whose leader was a dead run's.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    };
+    for &(pid, _, group) in &processes {
+        if !names_a_dead_run(pid) {
+            continue;
         }
+        // A group is the run's own when its leader (chromedriver, say) is gone or is one of
+        // these; otherwise it is whoever started the process, so spare it.
+        if group > 1 && group != ours && (leader_gone(group) || names_a_dead_run(group)) {
+            end_group(group);
+        }
+        // SAFETY: kill(2) on our own process that names a dead run's scratch directory.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     let Ok(entries) = std::fs::read_dir(&temp) else {
         return;
@@ -79,6 +96,12 @@ pub fn end_what_dead_runs_left() {
         if owner(rest).is_none_or(alive) {
             continue;
         }
+        // symlink_metadata: a link here could point anywhere.
+        let ours_dir = std::fs::symlink_metadata(entry.path())
+            .is_ok_and(|m| m.file_type().is_dir() && m.uid() == uid);
+        if !ours_dir {
+            continue;
+        }
         for file in std::fs::read_dir(entry.path())
             .into_iter()
             .flatten()
@@ -86,8 +109,11 @@ pub fn end_what_dead_runs_left() {
         {
             if file.path().extension().is_some_and(|e| e == "pid") {
                 let leader = std::fs::read_to_string(file.path()).unwrap_or_default();
+                // Only an orphaned group: while a group has members its id cannot be given
+                // to a new process, so a live group with a dead leader is the one we left.
                 if let Ok(leader) = leader.trim().parse::<i32>() {
-                    if processes.iter().any(|&(_, _, g)| g == leader) {
+                    let group_lives = processes.iter().any(|&(_, _, g)| g == leader);
+                    if leader > 1 && leader != ours && group_lives && leader_gone(leader) {
                         end_group(leader);
                     }
                 }

@@ -63,6 +63,7 @@ impl Tickerd {
         fd_limit: Option<u64>,
         log_filter: &str,
     ) -> Tickerd {
+        leftovers::end_what_dead_runs_left_once();
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if !args.contains(&"--http") {
             all.extend(["--http".into(), "127.0.0.1:0".into()]);
@@ -550,8 +551,10 @@ pub fn free_port() -> u16 {
 }
 
 /// A loopback port held for a backend that is not running yet: bound but not listening,
-/// so connections to it are refused (the backend is "down") and no other socket can take
-/// it (no SO_REUSEADDR), until `release` hands it to the backend.
+/// so connections to it are refused (the backend is "down") and no kernel-chosen port lands
+/// on it, until `release` hands it to the backend. (`at` sets SO_REUSEADDR, as it must to
+/// take back a port with connections in TIME_WAIT; a socket binding that very port with
+/// SO_REUSEADDR too could still share it.)
 pub struct ReservedPort {
     socket: socket2::Socket,
     pub addr: SocketAddr,
@@ -607,9 +610,8 @@ impl TempDir {
     pub fn new(what: &str) -> TempDir {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Once per test process, before it makes its own.
-        static SWEEP: std::sync::Once = std::sync::Once::new();
-        SWEEP.call_once(leftovers::end_what_dead_runs_left);
+        // Before this test process makes its own.
+        leftovers::end_what_dead_runs_left_once();
         let mut dir = Self::prefix(what).into_os_string();
         dir.push(format!("{}-{n}", std::process::id()));
         let dir = PathBuf::from(dir);
