@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::browser::Browser;
 use common::fronts;
+use common::leftovers::running;
 use common::*;
 
 /// What the page shows, read from its DOM.
@@ -420,14 +421,14 @@ fn what_a_killed_run_left_is_ended_by_the_next_run() {
 
     common::leftovers::end_what_dead_runs_left();
     for (what, pid) in [("Chromium", chromium.id()), ("nginx worker", worker)] {
-        let ended = wait_until(Duration::from_secs(5), || !running(pid));
+        let ended = wait_until(Duration::from_secs(5), || !running(pid as i32));
         assert!(ended, "a dead run's {what} was left running");
     }
     assert!(
         !profile.exists() && !nginx_dir.exists(),
         "a dead run's scratch dirs were left"
     );
-    assert!(running(live.id()), "a live run's process was ended");
+    assert!(running(live.id() as i32), "a live run's process was ended");
     assert!(ours.exists());
     for mut child in [chromium, live] {
         let _ = child.kill();
@@ -445,14 +446,6 @@ fn stand_in(path: &Path) -> std::process::Child {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
-}
-
-/// Whether `pid` is a live process (not gone, not a zombie).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
 }
 
 #[test]

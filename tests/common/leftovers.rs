@@ -144,21 +144,42 @@ pub fn live_processes() -> Vec<(i32, String, i32)> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid pgrp …": the name may hold spaces, so split after ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        // A zombie is already dead; its parent just has not reaped it yet.
-        if fields.first() == Some(&"Z") {
-            continue;
-        }
-        if let Some(group) = fields.get(2).and_then(|g| g.parse().ok()) {
-            found.push((pid, stat[open + 1..close].to_string(), group));
+        if let Some(Stat { name, group, .. }) = stat(pid).filter(Stat::running) {
+            found.push((pid, name, group));
         }
     }
     found
+}
+
+/// Whether `pid` is a live process: there, and not a zombie.
+pub fn running(pid: i32) -> bool {
+    stat(pid).is_some_and(|s| s.running())
+}
+
+/// What /proc/PID/stat says of a process that matters here.
+struct Stat {
+    name: String,
+    state: char,
+    group: i32,
+}
+
+impl Stat {
+    /// A zombie is already dead; its parent just has not reaped it yet.
+    fn running(&self) -> bool {
+        self.state != 'Z'
+    }
+}
+
+fn stat(pid: i32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid pgrp …": the name may hold spaces, so split after ')'.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let mut fields = stat.get(close + 2..)?.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let group = fields.nth(1)?.parse().ok()?;
+    Some(Stat {
+        name: stat[open + 1..close].to_string(),
+        state,
+        group,
+    })
 }
