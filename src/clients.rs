@@ -33,6 +33,10 @@ impl<S> Clients<S> {
         self.slab.insert(conn)
     }
 
+    pub fn get(&self, key: usize) -> Option<&Connection<S>> {
+        self.slab.get(key)
+    }
+
     /// A connection by key; `None` for a key already freed (a late event for it).
     pub fn get_mut(&mut self, key: usize) -> Option<&mut Connection<S>> {
         self.slab.get_mut(key)

@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::listing;
+use crate::symbol::Symbol;
+
 /// Where a listener binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
@@ -42,6 +45,15 @@ pub struct Config {
     pub long_poll_hold: Duration,
     pub max_scgi_header: usize,
     pub initial_price_cents: u64,
+    /// The universe, in order, with first prices; the first is the default symbol.
+    pub universe: Vec<(Symbol, u64)>,
+    /// Where it came from, for the start-up line.
+    pub universe_source: String,
+    pub max_symbols_per_client: usize,
+    /// Cap on a request body, which only `POST /publish` has.
+    pub max_publish_bytes: usize,
+    /// At most one write per client per this period; `None`: write as updates come.
+    pub coalesce: Option<Duration>,
 }
 
 impl Default for Config {
@@ -59,6 +71,14 @@ impl Default for Config {
             long_poll_hold: Duration::from_secs(30),
             max_scgi_header: 16 * 1024,
             initial_price_cents: 10_000,
+            universe: crate::universe::DEMO
+                .iter()
+                .map(|&(name, cents)| (Symbol::parse(name.as_bytes()).expect("valid"), cents))
+                .collect(),
+            universe_source: "the demo universe".into(),
+            max_symbols_per_client: 64,
+            max_publish_bytes: 64 * 1024,
+            coalesce: None,
         }
     }
 }
@@ -98,7 +118,13 @@ Options:
   --request-timeout-s N      a request not complete in N s is dropped [default: 10]
   --long-poll-s N            a long poll with no tick in N s gets the event it has [default: 30]
   --max-scgi-header N        cap on the SCGI netstring header, bytes [default: 16384]
-  --initial-price P          price before the first tick [default: 100.00]
+  --symbols LIST             the universe: SYM or SYM=PRICE, comma separated; the first is
+                             the default symbol [default: eight demo symbols]
+  --symbols-file PATH        the universe from a file: one SYM [PRICE] a line, # comments
+  --initial-price P          price of a symbol listed without one [default: 100.00]
+  --max-symbols-per-client N symbols one stream may ask for, at most 1024 [default: 64]
+  --max-publish-bytes N      cap on a publish body, bytes [default: 65536]
+  --coalesce-ms N            at most one write per client per N ms; 0 = as updates come [default: 0]
   --publish-token-file PATH  enables POST /publish with the token in PATH
                              (or set TICKERD_PUBLISH_TOKEN; tokens are never taken as arguments)
   -h, --help                 this text
@@ -116,6 +142,7 @@ impl Config {
     {
         let mut config = Config::default();
         let mut token_file: Option<PathBuf> = None;
+        let mut listed: Option<(Vec<listing::Listed>, String)> = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             // Accept both `--flag value` and `--flag=value`.
@@ -187,6 +214,45 @@ impl Config {
                     config.initial_price_cents = crate::price::parse_price(&v)
                         .map_err(|_| bad(&flag, &v, "a positive price such as 100.00"))?;
                 }
+                "--symbols" | "--symbols-file" => {
+                    if let Some((_, from)) = &listed {
+                        return Err(ConfigError(format!(
+                            "{flag}: the universe is already given by {from}: use --symbols or --symbols-file, not both"
+                        )));
+                    }
+                    let v = value()?;
+                    listed = Some(if flag == "--symbols" {
+                        let symbols = listing::parse_list(&v)
+                            .map_err(|e| ConfigError(format!("--symbols: {e}")))?;
+                        (symbols, "--symbols".to_string())
+                    } else {
+                        let text = std::fs::read_to_string(&v).map_err(|e| {
+                            ConfigError(format!("--symbols-file: cannot read {v}: {e}"))
+                        })?;
+                        let symbols = listing::parse_file(&text)
+                            .map_err(|e| ConfigError(format!("--symbols-file: {v}: {e}")))?;
+                        (symbols, "--symbols-file".to_string())
+                    });
+                }
+                "--max-symbols-per-client" => {
+                    let v = value()?;
+                    let max = crate::selection::MAX_SYMBOLS_PER_CLIENT as u64;
+                    match parse_num(&flag, &v)? {
+                        n @ 1.. if n <= max => config.max_symbols_per_client = n as usize,
+                        _ => return Err(bad(&flag, &v, &format!("between 1 and {max}"))),
+                    }
+                }
+                "--max-publish-bytes" => {
+                    let v = value()?;
+                    match parse_num(&flag, &v)? {
+                        n @ 64..=0x100_0000 => config.max_publish_bytes = n as usize,
+                        _ => return Err(bad(&flag, &v, "between 64 and 16777216")),
+                    }
+                }
+                "--coalesce-ms" => {
+                    let ms = parse_at_most(&flag, &value()?, 60_000)?;
+                    config.coalesce = (ms > 0).then(|| Duration::from_millis(ms));
+                }
                 "--publish-token-file" => token_file = Some(PathBuf::from(value()?)),
                 "--publish-token" => {
                     return Err(ConfigError(
@@ -197,6 +263,14 @@ impl Config {
                 }
                 _ => return Err(ConfigError(format!("unknown argument {arg} (see --help)"))),
             }
+        }
+        if let Some((symbols, from)) = listed {
+            let count = symbols.len();
+            config.universe = symbols
+                .into_iter()
+                .map(|(s, cents)| (s, cents.unwrap_or(config.initial_price_cents)))
+                .collect();
+            config.universe_source = format!("{from} ({count} symbols)");
         }
         config.publish_token = match token_file {
             Some(path) => Some(read_token(&path)?),
@@ -340,11 +414,52 @@ mod tests {
             (&["--tick-ms", "99999999999"][..], "--tick-ms"),
             (&["--publish-token", "s3cret"][..], "--publish-token"),
             (&["--scgi", "off", "--http", "off"][..], "--scgi"),
+            (
+                &["--symbols", "A,B,a"][..],
+                "--symbols: entry 3: A is a duplicate",
+            ),
+            (&["--symbols", "A,B C"][..], "--symbols: entry 2: \"B C\""),
+            (&["--symbols", "A", "--symbols-file", "/x"][..], "not both"),
+            (
+                &["--symbols-file", "/nonexistent"][..],
+                "--symbols-file: cannot read",
+            ),
+            (
+                &["--max-symbols-per-client", "1025"][..],
+                "--max-symbols-per-client",
+            ),
+            (
+                &["--max-symbols-per-client", "0"][..],
+                "--max-symbols-per-client",
+            ),
+            (&["--coalesce-ms", "60001"][..], "--coalesce-ms"),
         ] {
             let err = parse(args).unwrap_err();
             assert!(err.0.contains(word), "{err} should name {word}");
             assert!(!err.0.contains("s3cret"), "a token must never be echoed");
         }
+    }
+
+    #[test]
+    fn the_universe() {
+        let c = config(&[]);
+        assert_eq!(c.universe.len(), crate::universe::DEMO.len());
+        assert_eq!(c.universe[0].0.as_str(), "AAPL");
+        let c = config(&["--symbols", "x=1.5,y", "--initial-price", "7"]);
+        let got: Vec<(String, u64)> = c
+            .universe
+            .iter()
+            .map(|(s, c)| (s.to_string(), *c))
+            .collect();
+        assert_eq!(got, [("X".to_string(), 150), ("Y".to_string(), 700)]);
+        assert_eq!(c.max_symbols_per_client, 64);
+        assert_eq!(c.max_publish_bytes, 65536);
+        assert_eq!(c.coalesce, None);
+        let c = config(&["--max-symbols-per-client", "1024", "--coalesce-ms", "250"]);
+        assert_eq!(
+            (c.max_symbols_per_client, c.coalesce),
+            (1024, Some(Duration::from_millis(250)))
+        );
     }
 
     #[test]

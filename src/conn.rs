@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::http;
-use crate::price::{CatchUp, Event};
+use crate::outbox::{Outbox, Progress};
 use crate::request::Request;
 use crate::response::{self, Protocol};
 use crate::route::{self, Action};
@@ -26,30 +26,30 @@ pub enum Kind {
     LongPoll,
 }
 
-/// What a client waiting for ticks holds: nothing but the id it has.
+/// What a client waiting for updates holds: the id it has. Its symbols are in the
+/// subscription index, under its connection key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Waiter {
     pub kind: Kind,
-    /// The id of the last event this client has (sent, or named in Last-Event-ID).
-    pub last_id: Option<u64>,
+    /// The id of the last event this client has (sent, or its resume point): every update
+    /// of its symbols up to it has reached it.
+    pub last_id: u64,
     /// The peer shut its write side right after the request (lighttpd's
     /// `tcp-fin-propagate`): end-of-input then no longer means it left.
     pub input_closed: bool,
+    /// Bytes went to it since the last heartbeat round, so it needs no heartbeat.
+    pub active: bool,
 }
 
 #[derive(Debug)]
 pub enum State {
     /// Gathering the request. `input_closed`: EOF came with it.
     Reading { buf: Vec<u8>, input_closed: bool },
-    /// Waiting for the next tick.
+    /// Waiting for an update of its symbols.
     Parked(Waiter),
-    /// Output under way: shared bytes and how far they are written. `then`: what the client
-    /// becomes once they are out; `None` ends the response.
-    Writing {
-        out: Rc<[u8]>,
-        offset: usize,
-        then: Option<Waiter>,
-    },
+    /// Output under way: shared pieces and how far they are written. `then`: what the
+    /// client becomes once they are out; `None` ends the response.
+    Writing { out: Outbox, then: Option<Waiter> },
     /// Response sent and our write side shut; input is drained until the peer closes, so
     /// that unread input cannot turn the close into a reset that destroys the response.
     Lingering,
@@ -131,7 +131,7 @@ pub enum Input {
 pub struct RequestRules {
     pub scgi: scgi::Limits,
     pub http: http::Limits,
-    pub publish_token: Option<String>,
+    pub route: route::Rules,
 }
 
 impl RequestRules {
@@ -151,6 +151,8 @@ pub const READ_BUDGET: usize = 64 * 1024;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub bytes: u64,
+    /// write/writev calls that sent bytes.
+    pub calls: u64,
     pub events: u64,
     pub heartbeats: u64,
 }
@@ -257,8 +259,7 @@ impl<S: Socket> Connection<S> {
             State::Parked(w) if w.kind == Kind::Stream => {
                 w.input_closed = true;
                 self.state = State::Writing {
-                    out: Rc::from(sse::HEARTBEAT),
-                    offset: 0,
+                    out: Outbox::one(Rc::from(sse::HEARTBEAT)),
                     then: Some(*w),
                 };
                 Flow::Open
@@ -273,26 +274,23 @@ impl<S: Socket> Connection<S> {
         }
     }
 
-    /// Starts a stream or long poll: the head (shared, made once per protocol; empty for a
-    /// long poll), then events by the rules in `flush`, which the loop calls next.
-    pub fn start_stream(&mut self, head: Rc<[u8]>, kind: Kind, last_id: Option<u64>) {
+    /// Starts a stream or long poll resuming after id `after`: the client waits, and the
+    /// loop hands it what is due with `deliver` (a stream's head goes with its first
+    /// delivery).
+    pub fn start_stream(&mut self, kind: Kind, after: u64) {
         let input_closed = self.input_closed();
-        self.state = State::Writing {
-            out: head,
-            offset: 0,
-            then: Some(Waiter {
-                kind,
-                last_id,
-                input_closed,
-            }),
-        };
+        self.state = State::Parked(Waiter {
+            kind,
+            last_id: after,
+            input_closed,
+            active: false,
+        });
     }
 
     /// Starts a finite response; once written, the connection lingers, then closes.
     pub fn start_response(&mut self, bytes: Rc<[u8]>) {
         self.state = State::Writing {
-            out: bytes,
-            offset: 0,
+            out: Outbox::one(bytes),
             then: None,
         };
     }
@@ -306,97 +304,90 @@ impl<S: Socket> Connection<S> {
         }
     }
 
-    /// A new tick: a parked client starts writing it. Others pick it up when their current
-    /// write completes (conflation), so nobody ever queues more than one event.
-    ///
-    /// `catch_up`: the fan-out's chunks of events after a given id. A parked stream keeps up,
-    /// so when several ticks folded into this fan-out it gets all of them since its own id,
-    /// in order, in one write. Long polls, and clients not parked, get the newest only.
-    pub fn on_tick(&mut self, now: &Event, catch_up: &mut CatchUp, written: &mut Written) -> Flow {
+    /// The waiting client, if this one is parked.
+    pub fn waiting(&self) -> Option<Waiter> {
         match self.state {
-            State::Parked(w) => {
-                let chunk = match (w.kind, w.last_id) {
-                    (Kind::Stream, Some(id)) => catch_up.after(id),
-                    _ => None,
-                };
-                self.state = match chunk {
-                    Some((bytes, count)) => {
-                        written.events += count;
-                        State::Writing {
-                            out: bytes,
-                            offset: 0,
-                            then: Some(Waiter {
-                                last_id: Some(now.id),
-                                ..w
-                            }),
-                        }
-                    }
-                    _ => next_state(w, self.protocol, now, written),
-                };
-                self.flush(now, written)
-            }
-            _ => Flow::Open,
+            State::Parked(w) => Some(w),
+            _ => None,
         }
     }
 
-    /// A long poll held too long (front-ends and browsers give up on silent requests): it
-    /// gets the current event, which it has, and ends; the client simply polls again.
-    pub fn on_long_poll_expiry(&mut self, now: &Event, written: &mut Written) -> Flow {
-        match self.state {
+    /// A parked client starts writing `out`, which carries `events` events up to id
+    /// `last_id`: a stream then waits for more, a long poll ends with it. Any other client
+    /// is left as it is (the loop only delivers to parked ones).
+    pub fn deliver(&mut self, out: Outbox, last_id: u64, events: u64, written: &mut Written) {
+        let State::Parked(w) = self.state else {
+            return;
+        };
+        written.events += events;
+        let then = match w.kind {
+            Kind::Stream => Some(Waiter {
+                last_id,
+                active: true,
+                ..w
+            }),
+            Kind::LongPoll => None,
+        };
+        self.state = State::Writing { out, then };
+    }
+
+    /// A parked long poll held too long is answered with what it has: it rewinds to the
+    /// start, so that everything is due. Returns whether it was one.
+    pub fn rewind_long_poll(&mut self) -> bool {
+        match &mut self.state {
             State::Parked(w) if w.kind == Kind::LongPoll => {
-                let expired = Waiter { last_id: None, ..w };
-                self.state = next_state(expired, self.protocol, now, written);
-                self.flush(now, written)
+                w.last_id = 0;
+                true
             }
-            _ => Flow::Open,
+            _ => false,
         }
     }
 
-    /// Heartbeat: a comment to a parked stream (not to a long poll, whose body has a length).
-    pub fn on_heartbeat(&mut self, beat: &Rc<[u8]>, now: &Event, written: &mut Written) -> Flow {
-        match self.state {
-            State::Parked(waiter) if waiter.kind == Kind::Stream => {
+    /// Heartbeat round: a comment to a parked stream that had no bytes since the last round
+    /// (not to a long poll, whose body has a length). Every stream's `active` restarts.
+    pub fn on_heartbeat(&mut self, beat: &Rc<[u8]>, written: &mut Written) -> Flow {
+        match &mut self.state {
+            State::Parked(w) if w.kind == Kind::Stream && w.active => {
+                w.active = false;
+                Flow::Open
+            }
+            State::Parked(w) if w.kind == Kind::Stream => {
                 written.heartbeats += 1;
                 self.state = State::Writing {
-                    out: beat.clone(),
-                    offset: 0,
-                    then: Some(waiter),
+                    out: Outbox::one(beat.clone()),
+                    then: Some(*w),
                 };
-                self.flush(now, written)
+                self.flush(written)
+            }
+            State::Writing { then: Some(w), .. } => {
+                w.active = false;
+                Flow::Open
             }
             _ => Flow::Open,
         }
     }
 
-    /// Writes pending output until done or `WouldBlock`; when done, applies the rules: a
-    /// client behind the newest event gets it, a long poll ends after its one event, a
-    /// stream that has the newest event parks.
-    pub fn flush(&mut self, now: &Event, written: &mut Written) -> Flow {
-        loop {
-            let State::Writing { out, offset, then } = &mut self.state else {
-                return Flow::Open;
-            };
-            while *offset < out.len() {
-                match self.socket.write(&out[*offset..]) {
-                    Ok(0) => return Flow::Close(CloseReason::IoError),
-                    Ok(n) => {
-                        *offset += n;
-                        written.bytes += n as u64;
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Flow::Open,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Flow::Close(io_close_reason(&e)),
+    /// Writes pending output until done or `WouldBlock`. When done, a stream parks (the
+    /// loop then hands it whatever changed meanwhile) and a finished response lingers.
+    pub fn flush(&mut self, written: &mut Written) -> Flow {
+        let State::Writing { out, then } = &mut self.state else {
+            return Flow::Open;
+        };
+        match out.write_to(&mut self.socket, &mut written.bytes, &mut written.calls) {
+            Ok(Progress::Blocked) => Flow::Open,
+            Ok(Progress::Done) => match *then {
+                Some(w) => {
+                    self.state = State::Parked(w);
+                    Flow::Open
                 }
-            }
-            match *then {
                 None => {
                     // Our side is done: tell the peer with a FIN, then wait for its close.
                     let _ = self.socket.shutdown_write();
                     self.state = State::Lingering;
-                    return Flow::Linger;
+                    Flow::Linger
                 }
-                Some(w) => self.state = next_state(w, self.protocol, now, written),
-            }
+            },
+            Err(e) => Flow::Close(io_close_reason(&e)),
         }
     }
 
@@ -413,31 +404,6 @@ impl<S: Socket> Connection<S> {
     }
 }
 
-/// What a waiting client does next, by the rules: one that has the current event parks; a
-/// stream behind it writes the newest event (never the ones between: conflation); a long
-/// poll writes its one answer and ends. All bytes are the tick's, shared.
-fn next_state(w: Waiter, protocol: Protocol, now: &Event, written: &mut Written) -> State {
-    if w.last_id == Some(now.id) {
-        return State::Parked(w);
-    }
-    written.events += 1;
-    match w.kind {
-        Kind::Stream => State::Writing {
-            out: now.sse.clone(),
-            offset: 0,
-            then: Some(Waiter {
-                last_id: Some(now.id),
-                ..w
-            }),
-        },
-        Kind::LongPoll => State::Writing {
-            out: now.long_poll(protocol),
-            offset: 0,
-            then: None,
-        },
-    }
-}
-
 enum Parsed {
     Partial,
     Request(Action),
@@ -448,7 +414,6 @@ enum Parsed {
 }
 
 fn parse(protocol: Protocol, buf: &[u8], rules: &RequestRules) -> Parsed {
-    let token = rules.publish_token.as_deref();
     match protocol {
         Protocol::Scgi => match scgi::parse(buf, &rules.scgi) {
             Ok(scgi::Status::Partial) => Parsed::Partial,
@@ -458,7 +423,7 @@ fn parse(protocol: Protocol, buf: &[u8], rules: &RequestRules) -> Parsed {
                 buf.len() - req.len
             )),
             Ok(scgi::Status::Complete(req)) => {
-                Parsed::Request(route::route(&Request::from_scgi(&req), token))
+                Parsed::Request(route::route(&Request::from_scgi(&req), &rules.route))
             }
             Err(e @ scgi::ScgiError::BodyTooLarge(_)) => Parsed::Refuse(413, e.to_string()),
             Err(e) => Parsed::Drop(e.to_string()),
@@ -467,7 +432,9 @@ fn parse(protocol: Protocol, buf: &[u8], rules: &RequestRules) -> Parsed {
             Ok(scgi::Status::Partial) => Parsed::Partial,
             // Bytes after the request would be a pipelined one: answered with
             // `Connection: close`, it is not read.
-            Ok(scgi::Status::Complete((req, _))) => Parsed::Request(route::route(&req, token)),
+            Ok(scgi::Status::Complete((req, _))) => {
+                Parsed::Request(route::route(&req, &rules.route))
+            }
             Err(e) => {
                 let status = match e {
                     http::HttpError::Malformed(_) | http::HttpError::BadContentLength => 400,
@@ -526,7 +493,6 @@ fn drain<S: Read>(socket: &mut S, scratch: &mut [u8]) -> Drained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::price::PriceSource;
     use std::cell::Cell;
 
     /// A socket that takes at most `take` bytes per write, can be made to block or fail,
@@ -597,7 +563,10 @@ mod tests {
                 max_head: 1024,
                 max_body: 64,
             },
-            publish_token: None,
+            route: route::Rules {
+                publish_token: None,
+                max_symbols: 8,
+            },
         }
     }
 
@@ -628,9 +597,22 @@ mod tests {
         ));
         c.socket.input = b"er HTTP/1.1\r\nLast-Event-ID: 5\r\n\r\n".to_vec();
         match c.on_readable(&mut scratch, &rules()) {
-            Input::Request(Action::Stream { last_id: Some(5) }) => {}
+            Input::Request(Action::Stream {
+                last_id: Some(5), ..
+            }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    fn events(bytes: &str) -> Outbox {
+        Outbox::one(Rc::from(bytes.as_bytes()))
+    }
+
+    /// A stream started after `after`, its head delivered and written.
+    fn streaming(c: &mut Connection<Fake>, after: u64, w: &mut Written) {
+        c.start_stream(Kind::Stream, after);
+        c.deliver(Outbox::one(head()), after, 0, w);
+        c.flush(w);
     }
 
     #[test]
@@ -642,9 +624,7 @@ mod tests {
             Input::Request(_)
         ));
         let mut w = Written::default();
-        let e = Event::new(10, 100);
-        c.start_stream(head(), Kind::Stream, None);
-        c.flush(&e, &mut w);
+        streaming(&mut c, 10, &mut w);
         assert!(matches!(
             c.state,
             State::Parked(Waiter {
@@ -663,22 +643,19 @@ mod tests {
             d.on_readable(&mut scratch, &rules()),
             Input::Request(_)
         ));
-        d.start_stream(head(), Kind::Stream, None);
-        d.flush(&e, &mut w);
+        streaming(&mut d, 10, &mut w);
         // EOF in a wake-up of its own: a heartbeat probes whether the peer is still there.
         d.socket.eof = true;
         assert!(matches!(
             d.on_readable(&mut scratch, &rules()),
             Input::Flow(Flow::Open)
         ));
-        assert_eq!(d.flush(&e, &mut w), Flow::Open);
+        assert_eq!(d.flush(&mut w), Flow::Open);
         assert!(text(&d).ends_with(std::str::from_utf8(sse::HEARTBEAT).unwrap()));
-        // A peer that left answers with a reset: that is the hang-up.
+        // A peer that left answers with a reset: the next write is the hang-up.
         d.socket.broken = true;
-        assert_eq!(
-            d.on_heartbeat(&Rc::from(sse::HEARTBEAT), &e, &mut w),
-            Flow::Close(CloseReason::Hangup)
-        );
+        d.deliver(events("id: 11\n\n"), 11, 1, &mut w);
+        assert_eq!(d.flush(&mut w), Flow::Close(CloseReason::Hangup));
     }
 
     #[test]
@@ -691,176 +668,81 @@ mod tests {
     }
 
     #[test]
-    fn last_event_id_rules() {
-        let e = Event::new(10, 100);
+    fn a_stream_parks_after_each_delivery_with_its_last_id() {
         let mut w = Written::default();
-        // Equal to the current id: parked, nothing but the head sent.
         let mut c = conn(b"", false);
-        c.start_stream(head(), Kind::Stream, Some(10));
-        c.flush(&e, &mut w);
+        c.start_stream(Kind::Stream, 4);
+        assert_eq!(c.waiting().map(|w| w.last_id), Some(4));
+        let mut first: Vec<Rc<[u8]>> = vec![head()];
+        first.push(Rc::from(&b"id: 5\n\n"[..]));
+        first.push(Rc::from(&b"id: 7\n\n"[..]));
+        c.deliver(Outbox::new(first), 7, 2, &mut w);
+        c.socket.take = 3; // the socket takes 3 bytes per write
+        assert_eq!(c.flush(&mut w), Flow::Open);
+        assert_eq!(text(&c), "HEAD|id: 5\n\nid: 7\n\n");
+        assert_eq!(c.waiting().map(|w| w.last_id), Some(7));
+        assert_eq!((w.events, w.bytes), (2, 19));
+    }
+
+    /// The connection holds one outbox: a delivery to a client that is still writing is
+    /// refused (the loop hands it what changed when its write completes).
+    #[test]
+    fn a_client_still_writing_takes_no_second_delivery() {
+        let mut w = Written::default();
+        let mut c = conn(b"", false);
+        c.socket.blocked = true;
+        c.start_stream(Kind::Stream, 1);
+        c.deliver(Outbox::one(head()), 1, 0, &mut w);
+        assert_eq!(c.flush(&mut w), Flow::Open);
+        assert!(c.waiting().is_none());
+        c.deliver(events("id: 2\n\n"), 2, 1, &mut w);
+        c.socket.blocked = false;
+        c.flush(&mut w);
         assert_eq!(text(&c), "HEAD|");
-        assert!(matches!(c.state, State::Parked(_)));
-        // Anything else: the current event at once.
-        for last in [None, Some(9), Some(11), Some(0)] {
-            let mut c = conn(b"", false);
-            c.start_stream(head(), Kind::Stream, last);
-            c.flush(&e, &mut w);
-            assert_eq!(text(&c), "HEAD|id: 10\ndata: 1.00\n\n", "{last:?}");
-            assert!(matches!(
-                c.state,
-                State::Parked(Waiter {
-                    last_id: Some(10),
-                    ..
-                })
-            ));
-        }
+        assert_eq!(c.waiting().map(|w| w.last_id), Some(1));
+        assert_eq!(w.events, 0);
     }
 
     #[test]
-    fn conflation_sends_only_the_newest_after_a_slow_write() {
+    fn a_long_poll_sends_one_answer_then_lingers() {
         let mut w = Written::default();
         let mut c = conn(b"", false);
-        c.socket.blocked = true;
-        c.start_stream(head(), Kind::Stream, Some(1));
-        c.flush(&Event::new(1, 100), &mut w);
-        // Ticks 2..=50 arrive while the head is stuck.
-        for id in 2..=50 {
-            assert_eq!(
-                c.on_tick(
-                    &Event::new(id, 100 + id),
-                    &mut CatchUp::new(&PriceSource::new(0, 1)),
-                    &mut w
-                ),
-                Flow::Open
-            );
-        }
-        c.socket.blocked = false;
-        c.socket.take = 3; // and the socket takes only 3 bytes per write
-        assert_eq!(c.flush(&Event::new(50, 150), &mut w), Flow::Open);
-        assert_eq!(text(&c), "HEAD|id: 50\ndata: 1.50\n\n");
-        assert_eq!(w.events, 1);
-    }
-
-    /// The seed's rule: the event already under way is finished, then the newest follows;
-    /// the ones between are never sent.
-    #[test]
-    fn a_tick_mid_write_is_sent_after_the_current_event() {
-        let mut w = Written::default();
-        let mut c = conn(b"", false);
-        c.start_stream(head(), Kind::Stream, None);
-        c.flush(&Event::new(1, 100), &mut w);
-        c.socket.blocked = true;
-        c.on_tick(
-            &Event::new(2, 200),
-            &mut CatchUp::new(&PriceSource::new(0, 1)),
-            &mut w,
-        );
-        c.socket.blocked = false;
-        c.socket.take = 5;
-        for id in 3..=9 {
-            c.on_tick(
-                &Event::new(id, id * 100),
-                &mut CatchUp::new(&PriceSource::new(0, 1)),
-                &mut w,
-            );
-        }
-        c.flush(&Event::new(9, 900), &mut w);
-        assert_eq!(
-            text(&c),
-            "HEAD|id: 1\ndata: 1.00\n\nid: 2\ndata: 2.00\n\nid: 9\ndata: 9.00\n\n"
-        );
-    }
-
-    #[test]
-    fn folded_ticks_reach_streams_that_keep_up_in_order() {
-        let mut w = Written::default();
-        // Ticks 6, 7 and 8 folded into one fan-out.
-        let mut source = PriceSource::new(5, 500);
-        for cents in [600, 700, 800] {
-            source.set(cents);
-        }
-        let now = source.current().clone();
-        let parked_at = |id: u64, kind: Kind| {
-            let mut c = conn(b"", false);
-            c.start_stream(head(), kind, Some(id));
-            c.flush(&Event::new(id, id * 100), &mut Written::default());
-            c
-        };
-        let mut catch_up = CatchUp::new(&source);
-        // Parked at the last fan-out: every event since, in order, in one write.
-        let mut at_5 = parked_at(5, Kind::Stream);
-        at_5.on_tick(&now, &mut catch_up, &mut w);
-        assert_eq!(
-            text(&at_5),
-            "HEAD|id: 6\ndata: 6.00\n\nid: 7\ndata: 7.00\n\nid: 8\ndata: 8.00\n\n"
-        );
-        assert!(matches!(
-            at_5.state,
-            State::Parked(Waiter {
-                last_id: Some(8),
-                ..
-            })
-        ));
-        // A write that finished mid-batch parked it at 6: it gets 7 and 8, not only 8.
-        let mut at_6 = parked_at(6, Kind::Stream);
-        at_6.on_tick(&now, &mut catch_up, &mut w);
-        assert_eq!(
-            text(&at_6),
-            "HEAD|id: 7\ndata: 7.00\n\nid: 8\ndata: 8.00\n\n"
-        );
-        // Further behind than what is kept: the newest only.
-        let mut at_1 = parked_at(1, Kind::Stream);
-        at_1.on_tick(&now, &mut catch_up, &mut w);
-        assert_eq!(text(&at_1), "HEAD|id: 8\ndata: 8.00\n\n");
-        // A long poll takes one event: the newest.
-        let mut lp = conn(b"", false);
-        lp.start_stream(Rc::from(&[][..]), Kind::LongPoll, Some(5));
-        lp.flush(&Event::new(5, 500), &mut w);
-        lp.on_tick(&now, &mut catch_up, &mut w);
-        assert!(text(&lp).ends_with("\r\n\r\nid: 8\ndata: 8.00\n\n"));
-    }
-
-    #[test]
-    fn long_poll_sends_one_event_then_lingers() {
-        let mut w = Written::default();
-        let mut c = conn(b"", false);
-        let empty: Rc<[u8]> = Rc::from(&[][..]);
-        c.start_stream(empty, Kind::LongPoll, Some(4));
-        assert_eq!(c.flush(&Event::new(4, 100), &mut w), Flow::Open);
+        c.start_stream(Kind::LongPoll, 4);
+        assert_eq!(c.flush(&mut w), Flow::Open);
         assert_eq!(text(&c), "");
-        assert_eq!(
-            c.on_tick(
-                &Event::new(5, 120),
-                &mut CatchUp::new(&PriceSource::new(0, 1)),
-                &mut w
-            ),
-            Flow::Linger
-        );
-        assert!(text(&c).ends_with("\r\n\r\nid: 5\ndata: 1.20\n\n"));
+        c.deliver(events("answer"), 5, 1, &mut w);
+        assert_eq!(c.flush(&mut w), Flow::Linger);
+        assert_eq!(text(&c), "answer");
         assert!(c.socket.shut.get());
-        // Later ticks write nothing more.
-        c.on_tick(
-            &Event::new(6, 130),
-            &mut CatchUp::new(&PriceSource::new(0, 1)),
-            &mut w,
-        );
-        assert!(text(&c).ends_with("data: 1.20\n\n"));
+        assert!(matches!(c.state, State::Lingering));
+        // Nothing more is written.
+        c.deliver(events("more"), 6, 1, &mut w);
+        c.flush(&mut w);
+        assert_eq!(text(&c), "answer");
     }
 
     #[test]
-    fn write_errors_close_and_heartbeats_go_to_parked_streams_only() {
+    fn heartbeats_go_to_parked_streams_that_had_nothing_since_the_last_round() {
         let mut w = Written::default();
-        let e = Event::new(1, 100);
         let beat: Rc<[u8]> = Rc::from(&b":\n"[..]);
         let mut c = conn(b"", false);
-        c.start_stream(head(), Kind::Stream, Some(1));
-        c.flush(&e, &mut w);
-        assert_eq!(c.on_heartbeat(&beat, &e, &mut w), Flow::Open);
+        streaming(&mut c, 1, &mut w);
+        // It just had its head: this round skips it, the next one beats.
+        assert_eq!(c.on_heartbeat(&beat, &mut w), Flow::Open);
+        assert_eq!(text(&c), "HEAD|");
+        assert_eq!(c.on_heartbeat(&beat, &mut w), Flow::Open);
         assert_eq!(text(&c), "HEAD|:\n");
+        assert_eq!(w.heartbeats, 1);
+        // A long poll never gets one.
+        let mut lp = conn(b"", false);
+        lp.start_stream(Kind::LongPoll, 1);
+        lp.on_heartbeat(&beat, &mut w);
+        lp.on_heartbeat(&beat, &mut w);
+        assert_eq!(text(&lp), "");
         // A broken pipe is the peer gone: a hang-up, decided in one place.
         c.socket.broken = true;
         assert_eq!(
-            c.on_heartbeat(&beat, &e, &mut w),
+            c.on_heartbeat(&beat, &mut w),
             Flow::Close(CloseReason::Hangup)
         );
     }
@@ -883,7 +765,7 @@ mod tests {
             Input::Flow(Flow::Open)
         ));
         let mut w = Written::default();
-        assert_eq!(c.flush(&Event::new(1, 1), &mut w), Flow::Linger);
+        assert_eq!(c.flush(&mut w), Flow::Linger);
         assert!(text(&c).starts_with("Status: 413 "));
         // A body longer than CONTENT_LENGTH.
         let mut long = scgi::encode(&[], b"ab");
@@ -904,14 +786,14 @@ mod tests {
             c.on_readable(&mut scratch, &rules()),
             Input::Flow(Flow::Open)
         ));
-        c.flush(&Event::new(1, 1), &mut Written::default());
+        c.flush(&mut Written::default());
         assert!(text(&c).starts_with("HTTP/1.1 400 "));
         let mut c = conn(&[b'a'; 5000], false);
         assert!(matches!(
             c.on_readable(&mut scratch, &rules()),
             Input::Flow(Flow::Open)
         ));
-        c.flush(&Event::new(1, 1), &mut Written::default());
+        c.flush(&mut Written::default());
         assert!(text(&c).starts_with("HTTP/1.1 4"), "{}", text(&c));
     }
 
@@ -924,9 +806,7 @@ mod tests {
             c.on_readable(&mut scratch, &rules()),
             Input::Request(_)
         ));
-        let e = Event::new(1, 1);
-        c.start_stream(head(), Kind::Stream, None);
-        c.flush(&e, &mut Written::default());
+        streaming(&mut c, 0, &mut Written::default());
         input.clear();
         c.socket.input = vec![b'x'; READ_BUDGET + 10];
         assert!(matches!(
@@ -953,7 +833,6 @@ mod tests {
             c.socket.take = 7;
             let mut scratch = [0u8; 97];
             let mut w = Written::default();
-            let now = Event::new(3, 300);
             let mut rest = &input[..];
             for cut in cuts.iter().cycle().take(64) {
                 let n = (*cut).min(rest.len());
@@ -962,8 +841,8 @@ mod tests {
                 c.socket.eof = eof && rest.is_empty();
                 let flow = match c.on_readable(&mut scratch, &rules) {
                     Input::Flow(f) => f,
-                    Input::Request(Action::Stream { last_id } | Action::LongPoll { last_id }) => {
-                        c.start_stream(head(), Kind::Stream, last_id);
+                    Input::Request(Action::Stream { last_id, .. } | Action::LongPoll { last_id, .. }) => {
+                        streaming(&mut c, last_id.unwrap_or(0), &mut w);
                         Flow::Open
                     }
                     Input::Request(_) => {
@@ -977,7 +856,7 @@ mod tests {
                 if let Flow::Close(_) = flow {
                     break;
                 }
-                if let Flow::Close(_) = c.flush(&now, &mut w) {
+                if let Flow::Close(_) = c.flush(&mut w) {
                     break;
                 }
                 if rest.is_empty() && !c.socket.eof {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::request::{strip_query, Request};
+use crate::request::{query_of, strip_query, Request};
 use crate::scgi::Status;
 
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +61,7 @@ pub fn parse<'a>(
     let mut req = Request {
         method: parsed.method.unwrap_or_default().as_bytes(),
         path: strip_query(parsed.path.unwrap_or_default().as_bytes()),
+        query: query_of(parsed.path.unwrap_or_default().as_bytes()),
         ..Request::default()
     };
     let mut content_length: Option<u64> = None;

@@ -30,6 +30,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let (symbols, default) = server.universe();
+    log::info!(
+        "universe: {symbols} symbols from {}; default symbol {default}",
+        config.universe_source
+    );
     log::info!(
         "tickerd {} listening: {}; max clients {}; publishing {}",
         env!("CARGO_PKG_VERSION"),

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::clients::StateCounts;
 use crate::conn::{CloseReason, Written};
-use crate::price::Event;
+use crate::price::format_price;
 
 /// Why a connection was turned away at accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +46,26 @@ impl Counters {
     }
 }
 
+/// What /metrics shows of the universe and the subscriptions (no per-symbol series: their
+/// number would grow with the universe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedGauges {
+    pub symbols: usize,
+    pub subscriptions: usize,
+    pub updates: u64,
+    /// The universe's newest id.
+    pub last_id: u64,
+    /// The default symbol's price, in cents.
+    pub default_cents: u64,
+}
+
 /// The page for `GET /metrics`.
-pub fn render(c: &Counters, clients: &StateCounts, max_clients: usize, event: &Event) -> String {
+pub fn render(
+    c: &Counters,
+    clients: &StateCounts,
+    max_clients: usize,
+    feed: &FeedGauges,
+) -> String {
     let mut out = String::with_capacity(2048);
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
         let _ = writeln!(out, "# HELP tickerd_{name} {help}");
@@ -120,6 +138,12 @@ pub fn render(c: &Counters, clients: &StateCounts, max_clients: usize, event: &E
         &[("", c.written.bytes)],
     );
     metric(
+        "writes_total",
+        "counter",
+        "write or writev calls that sent bytes to clients (one carries every update due).",
+        &[("", c.written.calls)],
+    );
+    metric(
         "heartbeats_written_total",
         "counter",
         "Heartbeat comments written to idle streams.",
@@ -128,8 +152,26 @@ pub fn render(c: &Counters, clients: &StateCounts, max_clients: usize, event: &E
     metric(
         "ticks_total",
         "counter",
-        "New prices, from the random walk or publishers.",
+        "Batches of new prices: random-walk ticks and accepted publishes.",
         &[("", c.ticks)],
+    );
+    metric(
+        "updates_total",
+        "counter",
+        "Symbol updates: each new price of one symbol (each takes an id).",
+        &[("", feed.updates)],
+    );
+    metric(
+        "symbols",
+        "gauge",
+        "Symbols in the universe.",
+        &[("", feed.symbols as u64)],
+    );
+    metric(
+        "subscriptions",
+        "gauge",
+        "Sum over open streams and long polls of the symbols each one carries.",
+        &[("", feed.subscriptions as u64)],
     );
     metric(
         "publishes_total",
@@ -158,12 +200,15 @@ pub fn render(c: &Counters, clients: &StateCounts, max_clients: usize, event: &E
     metric(
         "event_id",
         "gauge",
-        "Id of the current event.",
-        &[("", event.id)],
+        "Id of the newest update of any symbol.",
+        &[("", feed.last_id)],
     );
-    let _ = writeln!(out, "# HELP tickerd_price Current price.");
+    let _ = writeln!(
+        out,
+        "# HELP tickerd_price Current price of the default symbol."
+    );
     let _ = writeln!(out, "# TYPE tickerd_price gauge");
-    let _ = writeln!(out, "tickerd_price {}", event.price());
+    let _ = writeln!(out, "tickerd_price {}", format_price(feed.default_cents));
     out
 }
 
@@ -182,7 +227,17 @@ mod tests {
             writing: 3,
             lingering: 4,
         };
-        let text = render(&c, &counts, 100, &Event::new(77, 12_345));
+        let feed = FeedGauges {
+            symbols: 8,
+            subscriptions: 20,
+            updates: 30,
+            last_id: 77,
+            default_cents: 12_345,
+        };
+        let text = render(&c, &counts, 100, &feed);
+        assert!(text.contains("tickerd_symbols 8\n"));
+        assert!(text.contains("tickerd_subscriptions 20\n"));
+        assert!(text.contains("tickerd_updates_total 30\n"));
         assert!(text.contains("tickerd_clients{state=\"parked\"} 2\n"));
         assert!(text.contains("tickerd_connections_closed_total{reason=\"hangup\"} 2\n"));
         assert!(text.contains("tickerd_event_id 77\n"));

@@ -1,144 +1,16 @@
-//! The price source: a random walk, prices parsed from publishers, and the current event.
+//! Prices: whole cents, their text, a publisher's price, the random walk's step, and the
+//! first id of a run.
 //!
 //! Prices are kept in whole cents so that "two decimals" is exact and formatting never
 //! rounds differently from parsing.
 
 use std::fmt::Write as _;
-use std::rc::Rc;
 
 use rand::Rng;
-
-use crate::response::{self, Protocol};
-use crate::sse;
 
 /// The largest price accepted, in cents (10^12 currency units): keeps arithmetic far from
 /// overflow and the text short.
 pub const MAX_CENTS: u64 = 100_000_000_000_000;
-
-/// The newest event: its id, its price and its bytes, formatted once per tick and shared by
-/// every client that writes them: as an event in a stream, and as a whole long-poll answer
-/// in each protocol's dialect.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub id: u64,
-    pub cents: u64,
-    pub sse: Rc<[u8]>,
-    long_poll_http: Rc<[u8]>,
-    long_poll_scgi: Rc<[u8]>,
-}
-
-impl Event {
-    pub fn new(id: u64, cents: u64) -> Event {
-        let sse = sse::event(id, &format_price(cents));
-        Event {
-            id,
-            cents,
-            long_poll_http: response::long_poll(Protocol::Http, &sse).into(),
-            long_poll_scgi: response::long_poll(Protocol::Scgi, &sse).into(),
-            sse: sse.into(),
-        }
-    }
-
-    pub fn price(&self) -> String {
-        format_price(self.cents)
-    }
-
-    /// The whole long-poll answer for this event.
-    pub fn long_poll(&self, protocol: Protocol) -> Rc<[u8]> {
-        match protocol {
-            Protocol::Http => self.long_poll_http.clone(),
-            Protocol::Scgi => self.long_poll_scgi.clone(),
-        }
-    }
-}
-
-/// Events kept for streams that are behind by a few ticks folded into one fan-out.
-pub const RECENT: usize = 16;
-
-/// Current price, the id counter, and the last few events.
-pub struct PriceSource {
-    current: Event,
-    /// The SSE bytes of the events before the current one, oldest first, at most RECENT - 1.
-    earlier: std::collections::VecDeque<(u64, Rc<[u8]>)>,
-}
-
-impl PriceSource {
-    /// `first_id` should be above any id an earlier run reached (see `first_event_id`).
-    pub fn new(first_id: u64, cents: u64) -> PriceSource {
-        PriceSource {
-            current: Event::new(first_id, cents),
-            earlier: std::collections::VecDeque::with_capacity(RECENT),
-        }
-    }
-
-    pub fn current(&self) -> &Event {
-        &self.current
-    }
-
-    /// A new tick with the given price; the id grows by exactly one.
-    pub fn set(&mut self, cents: u64) -> &Event {
-        if self.earlier.len() == RECENT - 1 {
-            self.earlier.pop_front();
-        }
-        self.earlier
-            .push_back((self.current.id, self.current.sse.clone()));
-        self.current = Event::new(self.current.id + 1, cents);
-        &self.current
-    }
-
-    /// The events after `id` up to the current one, as one stream chunk, and how many:
-    /// `None` when `id` is current, or when the events after it are no longer all kept.
-    pub fn since(&self, id: u64) -> Option<(Rc<[u8]>, u64)> {
-        let count = self
-            .current
-            .id
-            .checked_sub(id)
-            .filter(|&n| n >= 1 && n - 1 <= self.earlier.len() as u64)?;
-        if count == 1 {
-            return Some((self.current.sse.clone(), 1));
-        }
-        let mut bytes = Vec::with_capacity(count as usize * self.current.sse.len());
-        for (_, sse) in self.earlier.iter().filter(|(e, _)| *e > id) {
-            bytes.extend_from_slice(sse);
-        }
-        bytes.extend_from_slice(&self.current.sse);
-        Some((bytes.into(), count))
-    }
-
-    /// A tick of the random walk.
-    pub fn walk<R: Rng>(&mut self, rng: &mut R) -> &Event {
-        self.set(random_step(self.current.cents, rng))
-    }
-}
-
-/// The catch-up chunks of one fan-out, made on demand, once per starting id, and shared by
-/// every stream parked at that id.
-pub struct CatchUp<'a> {
-    source: &'a PriceSource,
-    made: Vec<(u64, Rc<[u8]>, u64)>,
-}
-
-impl<'a> CatchUp<'a> {
-    pub fn new(source: &'a PriceSource) -> Self {
-        CatchUp {
-            source,
-            made: Vec::new(),
-        }
-    }
-
-    /// The events after `id`, when more than one and all still kept: (bytes, count).
-    pub fn after(&mut self, id: u64) -> Option<(Rc<[u8]>, u64)> {
-        if self.source.current.id <= id + 1 {
-            return None; // up to date, or one behind: the current event alone does
-        }
-        if let Some((_, bytes, count)) = self.made.iter().find(|(from, _, _)| *from == id) {
-            return Some((bytes.clone(), *count));
-        }
-        let (bytes, count) = self.source.since(id)?;
-        self.made.push((id, bytes.clone(), count));
-        Some((bytes, count))
-    }
-}
 
 /// One step of the random walk: up to ±0.5 % per tick, never below one cent.
 pub fn random_step<R: Rng>(cents: u64, rng: &mut R) -> u64 {
@@ -147,9 +19,10 @@ pub fn random_step<R: Rng>(cents: u64, rng: &mut R) -> u64 {
     (cents + step).round().clamp(1.0, MAX_CENTS as f64) as u64
 }
 
-/// The first id of a run: the wall clock in microseconds. Ids grow by one per tick, so an
-/// earlier run's ids stay below it unless that run ticked more than a million times a
-/// second on average; an id a browser remembers from before a restart is never current.
+/// The first id of a run: the wall clock in microseconds. Ids grow by one per update of one
+/// symbol, so an earlier run's ids stay below it unless that run made more than a million
+/// updates a second on average; an id a browser remembers from before a restart is never
+/// taken for one of this run.
 pub fn first_event_id(now: std::time::SystemTime) -> u64 {
     now.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -209,68 +82,15 @@ mod tests {
     }
 
     #[test]
-    fn ids_grow_by_one_and_walk_stays_positive() {
-        let mut source = PriceSource::new(41, 1);
+    fn the_walk_stays_positive_and_moves_little() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        for n in 0..1000u64 {
-            let e = source.walk(&mut rng);
-            assert_eq!(e.id, 42 + n);
-            assert!(e.cents >= 1);
+        let mut cents = 1;
+        for _ in 0..1000 {
+            cents = random_step(cents, &mut rng);
+            assert!(cents >= 1);
         }
-    }
-
-    #[test]
-    fn since_gives_every_event_after_an_id_while_kept() {
-        let mut source = PriceSource::new(10, 100);
-        assert!(source.since(10).is_none(), "nothing after the current id");
-        source.set(200);
-        source.set(300);
-        let (bytes, n) = source.since(10).unwrap();
-        assert_eq!(n, 2);
-        assert_eq!(&*bytes, b"id: 11\ndata: 2.00\n\nid: 12\ndata: 3.00\n\n");
-        assert_eq!(&*source.since(11).unwrap().0, b"id: 12\ndata: 3.00\n\n");
-        for cents in 0..RECENT as u64 {
-            source.set(400 + cents);
-        }
-        assert!(source.since(10).is_none(), "too far behind: newest only");
-        let (bytes, n) = source.since(source.current().id - RECENT as u64).unwrap();
-        assert_eq!(n, RECENT as u64);
-        assert_eq!(bytes.len(), RECENT * source.current().sse.len());
-    }
-
-    #[test]
-    fn since_refuses_ids_before_what_is_kept() {
-        let mut source = PriceSource::new(10, 100);
-        source.set(200);
-        // Kept: events 10 and 11. After 8 would need 9 too.
-        assert_eq!(source.since(8), None);
-        assert_eq!(source.since(9).map(|(_, n)| n), Some(2));
-        assert_eq!(source.since(10).map(|(_, n)| n), Some(1));
-    }
-
-    #[test]
-    fn catch_up_chunks_per_starting_id() {
-        let mut source = PriceSource::new(10, 100);
-        for cents in [200, 300, 400] {
-            source.set(cents);
-        }
-        let mut catch_up = CatchUp::new(&source);
-        assert!(catch_up.after(13).is_none(), "current");
-        assert!(catch_up.after(12).is_none(), "one behind: the event alone");
-        let (a, n) = catch_up.after(11).unwrap();
-        assert_eq!(
-            (n, &*a),
-            (2, &b"id: 12\ndata: 3.00\n\nid: 13\ndata: 4.00\n\n"[..])
-        );
-        let (b, _) = catch_up.after(11).unwrap();
-        assert!(Rc::ptr_eq(&a, &b), "made once, shared");
-        assert_eq!(catch_up.after(10).unwrap().1, 3);
-    }
-
-    #[test]
-    fn event_bytes_are_sse() {
-        let e = Event::new(9, 101);
-        assert_eq!(&*e.sse, b"id: 9\ndata: 1.01\n\n");
+        let next = random_step(10_000, &mut rng);
+        assert!((9_950..=10_050).contains(&next), "{next}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub struct Request<'a> {
     pub method: &'a [u8],
     /// The path inside tickerd's mount (`/ticker`), without the query.
     pub path: &'a [u8],
+    /// The query string, without the `?`, still URL-encoded.
+    pub query: &'a [u8],
     pub last_event_id: Option<&'a [u8]>,
     /// `X-Event-Source-Simulate`, the seed's long-polling switch.
     pub simulate: Option<&'a [u8]>,
@@ -28,9 +30,11 @@ impl<'a> Request<'a> {
         let mut path_info = None;
         let mut document_uri = None;
         let mut request_uri = None;
+        let mut query_string = None;
         for (name, value) in req.headers() {
             match name {
                 b"REQUEST_METHOD" => out.method = value,
+                b"QUERY_STRING" => query_string = Some(value),
                 b"PATH_INFO" => path_info = Some(value),
                 b"DOCUMENT_URI" => document_uri = Some(value),
                 b"REQUEST_URI" => request_uri = Some(value),
@@ -46,7 +50,22 @@ impl<'a> Request<'a> {
             .or(request_uri)
             .map(strip_query)
             .unwrap_or(b"/");
+        // CGI's QUERY_STRING; a front-end that sends none still sends REQUEST_URI.
+        out.query = query_string
+            .or_else(|| request_uri.map(query_of))
+            .unwrap_or_default();
         out
+    }
+
+    /// The first value of query parameter `name`, URL-decoded (`%2C` and `+` too).
+    pub fn param(&self, name: &str) -> Option<Vec<u8>> {
+        self.query.split(|&b| b == b'&').find_map(|pair| {
+            let (key, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+                None => (pair, &b""[..]),
+            };
+            (url_decode(key) == name.as_bytes()).then(|| url_decode(value))
+        })
     }
 
     /// `X-Event-Source-Simulate: Long-Polling`, the value matched without regard to case.
@@ -71,6 +90,40 @@ pub fn strip_query(target: &[u8]) -> &[u8] {
         Some(q) => &target[..q],
         None => target,
     }
+}
+
+/// What follows the `?` of a request target; empty without one.
+pub fn query_of(target: &[u8]) -> &[u8] {
+    match target.iter().position(|&b| b == b'?') {
+        Some(q) => &target[q + 1..],
+        None => b"",
+    }
+}
+
+/// Form URL decoding: `%XX` is that byte, `+` a space; a `%` not followed by two hex
+/// digits stays as it is.
+pub fn url_decode(text: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                text.get(i + 1).and_then(|&b| hex(b)),
+                text.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,6 +168,44 @@ mod tests {
             b"/metrics"
         );
         assert_eq!(routed(&[]), b"/");
+    }
+
+    #[test]
+    fn query_parameters_are_url_decoded() {
+        let req = |q: &'static str| Request {
+            query: q.as_bytes(),
+            ..Request::default()
+        };
+        let r = req("x=1&symbols=aapl%2Cmsft%2c+brk.b&symbols=other");
+        assert_eq!(r.param("symbols").unwrap(), b"aapl,msft, brk.b");
+        assert_eq!(r.param("x").unwrap(), b"1");
+        assert_eq!(r.param("nope"), None);
+        assert_eq!(req("symbols").param("symbols").unwrap(), b"");
+        assert_eq!(req("s%79mbols=A").param("symbols").unwrap(), b"A");
+        assert_eq!(url_decode(b"100%"), b"100%");
+        assert_eq!(url_decode(b"%zz%4"), b"%zz%4");
+        assert_eq!(url_decode(b"%e2%82%ac"), "€".as_bytes());
+    }
+
+    #[test]
+    fn the_query_over_scgi() {
+        let query = |headers: &[(&str, &str)]| {
+            let bytes = scgi::encode(headers, b"");
+            let limits = scgi::Limits {
+                max_header: 4096,
+                max_body: 0,
+            };
+            let Ok(scgi::Status::Complete(req)) = scgi::parse(&bytes, &limits) else {
+                panic!()
+            };
+            Request::from_scgi(&req).query.to_vec()
+        };
+        assert_eq!(
+            query(&[("QUERY_STRING", "symbols=A"), ("REQUEST_URI", "/t?b")]),
+            b"symbols=A"
+        );
+        assert_eq!(query(&[("REQUEST_URI", "/ticker?symbols=B")]), b"symbols=B");
+        assert_eq!(query(&[("REQUEST_URI", "/ticker")]), b"");
     }
 
     #[test]

@@ -97,16 +97,17 @@ pub fn stream_start(protocol: Protocol, retry_ms: u64) -> Vec<u8> {
     out
 }
 
-/// A long-poll answer: exactly one event (its SSE bytes), with a length so the front-end
-/// can keep the browser's connection alive.
-pub fn long_poll(protocol: Protocol, event: &[u8]) -> Vec<u8> {
-    full(
+/// The head of a long-poll answer: the events due (`body_len` bytes of them) follow, and
+/// the length lets the front-end keep the browser's connection alive.
+pub fn long_poll_head(protocol: Protocol, body_len: usize) -> Vec<u8> {
+    head(
         protocol,
         200,
         "text/event-stream",
+        Some(body_len),
         &[NO_CACHE, NO_BUFFERING],
-        event,
     )
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -139,10 +140,10 @@ mod tests {
     }
 
     #[test]
-    fn long_poll_is_one_event_with_a_length() {
-        let e = crate::price::Event::new(5, 1234);
-        let s = String::from_utf8(long_poll(Protocol::Http, &e.sse)).unwrap();
+    fn a_long_poll_head_has_the_length_of_its_events() {
+        let s = String::from_utf8(long_poll_head(Protocol::Http, 19)).unwrap();
+        assert!(s.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"));
         assert!(s.contains("Content-Length: 19\r\n"), "{s}");
-        assert!(s.ends_with("\r\n\r\nid: 5\ndata: 12.34\n\n"));
+        assert!(s.ends_with("\r\n\r\n"));
     }
 }

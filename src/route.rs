@@ -2,6 +2,25 @@
 
 use crate::publish::{self, PublishError};
 use crate::request::Request;
+use crate::selection;
+use crate::symbol::Symbol;
+
+/// What routing needs to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub publish_token: Option<String>,
+    /// `--max-symbols-per-client`.
+    pub max_symbols: usize,
+}
+
+/// Which symbols a stream carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// No `symbols` parameter: the default symbol, in the single-price format.
+    Default,
+    /// `symbols=…`: these, distinct, in the many-symbol format.
+    Named(Vec<Symbol>),
+}
 
 /// What the server should do with a request. Owned, so that the request's buffer can go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,32 +28,46 @@ pub enum Action {
     /// `GET /ticker`: an event stream. `last_id` is the client's Last-Event-ID, if a number.
     Stream {
         last_id: Option<u64>,
+        symbols: Choice,
     },
-    /// `GET /ticker` with `X-Event-Source-Simulate: Long-Polling`: one event, then the end.
+    /// `GET /ticker` with `X-Event-Source-Simulate: Long-Polling`: what is due, then the end.
     LongPoll {
         last_id: Option<u64>,
+        symbols: Choice,
     },
     Page,
+    /// `GET /tickerd.js`: the page's client logic, for other pages to embed.
+    Script,
+    /// `GET /symbols`: the universe (names starting with `prefix`, at most `limit`).
+    Symbols {
+        prefix: String,
+        limit: usize,
+    },
     Metrics,
-    /// `POST /publish`, authorized, with this price in cents.
-    Publish(u64),
+    /// `POST /publish`, authorized: the body, checked against the universe by the loop.
+    Publish(Vec<u8>),
     PublishRefused(PublishError),
+    /// Refused before anything starts: a status and a one-line reason.
+    Refuse(u16, String),
     NotFound,
     MethodNotAllowed {
         allow: &'static str,
     },
 }
 
-pub fn route(req: &Request, publish_token: Option<&str>) -> Action {
+pub fn route(req: &Request, rules: &Rules) -> Action {
     let endpoint = match req.path {
         b"/" | b"/index.html" => Endpoint::Page,
+        b"/tickerd.js" => Endpoint::Script,
         b"/ticker" => Endpoint::Ticker,
+        b"/symbols" => Endpoint::Symbols,
         b"/metrics" => Endpoint::Metrics,
         b"/publish" => Endpoint::Publish,
         _ => return Action::NotFound,
     };
+    let token = rules.publish_token.as_deref();
     // A disabled publisher is not there at all, whatever the method.
-    if endpoint == Endpoint::Publish && publish_token.is_none() {
+    if endpoint == Endpoint::Publish && token.is_none() {
         return Action::PublishRefused(PublishError::Disabled);
     }
     let allow = endpoint.allow();
@@ -43,24 +76,51 @@ pub fn route(req: &Request, publish_token: Option<&str>) -> Action {
     }
     match endpoint {
         Endpoint::Page => Action::Page,
+        Endpoint::Script => Action::Script,
         Endpoint::Metrics => Action::Metrics,
-        Endpoint::Ticker if req.wants_long_poll() => Action::LongPoll {
-            last_id: req.last_event_id(),
-        },
-        Endpoint::Ticker => Action::Stream {
-            last_id: req.last_event_id(),
-        },
-        Endpoint::Publish => match publish::authorize_and_parse(publish_token, req) {
-            Ok(cents) => Action::Publish(cents),
+        Endpoint::Symbols => symbols_listing(req),
+        Endpoint::Ticker => {
+            let symbols = match req.param("symbols") {
+                None => Choice::Default,
+                Some(list) => match selection::parse(&list, rules.max_symbols) {
+                    Ok(chosen) => Choice::Named(chosen),
+                    Err(e) => return Action::Refuse(400, e.to_string()),
+                },
+            };
+            let last_id = req.last_event_id();
+            if req.wants_long_poll() {
+                Action::LongPoll { last_id, symbols }
+            } else {
+                Action::Stream { last_id, symbols }
+            }
+        }
+        Endpoint::Publish => match publish::authorize(token, req) {
+            Ok(()) => Action::Publish(req.body.to_vec()),
             Err(e) => Action::PublishRefused(e),
         },
     }
 }
 
+/// `/symbols?prefix=AA&limit=20`, both optional: what the page's picker completes from.
+fn symbols_listing(req: &Request) -> Action {
+    let prefix = req.param("prefix").unwrap_or_default();
+    let prefix = String::from_utf8_lossy(&prefix).trim().to_ascii_uppercase();
+    let limit = match req.param("limit") {
+        None => usize::MAX,
+        Some(n) => match std::str::from_utf8(&n).ok().and_then(|n| n.parse().ok()) {
+            Some(n) => n,
+            None => return Action::Refuse(400, "limit: not a whole number".into()),
+        },
+    };
+    Action::Symbols { prefix, limit }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
     Page,
+    Script,
     Ticker,
+    Symbols,
     Metrics,
     Publish,
 }
@@ -79,28 +139,101 @@ mod tests {
     use super::*;
 
     fn get(path: &'static str) -> Request<'static> {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (path, ""),
+        };
         Request {
             method: b"GET",
             path: path.as_bytes(),
+            query: query.as_bytes(),
             ..Request::default()
         }
     }
 
+    fn rules(token: Option<&str>) -> Rules {
+        Rules {
+            publish_token: token.map(String::from),
+            max_symbols: 3,
+        }
+    }
+
+    fn named(names: &[&str]) -> Choice {
+        Choice::Named(
+            names
+                .iter()
+                .map(|n| Symbol::parse(n.as_bytes()).unwrap())
+                .collect(),
+        )
+    }
+
     #[test]
     fn endpoints() {
-        assert_eq!(route(&get("/"), None), Action::Page);
-        assert_eq!(route(&get("/metrics"), None), Action::Metrics);
-        assert_eq!(route(&get("/nope"), None), Action::NotFound);
+        let r = rules(None);
+        assert_eq!(route(&get("/"), &r), Action::Page);
+        assert_eq!(route(&get("/tickerd.js"), &r), Action::Script);
+        assert_eq!(route(&get("/metrics"), &r), Action::Metrics);
+        assert_eq!(route(&get("/nope"), &r), Action::NotFound);
         assert_eq!(
-            route(&get("/ticker"), None),
-            Action::Stream { last_id: None }
+            route(&get("/ticker"), &r),
+            Action::Stream {
+                last_id: None,
+                symbols: Choice::Default
+            }
         );
         let lp = Request {
             simulate: Some(b"long-polling"),
             last_event_id: Some(b"7"),
-            ..get("/ticker")
+            ..get("/ticker?symbols=msft%2Caapl")
         };
-        assert_eq!(route(&lp, None), Action::LongPoll { last_id: Some(7) });
+        assert_eq!(
+            route(&lp, &r),
+            Action::LongPoll {
+                last_id: Some(7),
+                symbols: named(&["MSFT", "AAPL"])
+            }
+        );
+    }
+
+    #[test]
+    fn symbol_lists_are_checked_before_any_stream() {
+        let r = rules(None);
+        for (path, want) in [
+            ("/ticker?symbols=", "symbols: the list is empty"),
+            (
+                "/ticker?symbols=A,B,C,D",
+                "symbols: 4 symbols asked, at most 3 per client",
+            ),
+            ("/ticker?symbols=A%20B", "symbols: \"A B\" is not a symbol"),
+        ] {
+            match route(&get(path), &r) {
+                Action::Refuse(400, why) => assert!(why.starts_with(want), "{path}: {why}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_symbols_listing() {
+        let r = rules(None);
+        assert_eq!(
+            route(&get("/symbols?prefix=br&limit=5"), &r),
+            Action::Symbols {
+                prefix: "BR".into(),
+                limit: 5
+            }
+        );
+        assert_eq!(
+            route(&get("/symbols"), &r),
+            Action::Symbols {
+                prefix: String::new(),
+                limit: usize::MAX
+            }
+        );
+        assert!(matches!(
+            route(&get("/symbols?limit=x"), &r),
+            Action::Refuse(400, _)
+        ));
     }
 
     #[test]
@@ -110,15 +243,15 @@ mod tests {
             ..get("/ticker")
         };
         assert_eq!(
-            route(&post_ticker, None),
+            route(&post_ticker, &rules(None)),
             Action::MethodNotAllowed { allow: "GET" }
         );
         assert_eq!(
-            route(&get("/publish"), None),
+            route(&get("/publish"), &rules(None)),
             Action::PublishRefused(PublishError::Disabled)
         );
         assert_eq!(
-            route(&get("/publish"), Some("t")),
+            route(&get("/publish"), &rules(Some("t"))),
             Action::MethodNotAllowed { allow: "POST" }
         );
         let publish = Request {
@@ -127,9 +260,12 @@ mod tests {
             body: b"5.25",
             ..get("/publish")
         };
-        assert_eq!(route(&publish, Some("t")), Action::Publish(525));
         assert_eq!(
-            route(&publish, Some("u")),
+            route(&publish, &rules(Some("t"))),
+            Action::Publish(b"5.25".to_vec())
+        );
+        assert_eq!(
+            route(&publish, &rules(Some("u"))),
             Action::PublishRefused(PublishError::Unauthorized)
         );
     }

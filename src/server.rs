@@ -17,16 +17,19 @@ use crate::clients::Clients;
 use crate::config::Config;
 use crate::conn::{CloseReason, Connection, Flow, Input, Kind, RequestRules, State, Written};
 use crate::deadlines::DeadlineQueue;
-use crate::metrics::{self, Counters, Refusal};
+use crate::feed::{self, Feed};
+use crate::metrics::{self, Counters, FeedGauges, Refusal};
 use crate::net::{self, Listener, Socket};
-use crate::price::{self, CatchUp, PriceSource};
-use crate::publish::PublishError;
+use crate::publish::{self, PublishError};
 use crate::response::{self, Protocol};
-use crate::route::Action;
-use crate::{http, scgi, sse};
+use crate::route::{self, Action, Choice};
+use crate::universe::{Format, SymbolId, Universe, DEFAULT_SYMBOL};
+use crate::{http, price, scgi, sse};
 
 /// The page, embedded in the binary.
 pub const PAGE: &str = include_str!("page.html");
+/// The page's client logic, also served on its own for other pages to embed.
+pub const SCRIPT: &str = include_str!("tickerd.js");
 
 /// Tokens above every slab key: the signal pipe, then the listeners counting down.
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
@@ -43,55 +46,43 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long a finished connection may take to close its side.
 const LINGER: Duration = Duration::from_secs(2);
-/// Body cap: the only body tickerd takes is one price.
-const MAX_BODY: usize = 1024;
 const MAX_HTTP_HEAD: usize = 8 * 1024;
 /// What 503 answers tell clients to wait, in seconds.
 const RETRY_AFTER: &str = "5";
 
-/// Bytes made once and shared by every connection that writes them.
+/// Bytes made once per protocol and shared by every connection that writes them.
+struct PerProtocol([Rc<[u8]>; 2]);
+
+impl PerProtocol {
+    fn new(make: impl Fn(Protocol) -> Vec<u8>) -> PerProtocol {
+        PerProtocol([make(Protocol::Http).into(), make(Protocol::Scgi).into()])
+    }
+
+    fn get(&self, p: Protocol) -> Rc<[u8]> {
+        self.0[p as usize].clone()
+    }
+}
+
 struct Shared {
-    stream_start_http: Rc<[u8]>,
-    stream_start_scgi: Rc<[u8]>,
-    page_http: Rc<[u8]>,
-    page_scgi: Rc<[u8]>,
+    stream_start: PerProtocol,
+    page: PerProtocol,
+    script: PerProtocol,
     heartbeat: Rc<[u8]>,
-    empty: Rc<[u8]>,
 }
 
 impl Shared {
     fn new(retry_ms: u64) -> Shared {
-        let page = |p| {
-            response::full(
-                p,
-                200,
-                "text/html; charset=utf-8",
-                &[("Cache-Control", "no-cache")],
-                PAGE.as_bytes(),
-            )
-            .into()
+        let file = |content_type: &'static str, body: &'static str| {
+            PerProtocol::new(move |p| {
+                let extra = [("Cache-Control", "no-cache")];
+                response::full(p, 200, content_type, &extra, body.as_bytes())
+            })
         };
         Shared {
-            stream_start_http: response::stream_start(Protocol::Http, retry_ms).into(),
-            stream_start_scgi: response::stream_start(Protocol::Scgi, retry_ms).into(),
-            page_http: page(Protocol::Http),
-            page_scgi: page(Protocol::Scgi),
+            stream_start: PerProtocol::new(|p| response::stream_start(p, retry_ms)),
+            page: file("text/html; charset=utf-8", PAGE),
+            script: file("text/javascript; charset=utf-8", SCRIPT),
             heartbeat: Rc::from(sse::HEARTBEAT),
-            empty: Rc::from(&[][..]),
-        }
-    }
-
-    fn stream_start(&self, p: Protocol) -> Rc<[u8]> {
-        match p {
-            Protocol::Http => self.stream_start_http.clone(),
-            Protocol::Scgi => self.stream_start_scgi.clone(),
-        }
-    }
-
-    fn page(&self, p: Protocol) -> Rc<[u8]> {
-        match p {
-            Protocol::Http => self.page_http.clone(),
-            Protocol::Scgi => self.page_scgi.clone(),
         }
     }
 }
@@ -101,17 +92,20 @@ struct Timers {
     tick: Option<(Instant, Duration)>,
     heartbeat: Option<(Instant, Duration)>,
     accept_paused_until: Option<Instant>,
+    /// `--coalesce-ms`: the next fan-out may not come before this; `None` without it.
+    coalesce: Option<(Instant, Duration)>,
     requests: DeadlineQueue,
     lingering: DeadlineQueue,
     long_polls: DeadlineQueue,
 }
 
 impl Timers {
-    fn next(&self) -> Option<Instant> {
+    fn next(&self, woken: bool) -> Option<Instant> {
         [
             self.tick.map(|(at, _)| at),
             self.heartbeat.map(|(at, _)| at),
             self.accept_paused_until,
+            self.coalesce.filter(|_| woken).map(|(at, _)| at),
             self.requests.next(),
             self.lingering.next(),
             self.long_polls.next(),
@@ -128,15 +122,13 @@ pub struct Server {
     signals: Signals,
     clients: Clients<Socket>,
     max_clients: usize,
-    prices: PriceSource,
+    feed: Feed,
     rng: StdRng,
     rules: RequestRules,
     shared: Shared,
     counters: Counters,
     timers: Timers,
     next_serial: u64,
-    /// The id of the event last fanned out to parked clients.
-    fanned_out_id: u64,
     /// When accept last started failing for want of descriptors; `None` while it works.
     out_of_descriptors_since: Option<Instant>,
     /// Refusals at `--max-clients`: when the last one was logged, and how many came after
@@ -145,8 +137,10 @@ pub struct Server {
     refused_unlogged: u64,
     /// One read buffer for every socket: data is copied out of it at once.
     scratch: Box<[u8]>,
-    /// Reused list of connections to settle after a fan-out.
+    /// Reused list of connections to settle after a heartbeat round.
     settle_later: Vec<(usize, Flow)>,
+    /// Reused list of the clients a fan-out writes to.
+    woken: Vec<usize>,
 }
 
 impl Server {
@@ -176,24 +170,28 @@ impl Server {
             .unwrap_or_else(|| fd_limit.saturating_sub(FD_HEADROOM).max(1) as usize);
         let now = Instant::now();
         let first_id = price::first_event_id(SystemTime::now());
+        let max_body = config.max_publish_bytes;
         Ok(Server {
             poll,
             listeners,
             signals,
             clients: Clients::with_capacity(max_clients.min(1 << 16)),
             max_clients,
-            prices: PriceSource::new(first_id, config.initial_price_cents),
+            feed: Feed::new(Universe::new(&config.universe, first_id)),
             rng: StdRng::from_entropy(),
             rules: RequestRules {
                 scgi: scgi::Limits {
                     max_header: config.max_scgi_header,
-                    max_body: MAX_BODY,
+                    max_body,
                 },
                 http: http::Limits {
                     max_head: MAX_HTTP_HEAD,
-                    max_body: MAX_BODY,
+                    max_body,
                 },
-                publish_token: config.publish_token.clone(),
+                route: route::Rules {
+                    publish_token: config.publish_token.clone(),
+                    max_symbols: config.max_symbols_per_client,
+                },
             },
             shared: Shared::new(config.retry_ms),
             counters: Counters::default(),
@@ -201,17 +199,18 @@ impl Server {
                 tick: config.tick.map(|p| (now + p, p)),
                 heartbeat: config.heartbeat.map(|p| (now + p, p)),
                 accept_paused_until: None,
+                coalesce: config.coalesce.map(|p| (now, p)),
                 requests: DeadlineQueue::new(config.request_timeout),
                 lingering: DeadlineQueue::new(LINGER),
                 long_polls: DeadlineQueue::new(config.long_poll_hold),
             },
             next_serial: 0,
-            fanned_out_id: first_id,
             out_of_descriptors_since: None,
             full_logged_at: None,
             refused_unlogged: 0,
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
+            woken: Vec::new(),
         })
     }
 
@@ -233,6 +232,12 @@ impl Server {
         self.max_clients
     }
 
+    /// The universe's size and default symbol, for the start-up log line.
+    pub fn universe(&self) -> (usize, String) {
+        let u = &self.feed.universe;
+        (u.len(), u.symbol(DEFAULT_SYMBOL).to_string())
+    }
+
     /// Serves until SIGTERM or SIGINT, then closes everything and returns.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
@@ -240,7 +245,7 @@ impl Server {
             let now = Instant::now();
             let timeout = self
                 .timers
-                .next()
+                .next(self.feed.has_woken())
                 .map(|at| at.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
@@ -263,7 +268,7 @@ impl Server {
                 }
             }
             self.on_timers(Instant::now());
-            self.fan_out();
+            self.fan_out(Instant::now());
         }
     }
 
@@ -418,14 +423,47 @@ impl Server {
         self.flush(key);
     }
 
-    /// Writes what a connection has pending and settles the outcome.
+    /// Writes what a connection has pending and settles the outcome. A stream whose write
+    /// completes gets what changed meanwhile in one more write (with `--coalesce-ms`, at the
+    /// next fan-out instead).
     fn flush(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.clients.get_mut(key) else {
+                return;
+            };
+            let flow = conn.flush(&mut self.counters.written);
+            if flow != Flow::Open {
+                return self.settle(key, flow);
+            }
+            let Some(waiter) = conn.waiting() else { break };
+            if self.timers.coalesce.is_some() {
+                if self.feed.has_due(key, waiter.last_id) {
+                    self.feed.wake_client(key);
+                }
+                break;
+            }
+            if !self.send_due(key, None) {
+                break;
+            }
+        }
+        self.settle(key, Flow::Open);
+    }
+
+    /// A parked client starts writing what is due to it (`Feed::delivery`). Returns
+    /// whether a write started: false when nothing is due or the client is not parked.
+    fn send_due(&mut self, key: usize, head: Option<Rc<[u8]>>) -> bool {
         let Some(conn) = self.clients.get_mut(key) else {
-            return;
+            return false;
         };
-        if conn.wants_write() {
-            let flow = conn.flush(self.prices.current(), &mut self.counters.written);
-            self.settle(key, flow);
+        let Some(waiter) = conn.waiting() else {
+            return false;
+        };
+        match self.feed.delivery(key, waiter, conn.protocol, head) {
+            Some(d) => {
+                conn.deliver(d.out, d.last_id, d.events, &mut self.counters.written);
+                true
+            }
+            None => false,
         }
     }
 
@@ -463,6 +501,8 @@ impl Server {
     }
 
     fn close(&mut self, key: usize, reason: CloseReason) {
+        // Before the key can be reused: its subscription goes with it.
+        self.feed.unsubscribe(key);
         if let Some(conn) = self.clients.remove(key) {
             self.counters.closed(reason);
             log::debug!("{}: closed ({})", conn.describe(), reason.label());
@@ -472,133 +512,196 @@ impl Server {
 
     /// Carries out a routed request on connection `key`.
     fn carry_out(&mut self, key: usize, action: Action) {
-        if let Action::Publish(cents) = action {
-            self.new_tick(cents);
-        }
-        let Some(conn) = self.clients.get_mut(key) else {
+        let Some(conn) = self.clients.get(key) else {
             return;
         };
         let p = conn.protocol;
         let text = |status, extra: &[(&str, &str)], body: &str| -> Rc<[u8]> {
             response::text(p, status, extra, body).into()
         };
-        match action {
-            Action::Stream { last_id } | Action::LongPoll { last_id } => {
-                let (kind, head) = match action {
-                    Action::Stream { .. } => {
-                        self.counters.streams_started += 1;
-                        (Kind::Stream, self.shared.stream_start(p))
-                    }
-                    _ => {
-                        self.counters.long_polls_started += 1;
-                        (Kind::LongPoll, self.shared.empty.clone())
-                    }
-                };
-                if last_id.is_some() {
-                    self.counters.requests_with_last_event_id += 1;
-                }
-                log::debug!("{}: {kind:?}, Last-Event-ID {last_id:?}", conn.describe());
-                conn.start_stream(head, kind, last_id);
-                if kind == Kind::LongPoll {
-                    let serial = conn.serial;
-                    self.timers.long_polls.start(Instant::now(), key, serial);
-                }
+        let answer = match action {
+            Action::Stream { last_id, symbols } => {
+                return self.start_stream(key, Kind::Stream, last_id, symbols)
             }
-            Action::Page => conn.start_response(self.shared.page(p)),
+            Action::LongPoll { last_id, symbols } => {
+                return self.start_stream(key, Kind::LongPoll, last_id, symbols)
+            }
+            Action::Page => self.shared.page.get(p),
+            Action::Script => self.shared.script.get(p),
+            Action::Symbols { prefix, limit } => {
+                let body = self.feed.universe.listing_json(&prefix, limit);
+                let extra = [("Cache-Control", "no-cache")];
+                response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
+            }
             Action::Metrics => {
                 let counts = self.clients.counts(Some(key));
-                let body = metrics::render(
-                    &self.counters,
-                    &counts,
-                    self.max_clients,
-                    self.prices.current(),
-                );
-                let answer =
-                    response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes());
+                let u = &self.feed.universe;
+                let gauges = FeedGauges {
+                    symbols: u.len(),
+                    subscriptions: self.feed.subscriptions(),
+                    updates: self.feed.updates,
+                    last_id: u.last_id(),
+                    default_cents: u.cents(DEFAULT_SYMBOL),
+                };
+                let body = metrics::render(&self.counters, &counts, self.max_clients, &gauges);
+                response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes()).into()
+            }
+            Action::Publish(body) => {
+                let universe = &self.feed.universe;
+                match publish::parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s)) {
+                    Ok(batch) => {
+                        // Applied now; the fan-out follows once the loop has handled every
+                        // ready event, so publishes that arrive together fold into one.
+                        let id = self.feed.apply(&batch);
+                        self.counters.published += 1;
+                        self.counters.ticks += 1;
+                        text(200, &[], &format!("{id}\n"))
+                    }
+                    Err(why) => {
+                        self.counters.publish_refused += 1;
+                        self.log_refusal(key, 400, &format!("publish refused: {why}"));
+                        text(400, &[], &format!("{why}\n"))
+                    }
+                }
+            }
+            Action::PublishRefused(why) => match why {
+                PublishError::Disabled => text(404, &[], "publishing is disabled\n"),
+                PublishError::Unauthorized => {
+                    self.counters.publish_refused += 1;
+                    self.log_refusal(key, 401, "publish refused: missing or wrong token");
+                    text(
+                        401,
+                        &[("WWW-Authenticate", "Bearer")],
+                        "missing or wrong token\n",
+                    )
+                }
+            },
+            Action::Refuse(status, why) => {
+                self.log_refusal(key, status, &why);
+                text(status, &[], &format!("{why}\n"))
+            }
+            Action::NotFound => text(404, &[], "not found\n"),
+            Action::MethodNotAllowed { allow } => {
+                text(405, &[("Allow", allow)], "method not allowed\n")
+            }
+        };
+        if let Some(conn) = self.clients.get_mut(key) {
+            conn.start_response(answer);
+        }
+    }
+
+    fn log_refusal(&self, key: usize, status: u16, why: &str) {
+        if let Some(conn) = self.clients.get(key) {
+            log::warn!("{}: refused ({status}): {why}", conn.describe());
+        }
+    }
+
+    /// A stream or long poll of `symbols`, resuming after `last_id`: subscribed, then sent
+    /// what is due at once (a stream's head with it). Unknown symbols: 404, nothing started.
+    fn start_stream(&mut self, key: usize, kind: Kind, last_id: Option<u64>, symbols: Choice) {
+        let (ids, format) = match self.resolve(&symbols) {
+            Ok(chosen) => chosen,
+            Err(why) => {
+                self.log_refusal(key, 404, &why);
                 if let Some(conn) = self.clients.get_mut(key) {
+                    let answer = response::text(conn.protocol, 404, &[], &format!("{why}\n"));
                     conn.start_response(answer.into());
                 }
+                return;
             }
-            Action::Publish(_) => {
-                self.counters.published += 1;
-                let id = self.prices.current().id;
-                conn.start_response(text(200, &[], &format!("{id}\n")));
-            }
-            Action::PublishRefused(why) => {
-                let answer = match why {
-                    PublishError::Disabled => text(404, &[], "publishing is disabled\n"),
-                    PublishError::Unauthorized => {
-                        log::warn!(
-                            "{}: publish refused: missing or wrong token",
-                            conn.describe()
-                        );
-                        text(
-                            401,
-                            &[("WWW-Authenticate", "Bearer")],
-                            "missing or wrong token\n",
-                        )
-                    }
-                    PublishError::BadPrice => text(
-                        400,
-                        &[],
-                        "the body must be one positive price, such as 123.45\n",
-                    ),
-                };
-                if why != PublishError::Disabled {
-                    self.counters.publish_refused += 1;
+        };
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
+        match kind {
+            Kind::Stream => self.counters.streams_started += 1,
+            Kind::LongPoll => self.counters.long_polls_started += 1,
+        }
+        if last_id.is_some() {
+            self.counters.requests_with_last_event_id += 1;
+        }
+        log::debug!(
+            "{} [{} symbols]: {kind:?}, Last-Event-ID {last_id:?}",
+            conn.describe(),
+            ids.len()
+        );
+        let after = feed::resume_point(last_id, self.feed.universe.last_id());
+        conn.start_stream(kind, after);
+        let head = (kind == Kind::Stream).then(|| self.shared.stream_start.get(conn.protocol));
+        if kind == Kind::LongPoll {
+            let serial = conn.serial;
+            self.timers.long_polls.start(Instant::now(), key, serial);
+        }
+        self.feed.subscribe(key, &ids, format);
+        self.send_due(key, head);
+    }
+
+    /// The universe's ids of a stream's symbols, and the format its events take; the
+    /// 404 reason when some are unknown.
+    fn resolve(&self, symbols: &Choice) -> Result<(Vec<SymbolId>, Format), String> {
+        let universe = &self.feed.universe;
+        match symbols {
+            Choice::Default => Ok((vec![DEFAULT_SYMBOL], Format::Plain)),
+            Choice::Named(names) => {
+                let (known, unknown): (Vec<_>, Vec<_>) = names
+                    .iter()
+                    .map(|s| universe.find(s).ok_or(s))
+                    .partition(Result::is_ok);
+                if unknown.is_empty() {
+                    return Ok((known.into_iter().flatten().collect(), Format::Json));
                 }
-                conn.start_response(answer);
-            }
-            Action::NotFound => conn.start_response(text(404, &[], "not found\n")),
-            Action::MethodNotAllowed { allow } => {
-                conn.start_response(text(405, &[("Allow", allow)], "method not allowed\n"))
+                let unknown: Vec<String> = unknown
+                    .iter()
+                    .filter_map(|u| u.err())
+                    .map(|s| s.to_string())
+                    .collect();
+                let shown = unknown
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let more = match unknown.len() {
+                    n if n > 10 => format!(" and {} more", n - 10),
+                    _ => String::new(),
+                };
+                Err(format!("symbols: unknown: {shown}{more}"))
             }
         }
     }
 
-    /// A new price: every parked client starts writing it.
-    /// A new price. The fan-out follows once the loop has handled every ready event, so the
-    /// ticks that arrive during a long fan-out (publishes faster than one core can deliver)
-    /// fold into one: clients get the newest price, never a backlog of fan-outs.
-    fn new_tick(&mut self, cents: u64) {
-        self.prices.set(cents);
-        self.counters.ticks += 1;
-    }
-
-    /// Every parked client starts writing the current event, if it has moved since the last
-    /// fan-out.
-    fn fan_out(&mut self) {
-        let event = self.prices.current();
-        if event.id == self.fanned_out_id {
+    /// The clients with updates since the last fan-out each start writing what is due to
+    /// them, in one write each. Updates that arrived during a long fan-out fold into the
+    /// next one: a client never holds more than its latest value per symbol.
+    fn fan_out(&mut self, now: Instant) {
+        if !self.feed.has_woken() {
             return;
         }
-        self.fanned_out_id = event.id;
-        // Ticks folded (publishes during the last fan-out): each parked stream gets all of
-        // them since its own id, from chunks made once per starting id and shared.
-        let mut catch_up = CatchUp::new(&self.prices);
-        visit_all(
-            &mut self.clients,
-            &mut self.counters.written,
-            &mut self.settle_later,
-            |conn, written| conn.on_tick(event, &mut catch_up, written),
-        );
-        self.settle_all();
-        // Every stream just got bytes: the next heartbeat is a whole period away.
-        if let Some((at, period)) = &mut self.timers.heartbeat {
-            *at = Instant::now() + *period;
+        if let Some((at, period)) = &mut self.timers.coalesce {
+            if now < *at {
+                return;
+            }
+            *at = now + *period;
         }
+        let mut woken = std::mem::take(&mut self.woken);
+        self.feed.take_woken(&mut woken);
+        for &key in &woken {
+            if self.send_due(key, None) {
+                self.flush(key);
+            }
+        }
+        self.woken = woken;
     }
 
     fn heartbeat(&mut self) {
-        // Ticks not yet fanned out go first: a heartbeat must not put a parked stream into
-        // a write that would then end with the newest event alone.
-        self.fan_out();
-        let (event, beat) = (self.prices.current(), &self.shared.heartbeat);
+        // Updates not yet fanned out go first: a heartbeat must not hold up a parked stream.
+        self.fan_out(Instant::now());
+        let beat = &self.shared.heartbeat;
         visit_all(
             &mut self.clients,
             &mut self.counters.written,
             &mut self.settle_later,
-            |conn, written| conn.on_heartbeat(beat, event, written),
+            |conn, written| conn.on_heartbeat(beat, written),
         );
         self.settle_all();
     }
@@ -640,8 +743,8 @@ impl Server {
                     now + period
                 };
                 self.timers.tick = Some((next, period));
-                let cents = price::random_step(self.prices.current().cents, &mut self.rng);
-                self.new_tick(cents);
+                self.feed.walk(&mut self.rng);
+                self.counters.ticks += 1;
             }
         }
         if let Some((at, period)) = self.timers.heartbeat {
@@ -665,10 +768,13 @@ impl Server {
             }
         }
         while let Some((key, serial)) = self.timers.long_polls.pop_expired(now) {
+            // Held too long (front-ends and browsers give up on silent requests): answered
+            // with what it has, its symbols' current values; the client simply polls again.
             if let Some(conn) = self.clients.get_serial(key, serial) {
-                let flow =
-                    conn.on_long_poll_expiry(self.prices.current(), &mut self.counters.written);
-                self.settle(key, flow);
+                if conn.rewind_long_poll() {
+                    self.send_due(key, None);
+                    self.flush(key);
+                }
             }
         }
         while let Some((key, serial)) = self.timers.lingering.pop_expired(now) {

@@ -5,6 +5,7 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use tickerd::route::{Action, Choice};
 use tickerd::scgi::{self, Status};
 use tickerd::{http, request};
 
@@ -219,7 +220,42 @@ proptest! {
         let big = scgi::Limits { max_header: 1 << 16, max_body: 0 };
         if let Ok(Status::Complete(req)) = scgi::parse(&input, &big) {
             let r = request::Request::from_scgi(&req);
-            let _ = tickerd::route::route(&r, Some("token"));
+            let _ = tickerd::route::route(&r, &rules());
         }
+    }
+
+    /// Any query on /ticker: refused with a 400 naming the problem, or a stream of at most
+    /// `--max-symbols-per-client` distinct valid symbols.
+    #[test]
+    fn any_symbols_query_is_refused_or_bounded(
+        query in "(symbols=)?([a-zA-Z0-9.,_%+ -]|%2[cC]|%[0-9a-f]{0,2}){0,80}(&x=1)?",
+    ) {
+        let r = request::Request {
+            method: b"GET",
+            path: b"/ticker",
+            query: query.as_bytes(),
+            ..request::Request::default()
+        };
+        match tickerd::route::route(&r, &rules()) {
+            Action::Stream { symbols: Choice::Named(names), .. } => {
+                prop_assert!(!names.is_empty() && names.len() <= 4);
+                let mut distinct = names.clone();
+                distinct.sort();
+                distinct.dedup();
+                prop_assert_eq!(distinct.len(), names.len());
+            }
+            Action::Stream { symbols: Choice::Default, .. } => {
+                prop_assert!(r.param("symbols").is_none());
+            }
+            Action::Refuse(400, why) => prop_assert!(why.starts_with("symbols: "), "{}", why),
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+}
+
+fn rules() -> tickerd::route::Rules {
+    tickerd::route::Rules {
+        publish_token: Some("token".into()),
+        max_symbols: 4,
     }
 }

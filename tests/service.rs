@@ -144,7 +144,8 @@ fn long_poll_returns_exactly_one_event_and_ends() {
 
 #[test]
 fn publishing_rules() {
-    let t = Tickerd::start(MANUAL);
+    // The body cap of the single-price service (the default is 64 KiB, for batches).
+    let t = Tickerd::start(&["--tick-ms", "0", "--max-publish-bytes", "1024"]);
     let before = t.current_id();
     let mut watcher = http_stream(
         t.http(),
@@ -313,7 +314,14 @@ fn a_thousand_clients_vanish_and_their_slots_are_freed() {
 
 #[test]
 fn bad_scgi_input_does_not_disturb_a_healthy_stream() {
-    let t = Tickerd::start(&["--tick-ms", "20", "--max-scgi-header", "4096"]);
+    let t = Tickerd::start(&[
+        "--tick-ms",
+        "20",
+        "--max-scgi-header",
+        "4096",
+        "--max-publish-bytes",
+        "1024",
+    ]);
     let mut healthy = scgi_stream(t.scgi(), &scgi_get("/ticker", &[]));
     let mut last = healthy.next_event().unwrap().id();
     let raw = |block: &[u8], body: &[u8]| {

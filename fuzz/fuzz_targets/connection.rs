@@ -1,15 +1,20 @@
 //! A whole connection fed arbitrary bytes in arbitrary chunks over a scripted socket that
-//! takes a few bytes per write: parsing, routing, responses, streams, ticks and heartbeats.
-//! Never a panic, and never more request bytes held than the cap.
+//! takes a few bytes per write: parsing, routing (`symbols` lists too), publish batches
+//! checked against a small universe, streams and long polls of chosen symbols, updates,
+//! fan-outs and heartbeats between chunks. Never a panic, never more request bytes held
+//! than the cap, and what a stream is sent always goes in ascending id order.
 #![no_main]
 use std::io::{self, ErrorKind, Read, Write};
 use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
 use tickerd::conn::{Connection, Flow, Input, Kind, RequestRules, Socket, State, Written};
-use tickerd::price::{CatchUp, PriceSource};
+use tickerd::feed::{resume_point, Feed};
+use tickerd::publish::parse_batch;
 use tickerd::response::Protocol;
-use tickerd::route::Action;
+use tickerd::route::{self, Action, Choice};
+use tickerd::symbol::Symbol;
+use tickerd::universe::{Format, Universe, DEFAULT_SYMBOL};
 use tickerd::{http, scgi};
 
 #[derive(Default)]
@@ -17,6 +22,7 @@ struct Scripted {
     input: Vec<u8>,
     eof: bool,
     take: usize,
+    output: Vec<u8>,
 }
 
 impl Read for Scripted {
@@ -36,7 +42,9 @@ impl Write for Scripted {
         if self.take == 0 {
             return Err(ErrorKind::WouldBlock.into());
         }
-        Ok(buf.len().min(self.take))
+        let n = buf.len().min(self.take);
+        self.output.extend_from_slice(&buf[..n]);
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -49,22 +57,58 @@ impl Socket for Scripted {
     }
 }
 
+const KEY: usize = 0;
+
+/// What the server does with a waiting client: hand it what is due, write, repeat.
+fn serve(conn: &mut Connection<Scripted>, feed: &mut Feed, w: &mut Written, head: Option<Rc<[u8]>>) -> Flow {
+    let mut head = head;
+    loop {
+        if let Some(waiter) = conn.waiting() {
+            match feed.delivery(KEY, waiter, conn.protocol, head.take()) {
+                Some(d) => conn.deliver(d.out, d.last_id, d.events, w),
+                None => return Flow::Open,
+            }
+        }
+        match conn.flush(w) {
+            Flow::Open if conn.waiting().is_some() => continue,
+            flow => return flow,
+        }
+    }
+}
+
+/// Every `id:` line written so far is above the one before it.
+fn ids_ascend(output: &[u8]) {
+    let mut last = 0u64;
+    for line in output.split(|&b| b == b'\n') {
+        if let Some(id) = line.strip_prefix(b"id: ") {
+            let id: u64 = std::str::from_utf8(id).unwrap().parse().unwrap();
+            assert!(id > last, "id {id} after {last}");
+            last = id;
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else { return };
     let protocol = if control & 1 == 0 { Protocol::Http } else { Protocol::Scgi };
     let rules = RequestRules {
         scgi: scgi::Limits { max_header: 2048, max_body: 256 },
         http: http::Limits { max_head: 2048, max_body: 256 },
-        publish_token: Some("token".into()),
+        route: route::Rules { publish_token: Some("token".into()), max_symbols: 4 },
     };
     let limit = 2048 + 256 + 16;
+    let listing: Vec<(Symbol, u64)> = ["A", "B", "C", "D", "E"]
+        .iter()
+        .map(|n| (Symbol::parse(n.as_bytes()).unwrap(), 100))
+        .collect();
+    let mut feed = Feed::new(Universe::new(&listing, 100));
     let socket = Scripted { take: usize::from(control >> 4), ..Scripted::default() };
     let mut conn = Connection::new(socket, protocol, 1, None);
     let head: Rc<[u8]> = Rc::from(&b"head"[..]);
     let beat: Rc<[u8]> = Rc::from(&b":\n"[..]);
     let mut scratch = [0u8; 61];
-    let mut written = Written::default();
-    let mut prices = PriceSource::new(100, 100);
+    let mut w = Written::default();
+    let mut woken = Vec::new();
     // Chunk sizes come from the data itself.
     let chunk = usize::from((control >> 1) & 7) * 13 + 1;
     let mut chunks = rest.chunks(chunk).peekable();
@@ -73,12 +117,26 @@ fuzz_target!(|data: &[u8]| {
         conn.socket.eof = control & 8 != 0 && chunks.peek().is_none();
         let flow = match conn.on_readable(&mut scratch, &rules) {
             Input::Flow(f) => f,
-            Input::Request(Action::Stream { last_id }) => {
-                conn.start_stream(head.clone(), Kind::Stream, last_id);
-                Flow::Open
+            Input::Request(action @ (Action::Stream { .. } | Action::LongPoll { .. })) => {
+                let (kind, last_id, symbols) = match action {
+                    Action::Stream { last_id, symbols } => (Kind::Stream, last_id, symbols),
+                    Action::LongPoll { last_id, symbols } => (Kind::LongPoll, last_id, symbols),
+                    _ => unreachable!(),
+                };
+                let (ids, format) = match &symbols {
+                    Choice::Default => (vec![DEFAULT_SYMBOL], Format::Plain),
+                    Choice::Named(names) => (names.iter().filter_map(|s| feed.universe.find(s)).collect(), Format::Json),
+                };
+                feed.subscribe(KEY, &ids, format);
+                conn.start_stream(kind, resume_point(last_id, feed.universe.last_id()));
+                serve(&mut conn, &mut feed, &mut w, (kind == Kind::Stream).then(|| head.clone()))
             }
-            Input::Request(Action::LongPoll { last_id }) => {
-                conn.start_stream(Rc::from(&[][..]), Kind::LongPoll, last_id);
+            Input::Request(Action::Publish(body)) => {
+                let universe = &feed.universe;
+                if let Ok(batch) = parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s)) {
+                    feed.apply(&batch);
+                }
+                conn.start_response(Rc::from(&b"answer"[..]));
                 Flow::Open
             }
             Input::Request(_) => {
@@ -92,21 +150,22 @@ fuzz_target!(|data: &[u8]| {
         if let Flow::Close(_) = flow {
             return;
         }
-        // Between chunks: zero to three ticks folded into one fan-out, a heartbeat, the
+        // Between chunks: zero to three updates folded into one fan-out, a heartbeat, the
         // socket draining.
-        for _ in 0..bytes.first().map_or(1, |b| b % 4) {
-            let cents = prices.current().cents + 1;
-            prices.set(cents);
+        for n in 0..bytes.first().map_or(1, |b| b % 4) {
+            let symbol = u32::from(bytes[usize::from(n) % bytes.len()]) % 5;
+            feed.apply(&[(symbol, 100 + u64::from(n))]);
         }
-        let now = prices.current().clone();
-        if let Flow::Close(_) = conn.on_tick(&now, &mut CatchUp::new(&prices), &mut written) {
+        feed.take_woken(&mut woken);
+        if let Flow::Close(_) = serve(&mut conn, &mut feed, &mut w, None) {
             return;
         }
-        if let Flow::Close(_) = conn.on_heartbeat(&beat, &now, &mut written) {
+        if let Flow::Close(_) = conn.on_heartbeat(&beat, &mut w) {
             return;
         }
-        if let Flow::Close(_) = conn.flush(&now, &mut written) {
+        if let Flow::Close(_) = serve(&mut conn, &mut feed, &mut w, None) {
             return;
         }
+        ids_ascend(&conn.socket.output);
     }
 });

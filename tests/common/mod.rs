@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-123";
 
+/// The universe of tests that do not choose one: a single symbol.
+pub const ONE_SYMBOL: &str = "TICK";
+
 /// Polls `cond` until it holds or `within` passes; returns whether it held.
 pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
@@ -36,7 +39,9 @@ pub struct Tickerd {
 
 impl Tickerd {
     /// Starts tickerd with these flags plus `--http 127.0.0.1:0 --scgi 127.0.0.1:0` unless
-    /// the flags name their own, and a publish token in the environment.
+    /// the flags name their own, and a publish token in the environment. Unless the flags
+    /// give a universe, it is one symbol ([`ONE_SYMBOL`]): the single-price service, whose
+    /// ids are consecutive.
     pub fn start(args: &[&str]) -> Tickerd {
         Self::start_with_token(args, Some(TOKEN))
     }
@@ -70,6 +75,9 @@ impl Tickerd {
         }
         if !args.contains(&"--scgi") {
             all.extend(["--scgi".into(), "127.0.0.1:0".into()]);
+        }
+        if !args.contains(&"--symbols") && !args.contains(&"--symbols-file") {
+            all.extend(["--symbols".into(), ONE_SYMBOL.into()]);
         }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tickerd"));
         match token {
