@@ -37,6 +37,11 @@ fn last_event_id_through_apache() {
 }
 
 #[test]
+fn symbols_and_their_resume_through_apache() {
+    checks::symbols_pass_through(apache::start);
+}
+
+#[test]
 fn browsers_that_leave_apache_free_their_backend_slot() {
     checks::leaving_browsers_free_their_slots(apache::start, Duration::from_secs(10));
 }

@@ -148,6 +148,21 @@ fn last_event_id_over_a_unix_socket() {
     last_event_id(Backend::Unix);
 }
 
+#[test]
+fn symbols_and_their_resume_through_lighttpd() {
+    symbols(Backend::Tcp);
+}
+
+#[test]
+fn symbols_and_their_resume_over_a_unix_socket() {
+    symbols(Backend::Unix);
+}
+
+fn symbols(backend: Backend) {
+    let stack = backend.start(&["--tick-ms", "0", "--symbols", checks::FIVE_SYMBOLS]);
+    checks::symbols_through(&stack.t, stack.front.addr);
+}
+
 fn last_event_id(backend: Backend) {
     let stack = backend.start(&["--tick-ms", "0"]);
     checks::last_event_id_through(&stack.t, stack.front.addr);

@@ -37,6 +37,11 @@ fn last_event_id_through_nginx() {
 }
 
 #[test]
+fn symbols_and_their_resume_through_nginx() {
+    checks::symbols_pass_through(nginx::start);
+}
+
+#[test]
 fn browsers_that_leave_nginx_free_their_backend_slot() {
     checks::leaving_browsers_free_their_slots(nginx::start, Duration::from_secs(5));
 }

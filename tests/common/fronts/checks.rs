@@ -488,3 +488,97 @@ pub fn over_a_unix_socket(start: impl FnOnce(&Path) -> Front) {
         3.0
     );
 }
+
+/// The many-symbol universe the symbol checks run on.
+pub const FIVE_SYMBOLS: &str = "AAPL=189.20,MSFT=415.30,BRK.B=412.80,BF-B=55,NVDA=121.70";
+
+/// Symbols through a front-end started by `start` in front of a tickerd of five symbols
+/// (see [`symbols_through`]).
+pub fn symbols_pass_through(start: Start) {
+    let t = Tickerd::start(&["--tick-ms", "0", "--symbols", FIVE_SYMBOLS]);
+    let front = start(t.scgi());
+    symbols_through(&t, front.addr);
+}
+
+/// Through the front-end at `front`, at the root and under `/prices/`: the `symbols` query
+/// reaches tickerd (URL-encoded commas too), a stream of chosen symbols starts with their
+/// snapshot in ascending id order, `Last-Event-ID` resumes exactly the symbols updated
+/// since, an up-to-date stream waits for its next update, a long poll carries every due
+/// event, and the 400 and 404 refusals come through as they are. `t` must not tick and
+/// must carry [`FIVE_SYMBOLS`].
+pub fn symbols_through(t: &Tickerd, front: SocketAddr) {
+    let events = |s: &mut SseReader<TcpStream>, n: usize| -> Vec<(u64, String)> {
+        (0..n)
+            .map(|_| {
+                let e = s.next_event().expect("an event");
+                let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+                (e.id(), v["symbol"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let names = |got: &[(u64, String)]| got.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>();
+    for prefix in ["", "/prices"] {
+        let path = format!("{prefix}/ticker?symbols=nvda%2Cbf-b,MSFT");
+        let mut s = http_stream(front, &path, &[]);
+        assert_eq!(s.status, 200, "{path}: {}", s.head);
+        let snapshot = events(&mut s, 3);
+        assert!(snapshot.windows(2).all(|w| w[0].0 < w[1].0), "{snapshot:?}");
+        let mut sorted = names(&snapshot);
+        sorted.sort();
+        assert_eq!(sorted, ["BF-B", "MSFT", "NVDA"], "{path}");
+        // Away for two batches; back with the last id it had.
+        let (status, body) = t.publish("NVDA=1&AAPL=2");
+        assert_eq!(status, 200, "{body}");
+        let after: u64 = body.trim().parse().unwrap();
+        assert_eq!(t.publish("BF-B=3\nMSFT=4\nBRK.B=5").0, 200);
+        let mut back = http_stream(front, &path, &[("Last-Event-ID", &after.to_string())]);
+        let got = events(&mut back, 2);
+        assert_eq!(
+            got,
+            [
+                (after + 1, "BF-B".to_string()),
+                (after + 2, "MSFT".to_string())
+            ],
+            "{path}: resumed after {after}"
+        );
+        // Up to date: it waits for one of its symbols to change.
+        let newest = t.current_id();
+        let mut current = http_stream(front, &path, &[("Last-Event-ID", &newest.to_string())]);
+        set_timeout(current.socket(), Duration::from_millis(400));
+        assert_eq!(current.next_event(), None, "{path}: up to date");
+        set_timeout(current.socket(), Duration::from_secs(10));
+        let (_, body) = t.publish("AAPL=6&NVDA=7");
+        let id: u64 = body.trim().parse().unwrap();
+        assert_eq!(events(&mut current, 1), [(id, "NVDA".to_string())]);
+        assert_eq!(events(&mut back, 1), [(id, "NVDA".to_string())]);
+        // A long poll: every due event, in one answer.
+        let mut c = TcpStream::connect(front).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\nX-Event-Source-Simulate: Long-Polling\r\n\
+             Last-Event-ID: {after}\r\n\r\n"
+        );
+        c.write_all(req.as_bytes()).unwrap();
+        let r = read_response(&mut c);
+        assert_eq!(r.status, 200, "{}", r.head);
+        let ids: Vec<&str> = r
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: "))
+            .collect();
+        assert_eq!(ids.len(), 3, "BF-B, MSFT, NVDA: {}", r.body);
+        // Refusals come through with their status and line.
+        for (query, status, says) in [
+            ("symbols=AAPL,NOPE", 404, "symbols: unknown: NOPE"),
+            ("symbols=AA%20PL", 400, "symbols: \"AA PL\" is not a symbol"),
+        ] {
+            let mut c = TcpStream::connect(front).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let req = format!("GET {prefix}/ticker?{query} HTTP/1.1\r\nHost: t\r\n\r\n");
+            c.write_all(req.as_bytes()).unwrap();
+            let r = read_response(&mut c);
+            assert_eq!(r.status, status, "{prefix}/ticker?{query}: {}", r.head);
+            assert!(r.body.starts_with(says), "{query}: {}", r.body);
+        }
+    }
+}
