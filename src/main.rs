@@ -7,7 +7,7 @@ use tickerd::server::Server;
 
 fn main() -> ExitCode {
     let env_token = std::env::var("TICKERD_PUBLISH_TOKEN").ok();
-    let config = match Config::from_args(std::env::args().skip(1), env_token) {
+    let mut config = match Config::from_args(std::env::args().skip(1), env_token) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help) => {
             print!("{HELP}");
@@ -30,6 +30,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The universe lives in the server now; the listing would only hold memory.
+    config.universe = Vec::new();
     let (symbols, default) = server.universe();
     log::info!(
         "universe: {symbols} symbols from {}; default symbol {default}",
