@@ -625,3 +625,24 @@ fn a_bad_universe_exits_2_naming_the_entry() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// A closed client's connection key is the next one a new client gets: the newcomer must
+/// never receive the old subscription's updates.
+#[test]
+fn a_new_client_on_a_reused_key_gets_nothing_of_the_old_subscription() {
+    let t = start(&[]);
+    for round in 0..20 {
+        let mut old = stream(&t, "symbols=AAPL", None);
+        next_updates(&mut old, 1);
+        drop(old);
+        assert!(wait_until(Duration::from_secs(5), || t.clients() == 0.0));
+        // The freed key goes to the next connection: this one.
+        let mut new = stream(&t, "symbols=MSFT", None);
+        assert_eq!(symbols_of(&next_updates(&mut new, 1)), ["MSFT"]);
+        published_id(t.publish(&format!("AAPL={round}.5")));
+        let id = published_id(t.publish(&format!("MSFT={round}.25")));
+        let got = update(&new.next_event().unwrap());
+        assert_eq!((got.id, got.symbol.as_str()), (id, "MSFT"), "round {round}");
+        assert_eq!(t.metrics()["tickerd_subscriptions"], 1.0);
+    }
+}
