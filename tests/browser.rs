@@ -13,6 +13,7 @@ use common::browser::Browser;
 use common::fronts;
 use common::leftovers::running;
 use common::*;
+use fantoccini::key::Key;
 
 /// What the page shows, read from its DOM.
 #[derive(Debug, Clone)]
@@ -30,6 +31,28 @@ struct Seen {
     fallbacks: u64,
     /// Events the page has taken in (its model's count).
     received: u64,
+    /// `one` (a single symbol, large, with its chart) or `many` (a row each).
+    view: String,
+    /// The watchlist's rows, in order (one, hidden, in the single view).
+    rows: Vec<Row>,
+    /// The error line, when shown.
+    error: String,
+    /// The page's `location.search`.
+    search: String,
+}
+
+/// One row of the watchlist.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    symbol: String,
+    price: String,
+    /// The id of the symbol's last update.
+    id: String,
+    /// `up`, `down` or empty.
+    class: String,
+    change: String,
+    /// Points of its sparkline.
+    points: usize,
 }
 
 impl Seen {
@@ -37,6 +60,26 @@ impl Seen {
         self.id
             .parse()
             .unwrap_or_else(|_| panic!("event id shown: {self:?}"))
+    }
+
+    fn symbols(&self) -> Vec<&str> {
+        self.rows.iter().map(|r| r.symbol.as_str()).collect()
+    }
+
+    fn row(&self, symbol: &str) -> &Row {
+        self.rows
+            .iter()
+            .find(|r| r.symbol == symbol)
+            .unwrap_or_else(|| panic!("no row {symbol}: {self:?}"))
+    }
+
+    /// Whether the page shows a price: the large one, or every row's.
+    fn prices_shown(&self) -> bool {
+        let positive = |p: &str| p.parse::<f64>().is_ok_and(|p| p > 0.0);
+        match self.view.as_str() {
+            "one" => positive(&self.price),
+            _ => !self.rows.is_empty() && self.rows.iter().all(|r| positive(&r.price)),
+        }
     }
 }
 
@@ -48,7 +91,17 @@ fn look(b: &Browser) -> Seen {
                   state: $('state').textContent, cls: $('card').className,
                   change: $('change').textContent, points: pts ? pts.split(' ').length : 0,
                   transport: $('transport').textContent, fallbacks: window.tickerd.fallbacks,
-                  received: window.tickerd.received };",
+                  received: window.tickerd.received, view: $('main').className,
+                  error: $('error').hidden ? '' : $('error').textContent,
+                  search: location.search,
+                  rows: [].map.call(document.querySelectorAll('#rows tr'), function (tr) {
+                    var p = tr.querySelector('polyline').getAttribute('points').trim();
+                    return { symbol: tr.getAttribute('data-symbol'),
+                             price: tr.querySelector('.price').textContent,
+                             id: tr.getAttribute('data-id') || '', cls: tr.className,
+                             change: tr.querySelector('.change').textContent,
+                             points: p ? p.split(' ').length : 0 };
+                  }) };",
     );
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     Seen {
@@ -61,6 +114,25 @@ fn look(b: &Browser) -> Seen {
         transport: s("transport"),
         fallbacks: v["fallbacks"].as_u64().unwrap(),
         received: v["received"].as_u64().unwrap(),
+        view: s("view"),
+        error: s("error"),
+        search: s("search"),
+        rows: v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                Row {
+                    symbol: s("symbol"),
+                    price: s("price"),
+                    id: s("id"),
+                    class: s("cls"),
+                    change: s("change"),
+                    points: r["points"].as_u64().unwrap() as usize,
+                }
+            })
+            .collect(),
     }
 }
 
@@ -95,7 +167,7 @@ fn watch_ticks(b: &Browser, n: usize, state: &str) -> Vec<Seen> {
             "ids must increase: {seen:?} then {next:?}"
         );
         assert_eq!(next.state, state, "{next:?}");
-        assert!(next.price.parse::<f64>().unwrap() > 0.0, "{next:?}");
+        assert!(next.prices_shown(), "{next:?}");
         seen.push(next);
     }
     seen
@@ -213,35 +285,40 @@ const RESTART_ARGS: [&str; 4] = ["--tick-ms", "200", "--retry-ms", "300"];
 fn page_reconnects_by_itself_when_tickerd_restarts_on_the_same_port() {
     let first = Tickerd::start(&RESTART_ARGS);
     let front = Lighttpd::start(first.scgi());
-    reconnects_by_itself(first, front.addr, 503, Some("page-reconnecting.png"));
+    let shot = Some("page-reconnecting.png");
+    reconnects_by_itself(first, front.addr, 503, shot, "/", &[]);
 }
 
 #[test]
 fn page_reconnects_by_itself_behind_nginx() {
     let first = Tickerd::start(&RESTART_ARGS);
     let front = fronts::nginx::start(first.scgi());
-    reconnects_by_itself(first, front.addr, 502, None);
+    reconnects_by_itself(first, front.addr, 502, None, "/", &[]);
 }
 
 #[test]
 fn page_reconnects_by_itself_behind_apache() {
     let first = Tickerd::start(&RESTART_ARGS);
     let front = fronts::apache::start(first.scgi());
-    reconnects_by_itself(first, front.addr, 503, None);
+    reconnects_by_itself(first, front.addr, 503, None, "/", &[]);
 }
 
-/// The page, open at `front` in front of `first`: stop `first` (the front-end answers
-/// `down_status` meanwhile), start a new tickerd on the same SCGI port; the page shows
-/// `reconnecting`, then comes back `live` by itself with ids still increasing, and its first
-/// request to the new instance carried the last id it showed.
+/// The page at `page`, open at `front` in front of `first` (started with `RESTART_ARGS`
+/// and `more_args`): stop `first` (the front-end answers `down_status` meanwhile), start a
+/// new tickerd with the same flags on the same SCGI port; the page shows `reconnecting`,
+/// then comes back `live` by itself with ids still increasing, and its first request to
+/// the new instance carried the last id it showed. Returns the page's look when it left,
+/// and the new tickerd with the browser, for more checks.
 fn reconnects_by_itself(
     mut first: Tickerd,
     front: SocketAddr,
     down_status: u16,
     screenshot: Option<&str>,
-) {
+    page: &str,
+    more_args: &[&str],
+) -> (Seen, Tickerd, Browser) {
     let b = Browser::start();
-    b.goto(&url(front, "/"));
+    b.goto(&url(front, page));
     let before = watch_ticks(&b, 2, "live");
     first.terminate_within(Duration::from_secs(5));
     // Hold the port while tickerd is away, so that no other test's socket takes it.
@@ -253,7 +330,7 @@ fn reconnects_by_itself(
     });
     let last_id = before.last().unwrap().id();
     assert!(down.id() >= last_id, "{down:?}");
-    assert!(!down.price.is_empty() && down.price != "—", "{down:?}");
+    assert!(down.prices_shown(), "{down:?}");
     if let Some(name) = screenshot {
         b.screenshot(&screenshot_path(name));
     }
@@ -262,7 +339,8 @@ fn reconnects_by_itself(
     assert_eq!(answer.status, down_status, "{answer:?}");
 
     let scgi = port.release().to_string();
-    let second = Tickerd::start_logging_requests(&[&RESTART_ARGS[..], &["--scgi", &scgi]].concat());
+    let args = [&RESTART_ARGS[..], more_args, &["--scgi", &scgi]].concat();
+    let second = Tickerd::start_logging_requests(&args);
     let back = watch_ticks(&b, 3, "live");
     assert!(back[0].id() > down.id(), "{down:?} then {back:?}");
     // The page caught up with one long poll carrying the last id it showed, then streamed.
@@ -276,6 +354,7 @@ fn reconnects_by_itself(
         requests.iter().any(|(kind, _)| kind == "Stream"),
         "requests to the new tickerd: {requests:?}"
     );
+    (down, second, b)
 }
 
 #[test]
@@ -589,4 +668,330 @@ fn a_page_refused_by_a_full_tickerd_asks_again_only_after_its_retry_after() {
     wait_for(&b, Duration::from_secs(30), "the price, long-polled", |s| {
         s.price == "99.50" && s.id == id && s.state == "long-polling"
     });
+}
+
+/// A universe of five, with their first prices.
+const FIVE: &str = "AAPL=189.20,MSFT=415.30,NVDA=121.70,AMZN=178.20,TSLA=242.10";
+
+/// Each symbol's price and last update id, from tickerd's `/symbols`.
+fn listing(t: &Tickerd) -> std::collections::HashMap<String, (String, String)> {
+    let (status, _, body) = http_request(t.http(), "GET /symbols HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let name = e["symbol"].as_str().unwrap().to_string();
+            let price = e["price"].as_str().unwrap().to_string();
+            (name, (price, e["id"].as_u64().unwrap().to_string()))
+        })
+        .collect()
+}
+
+/// Publishes `body` (`SYM=PRICE` lines); returns each symbol's (price, id) afterwards.
+fn publish(t: &Tickerd, body: &str) -> std::collections::HashMap<String, (String, String)> {
+    let (status, answer) = t.publish(body);
+    assert_eq!(status, 200, "{answer}");
+    listing(t)
+}
+
+/// Whether the page shows each of `symbols` with the price and id tickerd has for it.
+fn shows(
+    s: &Seen,
+    want: &std::collections::HashMap<String, (String, String)>,
+    symbols: &[&str],
+) -> bool {
+    symbols.iter().all(|sym| {
+        let (price, id) = &want[*sym];
+        s.rows
+            .iter()
+            .any(|r| r.symbol == *sym && &r.price == price && &r.id == id)
+    })
+}
+
+/// Stream requests for `n` symbols that tickerd has logged.
+fn streams_of(t: &Tickerd, kind: &str, n: usize) -> usize {
+    let needle = format!("[{n} symbols]: {kind},");
+    t.log().lines().filter(|l| l.contains(&needle)).count()
+}
+
+#[test]
+fn watchlist_adds_and_removes_symbols_and_the_url_follows() {
+    let t = Tickerd::start_logging_requests(&["--tick-ms", "0", "--symbols", FIVE]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    // Under the prefix, lower case, with a parameter of somebody else's that must stay.
+    b.goto(&url(front.addr, "/prices/?symbols=aapl,msft&keep=1"));
+    let now = listing(&t);
+    let seen = wait_for(&b, Duration::from_secs(30), "AAPL and MSFT, live", |s| {
+        s.state == "live" && s.symbols() == ["AAPL", "MSFT"] && shows(s, &now, &["AAPL", "MSFT"])
+    });
+    assert_eq!(seen.view, "many", "{seen:?}");
+    assert_eq!(streams_of(&t, "Stream", 2), 1, "{}", t.log());
+
+    // Add NVDA as a person would: the first letters, a completion from /symbols, Enter.
+    b.type_into("#add-symbol", "n");
+    let options = || {
+        b.eval("return [].map.call(document.querySelectorAll('#symbol-options option'), function (o) { return o.value; });")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || options()
+            == serde_json::json!(["NVDA"])),
+        "completions for \"n\": {}",
+        options()
+    );
+    b.type_into("#add-symbol", &format!("vda{}", &*Key::Enter));
+    let seen = wait_for(&b, Duration::from_secs(30), "NVDA added", |s| {
+        s.symbols() == ["AAPL", "MSFT", "NVDA"] && shows(s, &now, &["AAPL", "MSFT", "NVDA"])
+    });
+    assert_eq!(seen.search, "?symbols=AAPL,MSFT,NVDA&keep=1", "{seen:?}");
+    assert_eq!(
+        b.eval("return document.getElementById('add-symbol').value;"),
+        ""
+    );
+    assert!(wait_until(Duration::from_secs(10), || streams_of(
+        &t, "Stream", 3
+    ) == 1));
+
+    // Updates for the three show, each with its id; AMZN and TSLA are not streamed to the
+    // page at all (tickerd streams it three symbols), and MSFT's update, published last,
+    // shows that nothing else came before it (events come in id order).
+    let before = wait_for(&b, Duration::from_secs(30), "live", |s| s.state == "live");
+    publish(&t, "AAPL=190.00\nNVDA=120.00\nAMZN=180.00\nTSLA=250.00");
+    let now = publish(&t, "MSFT=416.00");
+    let seen = wait_for(
+        &b,
+        Duration::from_secs(30),
+        "AAPL, NVDA and MSFT updated",
+        |s| shows(s, &now, &["AAPL", "MSFT", "NVDA"]),
+    );
+    assert_eq!(
+        seen.received - before.received,
+        3,
+        "{before:?} then {seen:?}"
+    );
+    assert_eq!(seen.symbols(), ["AAPL", "MSFT", "NVDA"]);
+    let (aapl, nvda) = (seen.row("AAPL"), seen.row("NVDA"));
+    assert_eq!(
+        (aapl.class.as_str(), nvda.class.as_str()),
+        ("up", "down"),
+        "{seen:?}"
+    );
+    assert!(
+        aapl.change.starts_with('▲') && nvda.change.starts_with('▼'),
+        "{seen:?}"
+    );
+    assert!(aapl.points >= 2 && nvda.points >= 2, "sparklines: {seen:?}");
+    assert_eq!(seen.id, now["MSFT"].1, "the newest id: {seen:?}");
+
+    // An unknown name and a malformed one: said on the page, and nothing else changes.
+    b.type_into("#add-symbol", &format!("zzzz{}", &*Key::Enter));
+    let seen = wait_for(&b, Duration::from_secs(10), "the unknown symbol", |s| {
+        s.error.contains("ZZZZ")
+    });
+    assert_eq!(seen.error, "Unknown symbol: ZZZZ");
+    assert_eq!(seen.search, "?symbols=AAPL,MSFT,NVDA&keep=1");
+    b.clear("#add-symbol");
+    b.type_into("#add-symbol", &format!("b@d{}", &*Key::Enter));
+    let seen = wait_for(&b, Duration::from_secs(10), "the bad name", |s| {
+        s.error.starts_with("Not a symbol: B@D")
+    });
+    assert_eq!(seen.symbols(), ["AAPL", "MSFT", "NVDA"]);
+    let now = publish(&t, "AAPL=191.00");
+    wait_for(&b, Duration::from_secs(30), "AAPL still updating", |s| {
+        s.state == "live" && shows(s, &now, &["AAPL"])
+    });
+    assert_eq!(streams_of(&t, "Stream", 3), 1, "{}", t.log());
+
+    // Remove MSFT: the stream is reopened for two, MSFT stops, the URL follows.
+    b.click("#rows tr[data-symbol='MSFT'] button.remove");
+    let seen = wait_for(&b, Duration::from_secs(10), "MSFT removed", |s| {
+        s.symbols() == ["AAPL", "NVDA"]
+    });
+    assert_eq!(seen.search, "?symbols=AAPL,NVDA&keep=1");
+    assert!(wait_until(Duration::from_secs(10), || streams_of(
+        &t, "Stream", 2
+    ) == 2));
+    let before = wait_for(&b, Duration::from_secs(30), "live", |s| s.state == "live");
+    publish(&t, "MSFT=420.00");
+    let now = publish(&t, "NVDA=121.00");
+    let seen = wait_for(&b, Duration::from_secs(30), "NVDA updated", |s| {
+        shows(s, &now, &["NVDA", "AAPL"])
+    });
+    assert_eq!(seen.received - before.received, 1, "only NVDA: {seen:?}");
+    assert_eq!(seen.symbols(), ["AAPL", "NVDA"]);
+
+    // Down to one: the large view, with its chart.
+    b.click("#rows tr[data-symbol='AAPL'] button.remove");
+    let now = publish(&t, "NVDA=122.50");
+    let seen = wait_for(&b, Duration::from_secs(30), "NVDA alone, large", |s| {
+        s.view == "one" && s.price == "122.50" && s.id == now["NVDA"].1
+    });
+    assert_eq!(seen.search, "?symbols=NVDA&keep=1");
+    assert_eq!(seen.class, "card up", "{seen:?}");
+    assert!(seen.change.starts_with('▲'), "{seen:?}");
+    assert!(seen.points >= 2, "the chart keeps NVDA's ticks: {seen:?}");
+    let symbol = b.eval("return document.getElementById('symbol').textContent;");
+    assert_eq!(symbol, "NVDA");
+}
+
+#[test]
+fn watchlist_drops_unknown_symbols_named_in_its_url() {
+    let t = Tickerd::start(&["--tick-ms", "0", "--symbols", FIVE]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    // tickerd refuses the whole list (404, naming NOPE): the page says so, drops it, and
+    // streams the rest.
+    b.goto(&url(front.addr, "/?symbols=TSLA,NOPE,AMZN"));
+    let now = listing(&t);
+    let seen = wait_for(&b, Duration::from_secs(30), "TSLA and AMZN, live", |s| {
+        s.state == "live" && s.symbols() == ["TSLA", "AMZN"] && shows(s, &now, &["TSLA", "AMZN"])
+    });
+    assert_eq!(seen.error, "Unknown symbol: NOPE");
+    assert_eq!(seen.search, "?symbols=TSLA,AMZN");
+    assert!(
+        seen.fallbacks >= 1,
+        "EventSource gave up on the 404: {seen:?}"
+    );
+}
+
+#[test]
+fn watchlist_shows_the_first_eight_of_the_universe_and_is_screenshotted() {
+    let universe = "AAPL=189.20,MSFT=415.30,NVDA=121.70,AMZN=178.20,GOOGL=164.90,META=502.10,\
+                    TSLA=242.10,BRK.B=412.80,JPM=198.40,V=276.30";
+    let t = Tickerd::start(&["--tick-ms", "100", "--symbols", universe]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/"));
+    let eight = [
+        "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B",
+    ];
+    let seen = wait_for(
+        &b,
+        Duration::from_secs(60),
+        "eight rows with sparklines",
+        |s| s.state == "live" && s.symbols() == eight && s.rows.iter().all(|r| r.points >= 60),
+    );
+    assert_eq!(seen.view, "many");
+    assert_eq!(seen.search, "", "the URL changes only when the list does");
+    for row in &seen.rows {
+        // The colour follows the arrow of the change shown.
+        let class = match row.change.chars().next() {
+            Some('▲') => "up",
+            Some('▼') => "down",
+            _ => "",
+        };
+        assert_eq!(row.class, class, "{row:?}");
+        assert!(row.price.parse::<f64>().unwrap() > 0.0, "{row:?}");
+    }
+    b.screenshot(&screenshot_path("watchlist.png"));
+}
+
+#[test]
+fn watchlist_resumes_from_its_last_id_after_tickerd_restarts() {
+    let universe = ["--symbols", "AAPL,MSFT,NVDA"];
+    let first = Tickerd::start(&[&RESTART_ARGS[..], &universe].concat());
+    let front = Lighttpd::start(first.scgi());
+    let page = "/?symbols=AAPL,NVDA";
+    let (down, second, b) = reconnects_by_itself(first, front.addr, 503, None, page, &universe);
+    assert_eq!(down.symbols(), ["AAPL", "NVDA"]);
+    // The catch-up poll asked for the page's two symbols after the newest id it showed,
+    // which is the id of one of them.
+    let catch_up = format!("[2 symbols]: LongPoll, Last-Event-ID Some({})", down.id);
+    assert!(second.log().contains(&catch_up), "{}", second.log());
+    assert!(down.rows.iter().any(|r| r.id == down.id), "{down:?}");
+    // Both rows move on, with ids from the new tickerd.
+    let seen = wait_for(&b, Duration::from_secs(30), "both symbols updated", |s| {
+        s.rows
+            .iter()
+            .all(|r| r.id.parse::<u64>().is_ok_and(|id| id > down.id()))
+    });
+    assert_eq!(seen.symbols(), ["AAPL", "NVDA"]);
+    assert_eq!(seen.state, "live");
+}
+
+#[test]
+fn watchlist_long_polls_with_symbols() {
+    let t = Tickerd::start_logging_requests(&["--tick-ms", "250", "--symbols", "AAPL,MSFT,NVDA"]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    b.goto(&url(front.addr, "/prices/?symbols=MSFT,NVDA&longpoll"));
+    let seen = watch_ticks(&b, 4, "long-polling");
+    let last = seen.last().unwrap();
+    assert_eq!(last.transport, "long polling (?longpoll)");
+    assert_eq!(last.symbols(), ["MSFT", "NVDA"]);
+    // Each answer carries both symbols' moves (a tick moves every symbol).
+    assert!(last.rows.iter().all(|r| r.points >= 4), "{last:?}");
+    let requests = t.requests_logged();
+    assert_long_polled(&requests, &seen);
+    assert_eq!(streams_of(&t, "LongPoll", 2), requests.len(), "{}", t.log());
+
+    // A symbol added while long-polling: its price comes in the next answer (a poll
+    // without Last-Event-ID: the snapshot), then polls carry ids again.
+    let before = t.requests_logged().len();
+    b.type_into("#add-symbol", &format!("aapl{}", &*Key::Enter));
+    let added = wait_for(&b, Duration::from_secs(30), "AAPL added", |s| {
+        s.symbols() == ["MSFT", "NVDA", "AAPL"] && s.prices_shown()
+    });
+    assert_eq!(added.search, "?symbols=MSFT,NVDA,AAPL&longpoll");
+    let seen = watch_ticks(&b, 3, "long-polling");
+    let requests = t.requests_logged()[before..].to_vec();
+    assert_eq!(
+        requests.first(),
+        Some(&("LongPoll".to_string(), None)),
+        "{requests:?}"
+    );
+    assert_long_polled(&requests, &seen);
+    assert!(streams_of(&t, "LongPoll", 3) >= 3, "{}", t.log());
+}
+
+/// The example page the README shows, as it stands there.
+const EXAMPLE: &str = r#"<!DOCTYPE html>
+<meta charset="utf-8">
+<title>Prices</title>
+<ul id="prices"></ul>
+<script src="tickerd.js"></script>
+<script>
+  var rows = {};
+  tickerd.connect({ symbols: ['AAPL', 'MSFT'], onUpdate: function (symbol, price) {
+    rows[symbol] = rows[symbol] || document.getElementById('prices').appendChild(document.createElement('li'));
+    rows[symbol].textContent = symbol + ' ' + price;
+  } });
+</script>
+"#;
+
+#[test]
+fn the_readme_example_page_shows_live_prices() {
+    let t = Tickerd::start(&[
+        "--tick-ms",
+        "0",
+        "--symbols",
+        "AAPL=189.20,MSFT=415.30,NVDA",
+    ]);
+    let front = Lighttpd::start(t.scgi());
+    let b = Browser::start();
+    // tickerd serves only its own page: the example is written into a document of the
+    // same origin, under the prefix, so that its relative URLs reach tickerd.
+    b.goto(&url(front.addr, "/prices/example.html"));
+    let write = format!(
+        "document.open(); document.write({}); document.close(); return true;",
+        serde_json::to_string(EXAMPLE).unwrap()
+    );
+    b.eval(&write);
+    let items = || {
+        b.eval("return [].map.call(document.querySelectorAll('#prices li'), function (li) { return li.textContent; });")
+    };
+    let shown = |want: serde_json::Value| wait_until(Duration::from_secs(30), || items() == want);
+    assert!(
+        shown(serde_json::json!(["AAPL 189.20", "MSFT 415.30"])),
+        "{}",
+        items()
+    );
+    publish(&t, "MSFT=416.25\nNVDA=125.00\nAAPL=188.00");
+    assert!(
+        shown(serde_json::json!(["AAPL 188.00", "MSFT 416.25"])),
+        "{}",
+        items()
+    );
 }

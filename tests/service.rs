@@ -218,11 +218,17 @@ fn endpoints_and_errors_over_http() {
     let (status, head, body) = http_request(t.http(), "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(status, 200);
     assert!(head.contains("text/html"));
-    assert!(body.contains("EventSource") && body.contains("Long-Polling"));
+    // The page's client logic is its own script, served beside it; both use relative URLs.
+    assert!(body.contains(r#"<script src="tickerd.js">"#));
     assert!(
-        !body.contains("\"/ticker"),
+        !body.contains("'/") && !body.contains("\"/ticker"),
         "the page must use relative URLs"
     );
+    let (status, head, js) = http_request(t.http(), "GET /tickerd.js HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(head.contains("text/javascript"));
+    assert!(js.contains("EventSource") && js.contains("Long-Polling"));
+    assert!(!js.contains("'/ticker") && !js.contains("\"/ticker"));
     let (status, _, _) = http_request(t.http(), "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(status, 404);
     let (status, head, _) = http_request(t.http(), "DELETE /ticker HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use fantoccini::elements::Element;
 use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
@@ -116,6 +117,33 @@ impl Browser {
     pub fn eval(&self, script: &str) -> Value {
         self.block_on(self.client().execute(script, vec![]))
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Types `keys` into the element `css` selects, as a person would (key events, `input`
+    /// events; `fantoccini::key::Key::Enter` submits a form).
+    pub fn type_into(&self, css: &str, keys: &str) {
+        let element = self.find(css);
+        self.block_on(element.send_keys(keys))
+            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    /// Clicks the element `css` selects.
+    pub fn click(&self, css: &str) {
+        let element = self.find(css);
+        self.block_on(element.click())
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Empties the input or textarea `css` selects.
+    pub fn clear(&self, css: &str) {
+        let element = self.find(css);
+        self.block_on(element.clear())
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
+    }
+
+    fn find(&self, css: &str) -> Element {
+        self.block_on(self.client().find(Locator::Css(css)))
+            .unwrap_or_else(|e| panic!("find {css}: {e}"))
     }
 
     /// A Chrome DevTools Protocol command, through chromedriver's `goog/cdp/execute`.
