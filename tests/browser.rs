@@ -947,19 +947,16 @@ fn watchlist_long_polls_with_symbols() {
 }
 
 /// The example page the README shows, as it stands there.
-const EXAMPLE: &str = r#"<!DOCTYPE html>
-<meta charset="utf-8">
-<title>Prices</title>
-<ul id="prices"></ul>
-<script src="tickerd.js"></script>
-<script>
-  var rows = {};
-  tickerd.connect({ symbols: ['AAPL', 'MSFT'], onUpdate: function (symbol, price) {
-    rows[symbol] = rows[symbol] || document.getElementById('prices').appendChild(document.createElement('li'));
-    rows[symbol].textContent = symbol + ' ' + price;
-  } });
-</script>
-"#;
+/// The example page of the README (its first `html` block), as a user would copy it.
+fn readme_example() -> String {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("```html\n")
+        .expect("an html block in the README")
+        + 8;
+    let len = readme[start..].find("```").unwrap();
+    readme[start..start + len].to_string()
+}
 
 #[test]
 fn the_readme_example_page_shows_live_prices() {
@@ -976,7 +973,7 @@ fn the_readme_example_page_shows_live_prices() {
     b.goto(&url(front.addr, "/prices/example.html"));
     let write = format!(
         "document.open(); document.write({}); document.close(); return true;",
-        serde_json::to_string(EXAMPLE).unwrap()
+        serde_json::to_string(&readme_example()).unwrap()
     );
     b.eval(&write);
     let items = || {
