@@ -4,13 +4,21 @@
 //! Talks to the coordinator by lines: prints `READY <connected> <failed> <ms>` once every
 //! connection has its answer's head (or failed), then waits for `STOP` on stdin, writes its
 //! arrivals to the `--out` file (little-endian u32 seq, u64 ns records) and prints
-//! `DONE <connected> <failed> <dropped> <responses>`.
+//! `DONE <connected> <failed> <dropped> <responses> <disorder>`.
+//!
+//! Many-symbol streams (`--symbols`): each client asks for its own symbols (`workload`),
+//! and each event is checked and summed up as it comes (`watch`); the `--out` file holds the
+//! summary instead of one record per event. Before `STOP`, the coordinator sends
+//! `FINAL <file>` (each symbol's final value, u64 cents) and then asks `STALE?` until the
+//! answer `STALE <n>` (clients not at every final value; `-` while not yet counted) is 0.
+//! `MARK` (sent when measuring starts) notes how many TCP segments each client has received,
+//! so that the summary counts those that came after.
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use mio::net::{TcpStream, UnixStream};
@@ -19,6 +27,8 @@ use slab::Slab;
 
 use crate::stream::{Event, ResponseReader};
 use crate::sys::now_ns;
+use crate::watch::{Summary, Watch};
+use crate::workload::{self, Universe, Zipf};
 
 #[derive(Debug, Clone)]
 pub enum Addr {
@@ -71,7 +81,25 @@ pub struct WorkerOptions {
     pub ramp_per_s: u64,
     pub mode: Mode,
     pub out: PathBuf,
+    pub multi: Option<MultiOptions>,
 }
+
+/// A many-symbol stream's workload, as the worker draws it.
+#[derive(Debug, Clone, Copy)]
+pub struct MultiOptions {
+    /// Symbols in the universe.
+    pub symbols: usize,
+    /// Symbols per client.
+    pub subscribe: usize,
+    pub zipf: f64,
+    /// The worker's index within its system: the same subscriptions in every system.
+    pub worker: u64,
+    /// The CLOCK_MONOTONIC ns that a price of 0.00 stands for.
+    pub epoch: u64,
+}
+
+/// Not yet counted (no final values yet).
+const UNCOUNTED: u64 = u64::MAX;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
@@ -90,14 +118,27 @@ pub fn run(opts: WorkerOptions) -> io::Result<()> {
     // Thousands of streams: the soft limit may be 1024 where the hard one allows more.
     tickerd::net::raise_open_file_limit();
     let stop = Arc::new(AtomicBool::new(false));
+    let mark = Arc::new(AtomicBool::new(false));
+    let finals: Arc<OnceLock<Vec<u64>>> = Arc::default();
     let (ready_tx, ready_rx) = mpsc::channel();
     let started = now_ns();
     let mut threads = Vec::new();
+    let mut stale = Vec::new();
+    let mut first = 0;
     for i in 0..opts.threads {
         let share = opts.count / opts.threads + usize::from(i < opts.count % opts.threads);
-        let (opts, stop, ready_tx) = (opts.clone(), stop.clone(), ready_tx.clone());
+        let shared = Shared {
+            stop: stop.clone(),
+            mark: mark.clone(),
+            finals: finals.clone(),
+            stale: Arc::new(AtomicU64::new(UNCOUNTED)),
+            first,
+        };
+        first += share as u64;
+        stale.push(shared.stale.clone());
+        let (opts, ready_tx) = (opts.clone(), ready_tx.clone());
         threads.push(std::thread::spawn(move || {
-            client_thread(&opts, share, &stop, ready_tx)
+            client_thread(&opts, share, &shared, ready_tx)
         }));
     }
     drop(ready_tx);
@@ -113,15 +154,40 @@ pub fn run(opts: WorkerOptions) -> io::Result<()> {
     io::stdout().flush()?;
     // Wait for the coordinator.
     for line in io::stdin().lock().lines() {
-        if line?.trim() == "STOP" {
-            break;
+        let line = line?;
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("STOP") => break,
+            Some("MARK") => mark.store(true, Ordering::Relaxed),
+            Some("FINAL") => {
+                let path = words
+                    .next()
+                    .ok_or_else(|| io::Error::other("FINAL <file>"))?;
+                let bytes = std::fs::read(path)?;
+                let values = bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                let _ = finals.set(values);
+            }
+            Some("STALE?") => {
+                let counts: Vec<u64> = stale.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+                if counts.contains(&UNCOUNTED) {
+                    println!("STALE -");
+                } else {
+                    println!("STALE {}", counts.iter().sum::<u64>());
+                }
+                io::stdout().flush()?;
+            }
+            _ => {}
         }
     }
     stop.store(true, Ordering::Relaxed);
     let mut file = io::BufWriter::new(std::fs::File::create(&opts.out)?);
     let mut sum = Tally::default();
+    let mut summary = Summary::default();
     for t in threads {
-        let (tally, arrivals) = t.join().expect("client thread");
+        let (tally, arrivals, thread_summary) = t.join().expect("client thread");
         sum.dropped += tally.dropped;
         sum.responses += tally.responses;
         sum.disorder += tally.disorder;
@@ -129,6 +195,10 @@ pub fn run(opts: WorkerOptions) -> io::Result<()> {
             file.write_all(&seq.to_le_bytes())?;
             file.write_all(&ns.to_le_bytes())?;
         }
+        summary.merge(&thread_summary);
+    }
+    if opts.multi.is_some() {
+        summary.write_to(&mut file)?;
     }
     file.flush()?;
     println!(
@@ -162,6 +232,31 @@ impl Sock {
             Sock::Unix(s) => s.write(buf),
         }
     }
+    /// TCP data segments received so far (`tcpi_data_segs_in` of `TCP_INFO`, Linux 4.6+).
+    fn data_segments_in(&self) -> u64 {
+        use std::os::fd::AsRawFd;
+        let Sock::Tcp(s) = self else { return 0 };
+        // struct tcp_info: 8 bytes of u8 fields, 24 u32, 4 u64, then segs_out, segs_in,
+        // notsent_bytes, min_rtt, data_segs_in (at byte 152).
+        const AT: usize = 152;
+        let mut info = [0u8; 256];
+        let mut len = info.len() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `info` and updates `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if r != 0 || (len as usize) < AT + 4 {
+            return 0;
+        }
+        u64::from(u32::from_ne_bytes(info[AT..AT + 4].try_into().unwrap()))
+    }
+
     fn connect_error(&self) -> io::Result<Option<io::Error>> {
         match self {
             Sock::Tcp(s) => s.take_error(),
@@ -180,6 +275,10 @@ struct Client {
     sock: Sock,
     phase: Phase,
     reader: ResponseReader,
+    /// A many-symbol stream's symbols and what it has of each.
+    watch: Option<Watch>,
+    /// The request's path and query.
+    path: String,
     /// Counted as connected (head of a 200 seen) yet?
     counted: bool,
     last_id: Option<String>,
@@ -214,14 +313,12 @@ fn open(opts: &WorkerOptions) -> io::Result<Sock> {
     }
 }
 
-fn request(opts: &WorkerOptions, last_id: Option<&str>) -> Vec<u8> {
+fn request(opts: &WorkerOptions, target: &str, last_id: Option<&str>) -> Vec<u8> {
     let long_poll = opts.mode == Mode::LongPoll;
     match opts.proto {
         Proto::Http => {
-            let mut r = format!(
-                "GET {} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n",
-                opts.path
-            );
+            let mut r =
+                format!("GET {target} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n");
             if long_poll {
                 r.push_str("X-Event-Source-Simulate: Long-Polling\r\n");
             }
@@ -232,11 +329,13 @@ fn request(opts: &WorkerOptions, last_id: Option<&str>) -> Vec<u8> {
             r.into_bytes()
         }
         Proto::Scgi => {
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
             let mut headers = vec![
                 ("REQUEST_METHOD", "GET"),
                 ("SCRIPT_NAME", ""),
-                ("PATH_INFO", opts.path.as_str()),
-                ("REQUEST_URI", opts.path.as_str()),
+                ("PATH_INFO", path),
+                ("QUERY_STRING", query),
+                ("REQUEST_URI", target),
             ];
             if long_poll {
                 headers.push(("HTTP_X_EVENT_SOURCE_SIMULATE", "Long-Polling"));
@@ -249,17 +348,77 @@ fn request(opts: &WorkerOptions, last_id: Option<&str>) -> Vec<u8> {
     }
 }
 
+/// What a client thread shares with the worker's main thread.
+struct Shared {
+    stop: Arc<AtomicBool>,
+    /// Measuring has started: note each client's segments received so far.
+    mark: Arc<AtomicBool>,
+    /// Each symbol's final value, once the coordinator has sent them.
+    finals: Arc<OnceLock<Vec<u64>>>,
+    /// This thread's clients not at every final value (`UNCOUNTED` before the finals).
+    stale: Arc<AtomicU64>,
+    /// The worker-wide number of this thread's first client (for its seed).
+    first: u64,
+}
+
+/// How often a thread counts its stale clients once the finals are known.
+const STALE_EVERY_NS: u64 = 50_000_000;
+
+/// The symbols client number `n` of this worker asks for, and its request target.
+fn choose(opts: &WorkerOptions, zipf: Option<&Zipf>, n: u64) -> (Option<Watch>, String) {
+    match (opts.multi, zipf) {
+        (Some(m), Some(zipf)) => {
+            let symbols =
+                workload::subscription(zipf, m.subscribe, workload::client_seed(m.worker, n));
+            let target = format!(
+                "{}?symbols={}",
+                opts.path,
+                Universe::new(m.symbols).query(&symbols)
+            );
+            (Some(Watch::new(symbols)), target)
+        }
+        _ => (None, opts.path.clone()),
+    }
+}
+
+/// TCP data segments the many-symbol clients have received so far.
+fn segments(clients: &Slab<Client>) -> u64 {
+    clients
+        .iter()
+        .filter(|(_, c)| c.watch.is_some())
+        .map(|(_, c)| c.sock.data_segments_in())
+        .sum()
+}
+
+/// Counts the clients (and symbols) not at their final value.
+fn count_stale(clients: &Slab<Client>, finals: &[u64]) -> (u64, u64) {
+    clients
+        .iter()
+        .filter_map(|(_, c)| c.watch.as_ref())
+        .map(|w| w.stale(finals))
+        .filter(|&s| s > 0)
+        .fold((0, 0), |(c, s), n| (c + 1, s + n))
+}
+
 fn client_thread(
     opts: &WorkerOptions,
     share: usize,
-    stop: &AtomicBool,
+    shared: &Shared,
     ready: mpsc::Sender<Tally>,
-) -> (Tally, Vec<(u32, u64)>) {
+) -> (Tally, Vec<(u32, u64)>, Summary) {
+    let stop = &shared.stop;
+    let zipf = opts.multi.map(|m| Zipf::new(m.symbols, m.zipf));
+    let epoch = opts.multi.map_or(0, |m| m.epoch);
+    let mut summary = Summary::default();
+    let mut stale_counted_at = 0;
+    // Segments received before `MARK`, once it came.
+    let mut marked: Option<u64> = None;
     let mut poll = Poll::new().expect("poll");
     let mut events = Events::with_capacity(1024);
     let mut clients: Slab<Client> = Slab::with_capacity(share);
     let mut tally = Tally::default();
-    let mut arrivals: Vec<(u32, u64)> = Vec::with_capacity(share * 16);
+    let mut arrivals: Vec<(u32, u64)> =
+        Vec::with_capacity(if opts.multi.is_some() { 0 } else { share * 16 });
     let mut got: Vec<Event> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let per_thread_rate = (opts.ramp_per_s / opts.threads.max(1) as u64).max(1);
@@ -272,7 +431,8 @@ fn client_thread(
             + 1)
         .min(share);
         while opened < due {
-            match add_client(&poll, &mut clients, opts, false, None) {
+            let (watch, target) = choose(opts, zipf.as_ref(), shared.first + opened as u64);
+            match add_client(&poll, &mut clients, opts, false, None, watch, target) {
                 Ok(()) => opened += 1,
                 // A Unix listener's backlog is full: try again on the next round.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -286,6 +446,17 @@ fn client_thread(
             let _ = ready.send(tally);
             ready_sent = true;
         }
+        if marked.is_none() && shared.mark.load(Ordering::Relaxed) {
+            marked = Some(segments(&clients));
+        }
+        if let Some(finals) = shared.finals.get() {
+            let now = now_ns();
+            if now - stale_counted_at >= STALE_EVERY_NS {
+                stale_counted_at = now;
+                let (stale_clients, _) = count_stale(&clients, finals);
+                shared.stale.store(stale_clients, Ordering::Relaxed);
+            }
+        }
         if poll
             .poll(&mut events, Some(Duration::from_millis(5)))
             .is_err()
@@ -297,7 +468,14 @@ fn client_thread(
             let Some(c) = clients.get_mut(key) else {
                 continue;
             };
-            let outcome = serve(c, opts, &mut buf, &mut got, &mut tally);
+            let outcome = serve(
+                c,
+                opts,
+                &mut buf,
+                &mut got,
+                &mut tally,
+                (&mut summary, epoch),
+            );
             let now = now_ns();
             for e in got.drain(..) {
                 if let Some(seq) = e.seq() {
@@ -324,9 +502,10 @@ fn client_thread(
                     let last = c.last_id.clone();
                     let mut old = clients.remove(key);
                     let _ = poll.registry().deregister(old.sock.source());
+                    let (watch, path) = (old.watch.take(), std::mem::take(&mut old.path));
                     drop(old);
                     // A poll that cannot reconnect is lost, as a browser's would be.
-                    let _ = add_client(&poll, &mut clients, opts, true, last);
+                    let _ = add_client(&poll, &mut clients, opts, true, last, watch, path);
                 }
             }
         }
@@ -334,7 +513,15 @@ fn client_thread(
     if !ready_sent {
         let _ = ready.send(tally);
     }
-    (tally, arrivals)
+    if let Some(finals) = shared.finals.get() {
+        let (stale_clients, stale_symbols) = count_stale(&clients, finals);
+        summary.counts.stale_clients = stale_clients;
+        summary.counts.stale_symbols = stale_symbols;
+    }
+    if let Some(before) = marked {
+        summary.counts.segments = segments(&clients).saturating_sub(before);
+    }
+    (tally, arrivals, summary)
 }
 
 /// Opens a connection and adds it to this thread's loop. `counted`: already counted as
@@ -345,6 +532,8 @@ fn add_client(
     opts: &WorkerOptions,
     counted: bool,
     last_id: Option<String>,
+    watch: Option<Watch>,
+    path: String,
 ) -> io::Result<()> {
     let mut sock = open(opts)?;
     let entry = clients.vacant_entry();
@@ -357,6 +546,8 @@ fn add_client(
         sock,
         phase: Phase::Connecting,
         reader: ResponseReader::default(),
+        watch,
+        path,
         counted,
         last_id,
         last_seq: 0,
@@ -371,13 +562,17 @@ enum Outcome {
     Again,
 }
 
+/// Serves one readiness event. Events go to `got` (one symbol), or for a many-symbol
+/// stream straight into `multi`'s summary (with the epoch), stamped at the read.
 fn serve(
     c: &mut Client,
     opts: &WorkerOptions,
     buf: &mut [u8],
     got: &mut Vec<Event>,
     tally: &mut Tally,
+    multi: (&mut Summary, u64),
 ) -> Outcome {
+    let (summary, epoch) = multi;
     if let Phase::Connecting = c.phase {
         match c.sock.connect_error() {
             Ok(None) => {}
@@ -386,7 +581,7 @@ fn serve(
                 return Outcome::Close;
             }
         }
-        let req = request(opts, c.last_id.as_deref());
+        let req = request(opts, &c.path, c.last_id.as_deref());
         match c.sock.write(&req) {
             Ok(n) if n == req.len() => c.phase = Phase::Reading,
             // Not connected yet (a spurious wake-up): wait for the next event.
@@ -417,7 +612,17 @@ fn serve(
                 return Outcome::Close;
             }
             Ok(n) => {
-                if c.reader.feed(&buf[..n], got).is_err() {
+                let fed = match &mut c.watch {
+                    Some(watch) => {
+                        summary.counts.reads += 1;
+                        let now = now_ns();
+                        c.reader.feed_with(&buf[..n], &mut |id, data| {
+                            summary.on_event(watch, now, epoch, id, data)
+                        })
+                    }
+                    None => c.reader.feed(&buf[..n], got),
+                };
+                if fed.is_err() {
                     tally.failed += u64::from(!c.counted);
                     return Outcome::Close;
                 }

@@ -7,6 +7,10 @@
 //!
 //! `FANOUT_SPREADS=1` also prints each tick's fan-out spread per system.
 //!
+//! `--symbols U` makes it the many-symbol workload instead (`multi`): each client streams
+//! `--subscribe K` of U symbols drawn with Zipf popularity (`--zipf S`), and publishers send
+//! batches at `--rate` updates/s.
+//!
 //! Run by `cargo test --all-targets` (no `--bench` argument) it makes a small smoke run and
 //! fails on any connection failure or missing event, so it cannot rot.
 //!
@@ -15,18 +19,24 @@
 //! address) and as the floor (`--role floor`).
 
 mod client;
+mod feeder;
 mod floor;
+mod hist;
+mod multi;
 mod report;
 mod stream;
 mod sys;
 mod target;
+mod watch;
+mod workload;
 
 use std::io::{self, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use client::{Addr, Mode, Proto, WorkerOptions};
+use client::{Addr, Mode, MultiOptions, Proto, WorkerOptions};
+use multi::Many;
 use report::{ProcFigures, Row, Run};
 use target::{Proc, System, Via};
 
@@ -43,6 +53,8 @@ struct Options {
     per_worker: usize,
     /// Extra streams per system that never read.
     stalled: usize,
+    /// The many-symbol workload (`--symbols`), instead of one symbol.
+    many: Option<Many>,
     smoke: bool,
 }
 
@@ -60,13 +72,16 @@ impl Default for Options {
             ramp_per_s: 20_000,
             per_worker: 5_000,
             stalled: 0,
+            many: None,
             smoke: false,
         }
     }
 }
 
 const USAGE: &str = "fanout [--via scgi|http|lighttpd] [--unix] [--clients N] [--rate R] \
-[--seconds S] [--mode stream|longpoll] [--target tickerd|nchan] [--stalled N] [--ramp N/s] [--per-worker N]";
+[--seconds S] [--mode stream|longpoll] [--target tickerd|nchan] [--stalled N] [--ramp N/s] [--per-worker N]
+  many symbols: --symbols U [--subscribe K] [--zipf S] [--batch N] [--floor-rate R] [--coalesce-ms N] [--settle-s S]
+  (--rate is then updates/s; defaults: K 20, S 1.0, N = rate/100 (100 publishes/s), floor 100 updates/s)";
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -79,6 +94,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         o.rate = 5.0;
         o.seconds = 2.0;
     }
+    let mut many = Many::default();
+    let mut many_flags = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -119,6 +136,21 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     v => return Err(format!("--target {v}: tickerd or nchan")),
                 }
             }
+            "--symbols" | "--subscribe" | "--zipf" | "--batch" | "--floor-rate"
+            | "--coalesce-ms" | "--settle-s" => {
+                let v = val()?;
+                let bad = |e: &dyn std::fmt::Display| format!("{a} {v}: {e}");
+                match a.as_str() {
+                    "--symbols" => many.symbols = v.parse().map_err(|e| bad(&e))?,
+                    "--subscribe" => many.subscribe = v.parse().map_err(|e| bad(&e))?,
+                    "--zipf" => many.zipf = v.parse().map_err(|e| bad(&e))?,
+                    "--batch" => many.batch = v.parse().map_err(|e| bad(&e))?,
+                    "--floor-rate" => many.floor_rate = v.parse().map_err(|e| bad(&e))?,
+                    "--coalesce-ms" => many.coalesce_ms = Some(v.parse().map_err(|e| bad(&e))?),
+                    _ => many.settle_s = v.parse().map_err(|e| bad(&e))?,
+                }
+                many_flags.push(a.clone());
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             // Under `cargo test`, libtest's own arguments (--nocapture, a filter…) may come.
             _ if o.smoke => {}
@@ -131,6 +163,27 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     if o.unix && o.via == Via::Http {
         o.via = Via::Scgi; // a Unix socket is an SCGI listener
     }
+    if !many_flags.is_empty() {
+        if !many_flags.iter().any(|f| f == "--symbols") {
+            return Err(format!("{} needs --symbols U", many_flags[0]));
+        }
+        if o.mode != Mode::Stream || o.stalled > 0 {
+            return Err("--symbols: streams only (no --mode longpoll, no --stalled)".into());
+        }
+        if !(many.symbols > 0
+            && (1..=255).contains(&many.subscribe)
+            && many.subscribe <= many.symbols
+            && many.batch <= many.symbols
+            && many.zipf >= 0.0
+            && many.floor_rate > 0.0
+            && many.settle_s > 0.0)
+        {
+            return Err(
+                "--symbols U > 0, 1 <= --subscribe K <= min(U, 255) (nchan's multiplexing limit), --batch <= U, --zipf >= 0, --floor-rate and --settle-s > 0".into(),
+            );
+        }
+        o.many = Some(many);
+    }
     Ok(o)
 }
 
@@ -138,7 +191,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
         let result = match args.get(1).map(String::as_str) {
-            Some("floor") => floor::run(),
+            Some("floor") => match args.iter().position(|a| a == "--symbols") {
+                Some(i) => args
+                    .get(i + 1)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| io::Error::other("--symbols N"))
+                    .and_then(floor::run_multi),
+                None => floor::run(),
+            },
             Some("clients") => worker_options(&args[2..]).and_then(client::run),
             _ => Err(io::Error::other("unknown role")),
         };
@@ -192,6 +252,16 @@ fn worker_options(args: &[String]) -> io::Result<WorkerOptions> {
             _ => Mode::Stream,
         },
         out: get("--out")?.into(),
+        multi: match get("--symbols") {
+            Err(_) => None,
+            Ok(_) => Some(MultiOptions {
+                symbols: num("--symbols")? as usize,
+                subscribe: num("--subscribe")? as usize,
+                zipf: get("--zipf")?.parse().map_err(io::Error::other)?,
+                worker: num("--worker")?,
+                epoch: num("--epoch")?,
+            }),
+        },
     })
 }
 
@@ -200,14 +270,19 @@ struct Worker {
     proc: Proc,
     lines: Receiver<String>,
     out: std::path::PathBuf,
+    /// Its stdin, once taken (`Worker::say`).
+    stdin: Option<ChildStdin>,
 }
 
+/// Starts a client worker for `sys`: `count` clients, from source address `index`;
+/// `multi`: many-symbol streams.
 fn spawn_worker(
     sys: &System,
     opts: &Options,
     mode: Mode,
     index: usize,
     count: usize,
+    multi: Option<MultiOptions>,
 ) -> io::Result<Worker> {
     assert!(index < 240, "out of 127.0.0.x source addresses");
     let out =
@@ -248,13 +323,25 @@ fn spawn_worker(
         .arg(&out)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
+    if let Some(m) = multi {
+        cmd.args(["--symbols", &m.symbols.to_string()])
+            .args(["--subscribe", &m.subscribe.to_string()])
+            .args(["--zipf", &m.zipf.to_string()])
+            .args(["--worker", &m.worker.to_string()])
+            .args(["--epoch", &m.epoch.to_string()]);
+    }
     if matches!(sys.addr, Addr::Tcp(_)) {
         // Each worker its own source address: its own ephemeral ports.
         cmd.args(["--source", &format!("127.0.0.{}", 10 + index)]);
     }
     let mut proc = Proc::spawn(&format!("clients-{index}"), &mut cmd)?;
     let lines = proc.lines()?;
-    Ok(Worker { proc, lines, out })
+    Ok(Worker {
+        proc,
+        lines,
+        out,
+        stdin: None,
+    })
 }
 
 fn wait_for(lines: &Receiver<String>, prefix: &str, within: Duration) -> io::Result<Vec<u64>> {
@@ -304,14 +391,14 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
         for i in 0..workers_needed {
             let share =
                 opts.clients / workers_needed + usize::from(i < opts.clients % workers_needed);
-            workers.push(spawn_worker(&sys, opts, opts.mode, first + i, share)?);
+            workers.push(spawn_worker(&sys, opts, opts.mode, first + i, share, None)?);
         }
         let mut stalled = Vec::new();
         for i in 0..stalled_workers {
             let share =
                 opts.stalled / stalled_workers + usize::from(i < opts.stalled % stalled_workers);
             let index = first + workers_needed + i;
-            stalled.push(spawn_worker(&sys, opts, Mode::Stalled, index, share)?);
+            stalled.push(spawn_worker(&sys, opts, Mode::Stalled, index, share, None)?);
         }
         let run = Run {
             name: name.to_string(),
@@ -433,9 +520,18 @@ fn measure_together(systems: Vec<(&str, System)>, opts: &Options) -> io::Result<
 
 fn coordinate(opts: &Options) -> io::Result<bool> {
     if !opts.smoke {
-        run_one(opts)?;
+        match &opts.many {
+            Some(many) => {
+                multi::run_one(opts, many)?;
+            }
+            None => {
+                run_one(opts)?;
+            }
+        }
         return Ok(true);
     }
+    workload::self_check();
+    hist::self_check();
     // The smoke run: each path of the bench once, small, and checked, so none can rot.
     let variants = [
         Options {
@@ -468,6 +564,50 @@ fn coordinate(opts: &Options) -> io::Result<bool> {
                 passed += 1;
             } else {
                 eprintln!("smoke run failed for {}: {r:?}", r.name);
+                failed += 1;
+            }
+        }
+    }
+    // Many symbols: with nchan over HTTP, and over SCGI on a Unix socket with
+    // `--coalesce-ms` (its path through tickerd's loop differs).
+    let small = Many {
+        symbols: 50,
+        subscribe: 5,
+        ..Many::default()
+    };
+    let many_variants = [
+        (
+            Options {
+                nchan: true,
+                rate: 500.0,
+                ..opts.clone()
+            },
+            small,
+        ),
+        (
+            Options {
+                via: Via::Scgi,
+                unix: true,
+                rate: 500.0,
+                ..opts.clone()
+            },
+            Many {
+                coalesce_ms: Some(50),
+                ..small
+            },
+        ),
+    ];
+    for (v, many) in &many_variants {
+        for r in multi::run_one(v, many)? {
+            let all_in = r.connected == v.clients as u64 && r.failed == 0 && r.dropped == 0;
+            let measured = r.procs.iter().all(|p| p.cpu_per_update_us > 0.0);
+            let snapshot = r.snapshot == r.connected * many.subscribe as u64;
+            let delivered = r.received > 0 && r.publish_failed == 0;
+            let fresh = r.stale_clients == 0 && r.settled_ms.is_some();
+            if all_in && measured && snapshot && delivered && fresh && r.disorder == 0 {
+                passed += 1;
+            } else {
+                eprintln!("smoke run failed for {} (many symbols): {r:?}", r.name);
                 failed += 1;
             }
         }
@@ -505,7 +645,7 @@ fn run_one(opts: &Options) -> io::Result<Vec<Row>> {
     // The floor writes a stream; it has no long-poll form, nor has nchan.
     let mut systems = Vec::new();
     if opts.mode != Mode::LongPoll {
-        systems.push(("floor", target::floor()?));
+        systems.push(("floor", target::floor(None)?));
     }
     systems.push(("tickerd", target::tickerd(opts.via, opts.unix)?));
     if opts.nchan && opts.mode != Mode::LongPoll {

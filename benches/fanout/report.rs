@@ -263,3 +263,359 @@ pub fn json(rows: &[Row], settings: &str) -> String {
     out.push_str("]}");
     out
 }
+
+/// One measured process of a system under the many-symbol load.
+#[derive(Debug, Default, Clone)]
+pub struct ManyProc {
+    pub name: String,
+    /// CPU used from the first publish until every client held the final values.
+    pub cpu: Duration,
+    /// RSS in KiB: before the clients came, once all were in, halfway through publishing,
+    /// at the end.
+    pub rss_before: u64,
+    pub rss_connected: u64,
+    pub rss_mid: u64,
+    pub rss_end: u64,
+}
+
+/// What the coordinator gathered about one system's many-symbol run.
+#[derive(Debug)]
+pub struct ManyRun {
+    pub name: String,
+    pub clients: usize,
+    pub connected: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub connect_ms: u64,
+    /// Updates published to this system.
+    pub published: u64,
+    /// From the first publish to the last.
+    pub publishing: Duration,
+    /// From the last publish until every client held every final value.
+    pub settled: Option<Duration>,
+    pub publish_failed: u64,
+    pub first_publish_error: Option<String>,
+    /// tickerd only: the received ids against the ids its publishes were answered.
+    pub ids: Option<crate::multi::IdCheck>,
+    /// tickerd only: its own count of writes and of events written while measured.
+    pub written: Option<(u64, u64)>,
+    pub summary: crate::watch::Summary,
+    pub procs: Vec<ManyProc>,
+}
+
+/// A process's figures: CPU µs per delivered update, RSS growth per connected client
+/// (bytes), RSS growth while publishing (KiB: all, second half).
+#[derive(Debug, Clone)]
+pub struct ManyProcRow {
+    pub name: String,
+    pub cpu_per_update_us: f64,
+    pub rss_per_client: f64,
+    pub growth: (i64, i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct ManyRow {
+    pub name: String,
+    pub clients: usize,
+    pub connected: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub connect_ms: u64,
+    pub published: u64,
+    pub received: u64,
+    pub snapshot: u64,
+    pub delivered_per_s: f64,
+    /// Server writes per client per second, delivered updates per write, and CPU µs per
+    /// write of the first process, where the writes are known: tickerd counts them
+    /// (`tickerd_writes_total`), the floor makes one per delivered update, nchan does not say.
+    pub writes_per_client_s: Option<f64>,
+    pub updates_per_write: Option<f64>,
+    pub cpu_per_write_us: Option<f64>,
+    /// TCP data segments per client per second, on the clients' side: every server alike.
+    pub segments_per_client_s: f64,
+    pub reads_per_client_s: f64,
+    pub latency_ms: [f64; 3],
+    /// Spread p50 and p99 over delivered updates; p99 over updates, each once.
+    pub spread_ms: [f64; 2],
+    pub spread_per_update_p99_ms: f64,
+    pub settled_ms: Option<f64>,
+    pub stale_clients: u64,
+    pub stale_symbols: u64,
+    /// Every broken rule, summed; `violations` names them.
+    pub disorder: u64,
+    pub violations: String,
+    pub publish_failed: u64,
+    pub first_publish_error: Option<String>,
+    pub procs: Vec<ManyProcRow>,
+}
+
+pub fn many_row(run: ManyRun) -> ManyRow {
+    let s = &run.summary;
+    let c = s.counts;
+    let publishing = run.publishing.as_secs_f64().max(1e-9);
+    // Spread: an update's last arrival minus its first. Percentiles over delivered updates
+    // (an update that reached 9,000 clients weighs 9,000 times one that reached one), as
+    // latency's are: the fan-out time a client's update was part of. Over updates, each
+    // once, the tail would be a few popular symbols' updates, whichever the draw made.
+    let mut spreads: Vec<(u64, u64)> = s
+        .updates
+        .values()
+        .map(|a| (a.last - a.first, a.clients))
+        .collect();
+    spreads.sort_unstable();
+
+    let ids = run.ids.unwrap_or_default();
+    // A symbol's value going back is a fault unless tickerd applied publishes out of
+    // sending order (then its ids say which came last, and the values follow them).
+    let went_back = if ids.reordered { 0 } else { c.went_back };
+    // tickerd's own count of events written must be what its clients received.
+    let unreceived = run
+        .written
+        .map_or(0, |(_, events)| events.abs_diff(c.received));
+    let parts = [
+        ("bad", c.bad),
+        ("foreign", c.foreign),
+        ("id_not_increasing", c.id_not_increasing),
+        ("repeated", c.repeated),
+        ("went_back", went_back),
+        ("id_conflicts", c.id_conflicts),
+        ("id_mismatched", ids.mismatched),
+        ("id_gaps", ids.gaps),
+        ("events_written_but_not_received", unreceived),
+    ];
+    let disorder = parts.iter().map(|p| p.1).sum();
+    let violations = parts
+        .iter()
+        .filter(|p| p.1 > 0)
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let connected = run.connected.max(1) as f64;
+    let writes = match (run.name.as_str(), run.written) {
+        ("floor", _) => Some(c.received),
+        (_, Some((w, _))) => Some(w),
+        _ => None,
+    };
+    let first_cpu_us = run
+        .procs
+        .first()
+        .map_or(0.0, |p| p.cpu.as_nanos() as f64 / 1e3);
+    let procs = run
+        .procs
+        .iter()
+        .map(|p| ManyProcRow {
+            name: p.name.clone(),
+            cpu_per_update_us: p.cpu.as_nanos() as f64 / 1e3 / c.received.max(1) as f64,
+            rss_per_client: (p.rss_connected.saturating_sub(p.rss_before) * 1024) as f64
+                / connected,
+            growth: (
+                p.rss_end as i64 - p.rss_connected as i64,
+                p.rss_end as i64 - p.rss_mid as i64,
+            ),
+        })
+        .collect();
+    ManyRow {
+        name: run.name,
+        clients: run.clients,
+        connected: run.connected,
+        failed: run.failed,
+        dropped: run.dropped,
+        connect_ms: run.connect_ms,
+        published: run.published,
+        received: c.received,
+        snapshot: c.snapshot,
+        delivered_per_s: c.received as f64 / publishing,
+        writes_per_client_s: writes.map(|w| w as f64 / connected / publishing),
+        updates_per_write: writes.map(|w| c.received as f64 / w.max(1) as f64),
+        cpu_per_write_us: writes.map(|w| first_cpu_us / w.max(1) as f64),
+        segments_per_client_s: c.segments as f64 / connected / publishing,
+        reads_per_client_s: c.reads as f64 / connected / publishing,
+        latency_ms: [
+            s.latency.percentile(0.5) as f64 / 1e3,
+            s.latency.percentile(0.99) as f64 / 1e3,
+            s.latency.max as f64 / 1e3,
+        ],
+        spread_ms: [
+            ms(weighted_percentile(&spreads, 0.5)),
+            ms(weighted_percentile(&spreads, 0.99)),
+        ],
+        spread_per_update_p99_ms: ms(percentile(&per_update_sorted(&spreads), 0.99)),
+        settled_ms: run.settled.map(|d| d.as_secs_f64() * 1e3),
+        stale_clients: c.stale_clients,
+        stale_symbols: c.stale_symbols,
+        disorder,
+        violations,
+        publish_failed: run.publish_failed,
+        first_publish_error: run.first_publish_error,
+        procs,
+    }
+}
+
+/// The value at quantile `p` of sorted (value, weight) pairs, each value counted `weight`
+/// times (rank round((n-1)·p), as `percentile`).
+fn weighted_percentile(sorted: &[(u64, u64)], p: f64) -> u64 {
+    let total: u64 = sorted.iter().map(|v| v.1).sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((total - 1) as f64 * p).round() as u64;
+    let mut seen = 0;
+    for &(v, w) in sorted {
+        seen += w;
+        if seen > rank {
+            return v;
+        }
+    }
+    sorted.last().map_or(0, |v| v.0)
+}
+
+fn per_update_sorted(sorted: &[(u64, u64)]) -> Vec<u64> {
+    sorted.iter().map(|v| v.0).collect()
+}
+
+fn opt(v: Option<f64>, precision: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.precision$}"))
+}
+
+/// The many-symbol table: CPU per delivered update also as a ratio to the floor's CPU per
+/// write, and p99 latency as a ratio to the floor's p99 fan-out spread.
+pub fn many_table(rows: &[ManyRow]) -> String {
+    let floor = rows.iter().find(|r| r.name == "floor");
+    let floor_write = floor.and_then(|f| f.cpu_per_write_us).unwrap_or(0.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<18} {:>13} {:>22} {:>11} {:>22} {:>15} {:>23} {:>11} {:>9} {:>9} {:>8} {:>14} {:>6}",
+        "system",
+        "conns ok/fail",
+        "updates pub/delivered",
+        "delivered/s",
+        "latency p50/p99/max",
+        "spread p50/p99",
+        "CPU µs/update (×floor)",
+        "writes/cl/s",
+        "seg/cl/s",
+        "upd/write",
+        "RSS B/cl",
+        "RSS Δ all/2nd",
+        "stale"
+    );
+    for r in rows {
+        for (i, p) in r.procs.iter().enumerate() {
+            let ratio = if floor_write > 0.0 {
+                format!("{:.2}×", p.cpu_per_update_us / floor_write)
+            } else {
+                "-".into()
+            };
+            let cpu = format!("{:.3} ({ratio})", p.cpu_per_update_us);
+            let rss = format!("{:.0}", p.rss_per_client);
+            let growth = format!("{:+}/{:+} KiB", p.growth.0, p.growth.1);
+            if i > 0 {
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:>13} {:>22} {:>11} {:>22} {:>15} {cpu:>23} {:>11} {:>9} {:>9} {rss:>8} {growth:>14}",
+                    format!("  + [{}]", p.name), "", "", "", "", "", "", "", ""
+                );
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "{:<18} {:>13} {:>22} {:>11.0} {:>22} {:>15} {cpu:>23} {:>11} {:>9.1} {:>9} {rss:>8} {growth:>14} {:>6}",
+                format!("{} [{}]", r.name, p.name),
+                format!("{}/{}", r.connected, r.failed),
+                format!("{}/{}", r.published, r.received),
+                r.delivered_per_s,
+                format!(
+                    "{:.1}/{:.1}/{:.1} ms",
+                    r.latency_ms[0], r.latency_ms[1], r.latency_ms[2]
+                ),
+                format!("{:.1}/{:.1} ms", r.spread_ms[0], r.spread_ms[1]),
+                opt(r.writes_per_client_s, 1),
+                r.segments_per_client_s,
+                opt(r.updates_per_write, 2),
+                r.stale_clients,
+            );
+        }
+        let mut notes = Vec::new();
+        if let Some(us) = r.cpu_per_write_us {
+            notes.push(format!("CPU per write {us:.2} µs"));
+        }
+        notes.push(format!("reads/client/s {:.1}", r.reads_per_client_s));
+        notes.push(format!(
+            "spread p99 over updates {:.1} ms",
+            r.spread_per_update_p99_ms
+        ));
+        notes.push(match r.settled_ms {
+            Some(ms) => format!("final values everywhere {ms:.0} ms after the last publish"),
+            None => format!(
+                "NOT SETTLED: {} clients ({} symbols) stale",
+                r.stale_clients, r.stale_symbols
+            ),
+        });
+        if let (Some(f), true) = (floor, r.name != "floor") {
+            if f.spread_ms[1] > 0.0 {
+                notes.push(format!(
+                    "latency p99 {:.2}× floor's spread p99",
+                    r.latency_ms[1] / f.spread_ms[1]
+                ));
+            }
+        }
+        if r.disorder > 0 {
+            notes.push(format!("DISORDER: {}", r.violations));
+        }
+        if r.dropped > 0 {
+            notes.push(format!("DROPPED streams {}", r.dropped));
+        }
+        if r.publish_failed > 0 {
+            notes.push(format!(
+                "PUBLISHES FAILED {} (first: {})",
+                r.publish_failed,
+                r.first_publish_error.as_deref().unwrap_or("unanswered")
+            ));
+        }
+        let _ = writeln!(out, "{:<18} {}", "", notes.join("; "));
+    }
+    out
+}
+
+fn json_opt(v: Option<f64>) -> String {
+    v.map_or("null".into(), |v| format!("{v:.4}"))
+}
+
+/// One JSON line with every many-symbol figure.
+pub fn many_json(rows: &[ManyRow], settings: &str) -> String {
+    let mut out = format!("{{\"settings\":{settings},\"rows\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let procs: Vec<String> = r
+            .procs
+            .iter()
+            .map(|p| {
+                format!(
+                    "{{\"process\":\"{}\",\"cpu_us_per_update\":{:.4},\"rss_bytes_per_client\":{:.1},\"rss_growth_kib_while_publishing\":{},\"rss_growth_kib_second_half\":{}}}",
+                    p.name, p.cpu_per_update_us, p.rss_per_client, p.growth.0, p.growth.1
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "{{\"system\":\"{}\",\"clients\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"connect_ms\":{},\
+             \"published\":{},\"received\":{},\"snapshot\":{},\"delivered_per_s\":{:.0},\
+             \"writes_per_client_per_s\":{},\"updates_per_write\":{},\"cpu_us_per_write\":{},\
+             \"segments_per_client_per_s\":{:.2},\"reads_per_client_per_s\":{:.2},\
+             \"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\"spread_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p99_per_update\":{:.3}}},\
+             \"settled_ms\":{},\"stale_clients\":{},\"stale_symbols\":{},\"disorder\":{},\"violations\":\"{}\",\"publish_failed\":{},\"processes\":[{}]}}",
+            r.name, r.clients, r.connected, r.failed, r.dropped, r.connect_ms,
+            r.published, r.received, r.snapshot, r.delivered_per_s,
+            json_opt(r.writes_per_client_s), json_opt(r.updates_per_write), json_opt(r.cpu_per_write_us),
+            r.segments_per_client_s, r.reads_per_client_s,
+            r.latency_ms[0], r.latency_ms[1], r.latency_ms[2], r.spread_ms[0], r.spread_ms[1], r.spread_per_update_p99_ms,
+            r.settled_ms.map_or("null".into(), |m| format!("{m:.1}")),
+            r.stale_clients, r.stale_symbols, r.disorder, r.violations, r.publish_failed, procs.join(",")
+        );
+    }
+    out.push_str("]}");
+    out
+}

@@ -119,11 +119,19 @@ pub enum Publisher {
     },
     /// The floor reads sequence numbers on its stdin.
     Floor(ChildStdin),
+    /// Handed over (`take`) to the many-symbol workload's feeder.
+    Taken,
 }
 
 impl Publisher {
+    /// Hands this publisher over, leaving `Taken`.
+    pub fn take(&mut self) -> Publisher {
+        std::mem::replace(self, Publisher::Taken)
+    }
+
     pub fn publish(&mut self, seq: u64) -> io::Result<()> {
         match self {
+            Publisher::Taken => Err(io::Error::other("publisher handed over")),
             Publisher::Floor(stdin) => writeln!(stdin, "{seq}"),
             Publisher::Http {
                 addr,
@@ -215,15 +223,15 @@ fn wait_port(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
-pub fn floor() -> io::Result<System> {
+/// The floor; `symbols`: of the many-symbol workload, with that many symbols.
+pub fn floor(symbols: Option<usize>) -> io::Result<System> {
     let exe = std::env::current_exe()?;
-    let mut p = Proc::spawn(
-        "floor",
-        Command::new(exe)
-            .args(["--role", "floor"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped()),
-    )?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["--role", "floor"]);
+    if let Some(n) = symbols {
+        cmd.args(["--symbols", &n.to_string()]);
+    }
+    let mut p = Proc::spawn("floor", cmd.stdin(Stdio::piped()).stdout(Stdio::piped()))?;
     let line = p.wait_line("LISTEN ", Duration::from_secs(10))?;
     let addr: SocketAddr = line["LISTEN ".len()..]
         .trim()
@@ -248,7 +256,13 @@ pub enum Via {
     Lighttpd,
 }
 
+/// tickerd carrying one symbol, as the one-symbol workload has always run it.
 pub fn tickerd(via: Via, unix: bool) -> io::Result<System> {
+    tickerd_with(via, unix, &["--symbols".into(), "TICK".into()])
+}
+
+/// tickerd with `args` (its universe, at least) besides the bench's usual ones.
+pub fn tickerd_with(via: Via, unix: bool, args: &[String]) -> io::Result<System> {
     let socket_path =
         std::env::temp_dir().join(format!("tickerd-bench-{}.sock", std::process::id()));
     let scgi_arg = if unix {
@@ -267,6 +281,7 @@ pub fn tickerd(via: Via, unix: bool) -> io::Result<System> {
                 "--initial-price",
                 "0.01",
             ])
+            .args(args)
             .args(["--http", "127.0.0.1:0", "--scgi", &scgi_arg])
             .env("TICKERD_PUBLISH_TOKEN", TOKEN)
             .env("RUST_LOG", "warn,tickerd=info")

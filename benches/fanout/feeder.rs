@@ -1,0 +1,305 @@
+//! The many-symbol workload's publishers: threads of each system's own, fed batches by the
+//! coordinator through a channel, so that a slow system never holds up the coordinator's
+//! clock or another system's publishes (a publish that waits shows as latency instead).
+//!
+//! - tickerd: one `POST /publish` per batch, `SYM=PRICE` lines, on a connection of its
+//!   own (tickerd answers with `Connection: close`); a second thread reads the answers in
+//!   order, each the id of the batch's last update.
+//! - nchan: a message is one request (a multi-channel publisher location would send the
+//!   same body to each channel), so a batch of k prices is k `POST /pub/SYM`, pipelined on
+//!   one keep-alive connection; a second thread reads the answers.
+//! - the floor: one line on its stdin per batch.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ChildStdin;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::target::Publisher;
+use crate::workload::{event_data, format_cents, Universe};
+
+/// How long a connect, a write or an answer may take before the publish counts as failed.
+/// After one such failure the system is taken as stuck: the publishes still queued fail at
+/// once, so that a stuck system cannot hold the bench for a timeout per publish.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Updates published together, all at one price: the publish time.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub symbols: Vec<u32>,
+    pub cents: u64,
+}
+
+/// What came back.
+#[derive(Debug, Default, Clone)]
+pub struct Answers {
+    /// Requests answered (well or not).
+    pub answered: u64,
+    pub failed: u64,
+    /// The first failure, for the report.
+    pub first_error: Option<String>,
+    /// tickerd: per batch, the id of its last update.
+    pub ids: Vec<Option<u64>>,
+}
+
+impl Answers {
+    fn fail(&mut self, why: String) {
+        self.answered += 1;
+        self.failed += 1;
+        self.first_error.get_or_insert(why);
+    }
+}
+
+pub struct Feeder {
+    tx: Option<Sender<Batch>>,
+    threads: Vec<JoinHandle<()>>,
+    answers: Arc<Mutex<Answers>>,
+}
+
+impl Feeder {
+    /// Takes over `publisher` (the system's), for `universe`.
+    pub fn start(publisher: Publisher, universe: Universe) -> io::Result<Feeder> {
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let answers: Arc<Mutex<Answers>> = Arc::default();
+        let threads = match publisher {
+            Publisher::Floor(stdin) => vec![std::thread::spawn(move || to_floor(stdin, rx))],
+            Publisher::Http {
+                addr,
+                token: Some(token),
+                ..
+            } => {
+                let (sent_tx, sent_rx) = mpsc::channel();
+                let a = answers.clone();
+                vec![
+                    std::thread::spawn(move || to_tickerd(addr, &token, universe, rx, sent_tx)),
+                    std::thread::spawn(move || tickerd_answers(sent_rx, &a)),
+                ]
+            }
+            Publisher::Http {
+                addr, token: None, ..
+            } => {
+                let conn = TcpStream::connect_timeout(&addr, ANSWER_TIMEOUT)?;
+                conn.set_nodelay(true)?;
+                conn.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+                let reading = conn.try_clone()?;
+                reading.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+                let (sent_tx, sent_rx) = mpsc::channel();
+                let a = answers.clone();
+                vec![
+                    std::thread::spawn(move || to_nchan(conn, universe, rx, sent_tx)),
+                    std::thread::spawn(move || nchan_answers(reading, sent_rx, &a)),
+                ]
+            }
+            Publisher::Taken => return Err(io::Error::other("publisher already taken")),
+        };
+        Ok(Feeder {
+            tx: Some(tx),
+            threads,
+            answers,
+        })
+    }
+
+    pub fn send(&self, batch: Batch) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(batch);
+        }
+    }
+
+    /// Waits until `n` requests are answered (or `within` passes); returns the answers.
+    pub fn wait_answered(&self, n: u64, within: Duration) -> Answers {
+        let end = Instant::now() + within;
+        loop {
+            let a = self.answers.lock().unwrap().clone();
+            if a.answered >= n || Instant::now() >= end {
+                return a;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends nothing more, lets every answer come (each within `ANSWER_TIMEOUT`), and
+    /// returns them.
+    pub fn finish(mut self) -> Answers {
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.answers.lock().unwrap().clone()
+    }
+}
+
+fn to_floor(mut stdin: ChildStdin, rx: Receiver<Batch>) {
+    for batch in rx {
+        let mut line = batch.cents.to_string();
+        for s in &batch.symbols {
+            line.push(' ');
+            line.push_str(&s.to_string());
+        }
+        line.push('\n');
+        if stdin.write_all(line.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn to_tickerd(
+    addr: SocketAddr,
+    token: &str,
+    universe: Universe,
+    rx: Receiver<Batch>,
+    sent: Sender<(usize, io::Result<TcpStream>)>,
+) {
+    let mut broken: Option<String> = None;
+    for (i, batch) in rx.into_iter().enumerate() {
+        if let Some(why) = &broken {
+            if sent.send((i, Err(io::Error::other(why.clone())))).is_err() {
+                return;
+            }
+            continue;
+        }
+        let price = format_cents(batch.cents);
+        let body: Vec<String> = batch
+            .symbols
+            .iter()
+            .map(|&s| format!("{}={price}", universe.name(s)))
+            .collect();
+        let body = body.join("\n");
+        let conn = TcpStream::connect_timeout(&addr, ANSWER_TIMEOUT).and_then(|mut s| {
+            s.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+            write!(
+                s,
+                "POST /publish HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )?;
+            Ok(s)
+        });
+        if let Err(e) = &conn {
+            broken = Some(format!("an earlier publish failed: {e}"));
+        }
+        if sent.send((i, conn)).is_err() {
+            return;
+        }
+    }
+}
+
+fn tickerd_answers(sent: Receiver<(usize, io::Result<TcpStream>)>, answers: &Mutex<Answers>) {
+    let mut broken: Option<String> = None;
+    for (i, conn) in sent {
+        let outcome = match &broken {
+            Some(why) => Err(io::Error::other(why.clone())),
+            None => conn.and_then(|mut s| {
+                s.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+                let mut answer = Vec::new();
+                s.read_to_end(&mut answer)?;
+                Ok(answer)
+            }),
+        };
+        if let Err(e) = &outcome {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                broken = Some(format!("tickerd stopped answering: {e}"));
+            }
+        }
+        let mut a = answers.lock().unwrap();
+        if a.ids.len() <= i {
+            a.ids.resize(i + 1, None);
+        }
+        match outcome {
+            Ok(answer) if answer.starts_with(b"HTTP/1.1 200") => {
+                let text = String::from_utf8_lossy(&answer);
+                let id = text
+                    .split("\r\n\r\n")
+                    .nth(1)
+                    .and_then(|body| body.trim().parse().ok());
+                a.ids[i] = id;
+                match id {
+                    Some(_) => a.answered += 1,
+                    None => a.fail(format!("publish {i}: no id in {text:?}")),
+                }
+            }
+            Ok(answer) => {
+                let line = String::from_utf8_lossy(&answer);
+                a.fail(format!(
+                    "publish {i}: {}",
+                    line.lines().next().unwrap_or("no answer")
+                ));
+            }
+            Err(e) => a.fail(format!("publish {i}: {e}")),
+        }
+    }
+}
+
+fn to_nchan(mut conn: TcpStream, universe: Universe, rx: Receiver<Batch>, sent: Sender<usize>) {
+    for batch in rx {
+        let mut requests = Vec::new();
+        for &s in &batch.symbols {
+            let name = universe.name(s);
+            let body = event_data(&name, batch.cents);
+            let _ = write!(
+                requests,
+                "POST /pub/{name} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        if conn.write_all(&requests).is_err() || sent.send(batch.symbols.len()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one HTTP answer's status and skips its body.
+fn read_answer(r: &mut impl BufRead) -> io::Result<u16> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
+    let mut length = 0;
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = l.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    io::copy(&mut r.take(length), &mut io::sink())?;
+    Ok(status)
+}
+
+fn nchan_answers(conn: TcpStream, sent: Receiver<usize>, answers: &Mutex<Answers>) {
+    let mut r = BufReader::new(conn);
+    let mut broken: Option<String> = None;
+    for n in sent {
+        for _ in 0..n {
+            let outcome = match &broken {
+                Some(why) => Err(why.clone()),
+                None => read_answer(&mut r).map_err(|e| e.to_string()),
+            };
+            let mut a = answers.lock().unwrap();
+            match outcome {
+                // 201: delivered to subscribers; 202: queued, none at the moment.
+                Ok(201 | 202) => a.answered += 1,
+                Ok(status) => a.fail(format!("nchan publish: {status}")),
+                Err(why) => {
+                    a.fail(format!("nchan publish: {why}"));
+                    broken = Some(why);
+                }
+            }
+        }
+    }
+}
