@@ -8,10 +8,36 @@
 
 use crate::universe::{Format, SymbolId};
 
+/// A symbol of a client's, with the position of that client in the symbol's list.
+type Held = (SymbolId, u32);
+
+/// A client's symbols: one (the single-price stream, and most of a one-symbol universe's
+/// clients) held inline, so that it costs no allocation of its own.
+enum Symbols {
+    One(Held),
+    Many(Vec<Held>),
+}
+
+impl Symbols {
+    fn as_slice(&self) -> &[Held] {
+        match self {
+            Symbols::One(held) => std::slice::from_ref(held),
+            Symbols::Many(all) => all,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Held] {
+        match self {
+            Symbols::One(held) => std::slice::from_mut(held),
+            Symbols::Many(all) => all,
+        }
+    }
+}
+
 /// One client's subscription.
 struct Subscriber {
     /// Its symbols, each with the position of this client in that symbol's list.
-    symbols: Vec<(SymbolId, u32)>,
+    symbols: Symbols,
     format: Format,
     /// Already in the woken list of this round.
     woken: bool,
@@ -53,6 +79,10 @@ impl Subscriptions {
             list.push((key as u32, at as u32));
         }
         self.total += mine.len();
+        let mine = match mine.as_slice() {
+            &[one] => Symbols::One(one),
+            _ => Symbols::Many(mine),
+        };
         self.by_client[key] = Some(Subscriber {
             symbols: mine,
             format,
@@ -65,14 +95,14 @@ impl Subscriptions {
         let Some(gone) = self.by_client.get_mut(key).and_then(Option::take) else {
             return;
         };
-        self.total -= gone.symbols.len();
-        for (symbol, pos) in gone.symbols {
+        self.total -= gone.symbols.as_slice().len();
+        for &(symbol, pos) in gone.symbols.as_slice() {
             let list = &mut self.by_symbol[symbol as usize];
             list.swap_remove(pos as usize);
             // The last subscriber moved into the hole: tell it where it now is.
             if let Some(&(moved, at)) = list.get(pos as usize) {
                 if let Some(Some(sub)) = self.by_client.get_mut(moved as usize) {
-                    sub.symbols[at as usize].1 = pos;
+                    sub.symbols.as_mut_slice()[at as usize].1 = pos;
                 }
             }
         }
@@ -124,7 +154,7 @@ impl Subscriptions {
     /// Client `key`'s symbols and format.
     pub fn of(&self, key: usize) -> Option<(impl Iterator<Item = SymbolId> + '_, Format)> {
         let sub = self.by_client.get(key)?.as_ref()?;
-        Some((sub.symbols.iter().map(|&(s, _)| s), sub.format))
+        Some((sub.symbols.as_slice().iter().map(|&(s, _)| s), sub.format))
     }
 
     pub fn subscribers(&self, symbol: SymbolId) -> usize {
@@ -142,8 +172,8 @@ impl Subscriptions {
         let mut total = 0;
         for (key, sub) in self.by_client.iter().enumerate() {
             let Some(sub) = sub else { continue };
-            total += sub.symbols.len();
-            for (at, &(symbol, pos)) in sub.symbols.iter().enumerate() {
+            total += sub.symbols.as_slice().len();
+            for (at, &(symbol, pos)) in sub.symbols.as_slice().iter().enumerate() {
                 assert_eq!(
                     self.by_symbol[symbol as usize][pos as usize],
                     (key as u32, at as u32)
