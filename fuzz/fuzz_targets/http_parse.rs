@@ -10,7 +10,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Status::Complete((req, len))) = &whole {
         assert!(*len <= data.len());
         assert_eq!(parse(&data[..*len], &limits), whole);
-        let _ = tickerd::route::route(req, Some("token"));
+        let rules = tickerd::route::Rules { publish_token: Some("token".into()), max_symbols: 8 };
+        let _ = tickerd::route::route(req, &rules);
         let _ = req.last_event_id();
     }
 });
