@@ -43,9 +43,6 @@ const LISTENER_TOKEN_BASE: usize = usize::MAX - 1;
 /// Descriptors kept back from `--max-clients` by default: listeners, the poller, logs, and
 /// room to accept a connection only to tell it 503.
 const FD_HEADROOM: u64 = 64;
-/// Clients a fan-out writes per loop iteration at most: updates that arrive during a long
-/// fan-out are applied between chunks, so the clients later in it get them at once.
-const FAN_OUT_CHUNK: usize = 256;
 /// How long a finished connection may take to close its side.
 const LINGER: Duration = Duration::from_secs(2);
 const MAX_HTTP_HEAD: usize = 8 * 1024;
@@ -73,23 +70,8 @@ pub struct Server {
     scratch: Box<[u8]>,
     /// Reused list of connections to settle after a heartbeat round.
     settle_later: Vec<(usize, Flow)>,
-    /// The fan-out under way.
-    round: Round,
-}
-
-/// One fan-out: the clients woken by the updates since the last one, in key order (the same
-/// order every round, so that no client waits more than one round), and how many of them
-/// have been written.
-#[derive(Default)]
-struct Round {
-    clients: Vec<usize>,
-    next: usize,
-}
-
-impl Round {
-    fn in_progress(&self) -> bool {
-        self.next < self.clients.len()
-    }
+    /// Reused list of the clients a fan-out writes to.
+    woken: Vec<usize>,
 }
 
 impl Server {
@@ -159,7 +141,7 @@ impl Server {
             refused_unlogged: 0,
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
-            round: Round::default(),
+            woken: Vec::new(),
         })
     }
 
@@ -192,14 +174,10 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            // A fan-out under way goes on as soon as the ready events are handled.
-            let timeout = match self.round.in_progress() {
-                true => Some(Duration::ZERO),
-                false => self
-                    .timers
-                    .next(self.feed.has_woken())
-                    .map(|at| at.saturating_duration_since(now)),
-            };
+            let timeout = self
+                .timers
+                .next(self.feed.has_woken())
+                .map(|at| at.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -360,41 +338,31 @@ impl Server {
     }
 
     /// The clients with updates since the last fan-out each start writing what is due to
-    /// them, in one write each, `FAN_OUT_CHUNK` clients per call. Updates that arrive
-    /// meanwhile are applied between chunks: a client later in the round gets them in the
-    /// same write, one earlier in the next round. Nobody holds more than its latest value
-    /// per symbol.
+    /// them, in one write each. Updates that arrived during a long fan-out fold into the
+    /// next one: a client never holds more than its latest value per symbol.
     fn fan_out(&mut self, now: Instant) {
-        if !self.round.in_progress() {
-            if !self.feed.has_woken() {
+        if !self.feed.has_woken() {
+            return;
+        }
+        if let Some((at, period)) = &mut self.timers.coalesce {
+            if now < *at {
                 return;
             }
-            if let Some((at, period)) = &mut self.timers.coalesce {
-                if now < *at {
-                    return;
-                }
-                *at = now + *period;
-            }
-            self.feed.take_woken(&mut self.round.clients);
-            self.round.clients.sort_unstable();
-            self.round.next = 0;
+            *at = now + *period;
         }
-        let end = (self.round.next + FAN_OUT_CHUNK).min(self.round.clients.len());
-        while self.round.next < end {
-            let key = self.round.clients[self.round.next];
-            self.round.next += 1;
+        let mut woken = std::mem::take(&mut self.woken);
+        self.feed.take_woken(&mut woken);
+        for &key in &woken {
             if self.send_due(key, None) {
                 self.flush(key);
             }
         }
+        self.woken = woken;
     }
 
     fn heartbeat(&mut self) {
         // Updates not yet fanned out go first: a heartbeat must not hold up a parked stream.
         self.fan_out(Instant::now());
-        while self.round.in_progress() {
-            self.fan_out(Instant::now());
-        }
         let beat = &self.shared.heartbeat;
         visit_all(
             &mut self.clients,
