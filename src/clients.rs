@@ -77,7 +77,8 @@ impl<S> Clients<S> {
             match conn.state {
                 State::Reading { .. } => counts.reading += 1,
                 State::Parked(_) => counts.parked += 1,
-                State::Writing { .. } => counts.writing += 1,
+                // An answer under way, or still to come from Redis.
+                State::Writing { .. } | State::Awaiting => counts.writing += 1,
                 State::Lingering => counts.lingering += 1,
             }
         }

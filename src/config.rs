@@ -54,6 +54,12 @@ pub struct Config {
     pub max_publish_bytes: usize,
     /// At most one write per client per this period; `None`: write as updates come.
     pub coalesce: Option<Duration>,
+    /// `--redis`: every update goes through Redis, shared with other instances.
+    pub redis: Option<ListenAddr>,
+    /// `--redis-key`: the prefix of the feed's keys.
+    pub redis_key: String,
+    /// `--redis-maxlen`: about how many publishes the stream keeps.
+    pub redis_maxlen: u64,
 }
 
 impl Default for Config {
@@ -79,6 +85,9 @@ impl Default for Config {
             max_symbols_per_client: 64,
             max_publish_bytes: 64 * 1024,
             coalesce: None,
+            redis: None,
+            redis_key: "tickerd".into(),
+            redis_maxlen: 10_000,
         }
     }
 }
@@ -125,6 +134,10 @@ Options:
   --max-symbols-per-client N symbols one stream may ask for, at most 1024 [default: 64]
   --max-publish-bytes N      cap on a publish body, bytes [default: 65536]
   --coalesce-ms N            at most one write per client per N ms; 0 = as updates come [default: 0]
+  --redis ADDR               share the feed with other instances through Redis: HOST:PORT or
+                             unix:PATH [default: none, a feed of its own]
+  --redis-key PREFIX         prefix of the feed's keys in Redis [default: tickerd]
+  --redis-maxlen N           publishes the Redis stream keeps, about [default: 10000]
   --publish-token-file PATH  enables POST /publish with the token in PATH
                              (or set TICKERD_PUBLISH_TOKEN; tokens are never taken as arguments)
   -h, --help                 this text
@@ -252,6 +265,24 @@ impl Config {
                 "--coalesce-ms" => {
                     let ms = parse_at_most(&flag, &value()?, 60_000)?;
                     config.coalesce = (ms > 0).then(|| Duration::from_millis(ms));
+                }
+                "--redis" => {
+                    let v = value()?;
+                    config.redis = parse_listen(&flag, &v, true)?;
+                }
+                "--redis-key" => {
+                    let v = value()?;
+                    if v.is_empty() || v.len() > 100 || v.bytes().any(|b| !b.is_ascii_graphic()) {
+                        return Err(bad(&flag, &v, "1 to 100 printable characters, no spaces"));
+                    }
+                    config.redis_key = v;
+                }
+                "--redis-maxlen" => {
+                    let v = value()?;
+                    match parse_num(&flag, &v)? {
+                        n @ 1..=100_000_000 => config.redis_maxlen = n,
+                        _ => return Err(bad(&flag, &v, "between 1 and 100000000")),
+                    }
                 }
                 "--publish-token-file" => token_file = Some(PathBuf::from(value()?)),
                 "--publish-token" => {
@@ -433,6 +464,9 @@ mod tests {
                 "--max-symbols-per-client",
             ),
             (&["--coalesce-ms", "60001"][..], "--coalesce-ms"),
+            (&["--redis", "nowhere"][..], "--redis"),
+            (&["--redis-key", "a b"][..], "--redis-key"),
+            (&["--redis-maxlen", "0"][..], "--redis-maxlen"),
         ] {
             let err = parse(args).unwrap_err();
             assert!(err.0.contains(word), "{err} should name {word}");

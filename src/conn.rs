@@ -50,6 +50,9 @@ pub enum State {
     /// Output under way: shared pieces and how far they are written. `then`: what the
     /// client becomes once they are out; `None` ends the response.
     Writing { out: Outbox, then: Option<Waiter> },
+    /// The request is being carried out elsewhere (a publish through Redis): its answer
+    /// comes with `start_response`.
+    Awaiting,
     /// Response sent and our write side shut; input is drained until the peer closes, so
     /// that unread input cannot turn the close into a reset that destroys the response.
     Lingering,
@@ -227,7 +230,9 @@ impl<S: Socket> Connection<S> {
                 let input_closed = *input_closed;
                 Input::Flow(self.drain_stray_input(scratch, input_closed))
             }
-            State::Writing { then: None, .. } => Input::Flow(self.drain_stray_input(scratch, true)),
+            State::Writing { then: None, .. } | State::Awaiting => {
+                Input::Flow(self.drain_stray_input(scratch, true))
+            }
             State::Lingering => Input::Flow(match drain(&mut self.socket, scratch) {
                 Drained::WouldBlock(_) => Flow::Open,
                 Drained::Eof | Drained::Error(_) => Flow::Close(CloseReason::Done),
@@ -287,6 +292,11 @@ impl<S: Socket> Connection<S> {
         });
     }
 
+    /// The request is carried out elsewhere; `start_response` answers it later.
+    pub fn await_answer(&mut self) {
+        self.state = State::Awaiting;
+    }
+
     /// Starts a finite response; once written, the connection lingers, then closes.
     pub fn start_response(&mut self, bytes: Rc<[u8]>) {
         self.state = State::Writing {
@@ -300,7 +310,7 @@ impl<S: Socket> Connection<S> {
             State::Reading { input_closed, .. } => *input_closed,
             State::Parked(w) => w.input_closed,
             State::Writing { then, .. } => then.is_some_and(|w| w.input_closed),
-            State::Lingering => true,
+            State::Awaiting | State::Lingering => true,
         }
     }
 
@@ -336,6 +346,19 @@ impl<S: Socket> Connection<S> {
     pub fn rewind_long_poll(&mut self) -> bool {
         match &mut self.state {
             State::Parked(w) if w.kind == Kind::LongPoll => {
+                w.last_id = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A parked client whose last id is above `newest` (held for another instance's id that
+    /// this one never reached) rewinds to the start: everything is due. Returns whether it
+    /// did.
+    pub fn rewind_if_ahead(&mut self, newest: u64) -> bool {
+        match &mut self.state {
+            State::Parked(w) if w.last_id > newest => {
                 w.last_id = 0;
                 true
             }

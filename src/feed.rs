@@ -87,9 +87,22 @@ impl Feed {
 
     /// One tick of the random walk: every symbol moves once.
     pub fn walk<R: Rng>(&mut self, rng: &mut R) {
-        let subscriptions = &mut self.subscriptions;
-        self.universe.walk(rng, |symbol| subscriptions.wake(symbol));
-        self.updates += self.universe.len() as u64;
+        let moves = self.universe.walk(rng);
+        self.apply(&moves);
+    }
+
+    /// Updates whose ids were given elsewhere (by Redis): each taken when newer than what its
+    /// symbol has, waking its subscribers; returns how many were taken.
+    pub fn apply_at(&mut self, updates: impl Iterator<Item = (SymbolId, u64, u64)>) -> usize {
+        let mut taken = 0;
+        for (symbol, cents, id) in updates {
+            if self.universe.set_at(symbol, cents, id) {
+                self.subscriptions.wake(symbol);
+                taken += 1;
+            }
+        }
+        self.updates += taken as u64;
+        taken
     }
 
     pub fn subscribe(&mut self, key: usize, symbols: &[SymbolId], format: Format) {

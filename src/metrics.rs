@@ -59,12 +59,22 @@ pub struct FeedGauges {
     pub default_cents: u64,
 }
 
+/// What /metrics shows of the link to Redis (`--redis` only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisGauges {
+    pub up: bool,
+    pub reconnects: u64,
+    pub reloads: u64,
+    pub unknown_symbols: u64,
+}
+
 /// The page for `GET /metrics`.
 pub fn render(
     c: &Counters,
     clients: &StateCounts,
     max_clients: usize,
     feed: &FeedGauges,
+    redis: Option<&RedisGauges>,
 ) -> String {
     let mut out = String::with_capacity(2048);
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
@@ -203,6 +213,32 @@ pub fn render(
         "Id of the newest update of any symbol.",
         &[("", feed.last_id)],
     );
+    if let Some(r) = redis {
+        metric(
+            "redis_up",
+            "gauge",
+            "1 while the feed is loaded from Redis and its links are up (publishes taken).",
+            &[("", r.up as u64)],
+        );
+        metric(
+            "redis_reconnects_total",
+            "counter",
+            "Times the feed was loaded again after Redis was away.",
+            &[("", r.reconnects)],
+        );
+        metric(
+            "redis_reloads_total",
+            "counter",
+            "Times the stream skipped ids (trimmed while behind) and the feed was reloaded.",
+            &[("", r.reloads)],
+        );
+        metric(
+            "redis_unknown_symbols_total",
+            "counter",
+            "Updates from Redis for symbols this instance does not carry.",
+            &[("", r.unknown_symbols)],
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP tickerd_price Current price of the default symbol."
@@ -234,7 +270,16 @@ mod tests {
             last_id: 77,
             default_cents: 12_345,
         };
-        let text = render(&c, &counts, 100, &feed);
+        let redis = RedisGauges {
+            up: true,
+            reconnects: 2,
+            reloads: 0,
+            unknown_symbols: 0,
+        };
+        assert!(!render(&c, &counts, 100, &feed, None).contains("redis"));
+        let text = render(&c, &counts, 100, &feed, Some(&redis));
+        assert!(text.contains("tickerd_redis_up 1\n"));
+        assert!(text.contains("tickerd_redis_reconnects_total 2\n"));
         assert!(text.contains("tickerd_symbols 8\n"));
         assert!(text.contains("tickerd_subscriptions 20\n"));
         assert!(text.contains("tickerd_updates_total 30\n"));

@@ -192,6 +192,37 @@ impl Source for Socket {
     }
 }
 
+impl Socket {
+    /// Starts a non-blocking connect (for the Redis link): done when the socket is writable
+    /// and `connect_error` has nothing to say.
+    pub fn connect(addr: &ListenAddr) -> io::Result<Socket> {
+        match addr {
+            ListenAddr::Tcp(addr) => {
+                let s = TcpStream::connect(*addr)?;
+                let _ = s.set_nodelay(true);
+                Ok(Socket::Tcp(s))
+            }
+            ListenAddr::Unix(path) => UnixStream::connect(path).map(Socket::Unix),
+        }
+    }
+
+    /// Whether a connect is done, once the socket says it is writable (mio's `connect`
+    /// docs: check `take_error`, then whether there is a peer; `NotConnected` means a
+    /// spurious wake-up, still in progress).
+    pub fn connect_result(&self) -> Option<io::Result<()>> {
+        let (error, peer) = match self {
+            Socket::Tcp(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+            Socket::Unix(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+        };
+        match (error, peer) {
+            (Ok(Some(e)), _) | (Err(e), _) => Some(Err(e)),
+            (Ok(None), Ok(())) => Some(Ok(())),
+            (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => None,
+            (Ok(None), Err(e)) => Some(Err(e)),
+        }
+    }
+}
+
 /// Raises the soft open-file limit to the hard one and returns it: every stream is a
 /// descriptor, and the default soft limit (1024) is far below what one process can hold.
 pub fn raise_open_file_limit() -> u64 {

@@ -116,13 +116,30 @@ impl Universe {
         self.last_id
     }
 
-    /// One tick of the random walk: every symbol moves once, in universe order.
-    pub fn walk<R: Rng>(&mut self, rng: &mut R, mut updated: impl FnMut(SymbolId)) {
-        for id in 0..self.entries.len() as SymbolId {
-            let cents = random_step(self.entries[id as usize].cents, rng);
-            self.set(id, cents);
-            updated(id);
+    /// An update whose id was given elsewhere (by Redis, for every instance alike): taken
+    /// only when newer than what the symbol has; returns whether it was.
+    pub fn set_at(&mut self, symbol: SymbolId, cents: u64, id: u64) -> bool {
+        let entry = &mut self.entries[symbol as usize];
+        if id <= entry.last_id {
+            return false;
         }
+        entry.cents = cents;
+        entry.last_id = id;
+        entry.json = None;
+        self.last_id = self.last_id.max(id);
+        true
+    }
+
+    /// The sequence has reached `id` elsewhere (a counter raised without updates).
+    pub fn reach(&mut self, id: u64) {
+        self.last_id = self.last_id.max(id);
+    }
+
+    /// One tick of the random walk: every symbol's next price, in universe order.
+    pub fn walk<R: Rng>(&self, rng: &mut R) -> Vec<(SymbolId, u64)> {
+        (0..self.entries.len() as SymbolId)
+            .map(|id| (id, random_step(self.entries[id as usize].cents, rng)))
+            .collect()
     }
 
     /// The event of this symbol's last update, made on first need and shared after.
@@ -248,13 +265,23 @@ mod tests {
     #[test]
     fn a_walk_moves_every_symbol_once() {
         use rand::SeedableRng;
+        let u = universe();
+        let moves = u.walk(&mut rand::rngs::StdRng::seed_from_u64(1));
+        assert_eq!(moves.iter().map(|&(s, _)| s).collect::<Vec<_>>(), [0, 1]);
+        assert!(moves[1].1.abs_diff(41_530) <= 208);
+    }
+
+    #[test]
+    fn updates_with_given_ids_are_taken_when_newer() {
         let mut u = universe();
-        let mut moved = Vec::new();
-        u.walk(&mut rand::rngs::StdRng::seed_from_u64(1), |id| {
-            moved.push(id)
-        });
-        assert_eq!(moved, [0, 1]);
-        assert_eq!((u.updated_at(0), u.updated_at(1)), (102, 103));
+        assert!(u.set_at(1, 7, 500));
+        assert!(!u.set_at(1, 8, 500), "the same id again");
+        assert!(!u.set_at(0, 8, 50), "older than what it has");
+        assert_eq!((u.cents(1), u.updated_at(1), u.last_id()), (7, 500, 500));
+        u.reach(900);
+        assert_eq!(u.last_id(), 900);
+        u.reach(10);
+        assert_eq!(u.last_id(), 900);
     }
 
     #[test]

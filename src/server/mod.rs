@@ -17,9 +17,11 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 mod accept;
+mod redis;
 mod requests;
 mod timers;
 
+use redis::Redis;
 use requests::Shared;
 pub use requests::{PAGE, SCRIPT};
 use timers::Timers;
@@ -72,6 +74,8 @@ pub struct Server {
     settle_later: Vec<(usize, Flow)>,
     /// Reused list of the clients a fan-out writes to.
     woken: Vec<usize>,
+    /// `--redis`: the feed is shared through Redis.
+    redis: Option<Redis>,
 }
 
 impl Server {
@@ -100,7 +104,12 @@ impl Server {
             .max_clients
             .unwrap_or_else(|| fd_limit.saturating_sub(FD_HEADROOM).max(1) as usize);
         let now = Instant::now();
-        let first_id = price::first_event_id(SystemTime::now());
+        // With Redis the ids are the feed's, loaded at once: until then the universe's are
+        // provisional, below any of the feed's.
+        let first_id = match config.redis {
+            Some(_) => 1,
+            None => price::first_event_id(SystemTime::now()),
+        };
         let max_body = config.max_publish_bytes;
         Ok(Server {
             poll,
@@ -134,6 +143,7 @@ impl Server {
                 requests: DeadlineQueue::new(config.request_timeout),
                 lingering: DeadlineQueue::new(LINGER),
                 long_polls: DeadlineQueue::new(config.long_poll_hold),
+                ahead: DeadlineQueue::new(redis::AHEAD_HOLD),
             },
             next_serial: 0,
             out_of_descriptors_since: None,
@@ -142,6 +152,10 @@ impl Server {
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
             woken: Vec::new(),
+            redis: config
+                .redis
+                .clone()
+                .map(|addr| Redis::new(addr, &config.redis_key, config.redis_maxlen, now)),
         })
     }
 
@@ -174,9 +188,11 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let timeout = self
-                .timers
-                .next(self.feed.has_woken())
+            let redis = self.redis.as_ref().and_then(Redis::next_deadline);
+            let timeout = [self.timers.next(self.feed.has_woken()), redis]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|at| at.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
@@ -194,6 +210,9 @@ impl Server {
                     }
                     Token(t) if t > LISTENER_TOKEN_BASE - self.listeners.len() => {
                         self.accept(LISTENER_TOKEN_BASE - t)
+                    }
+                    token @ (redis::COMMANDS_TOKEN | redis::TAIL_TOKEN) => {
+                        self.on_redis_event(token, event)
                     }
                     Token(key) => self.on_socket_event(key, event),
                 }

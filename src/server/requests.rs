@@ -90,12 +90,32 @@ impl Server {
                     last_id: u.last_id(),
                     default_cents: u.cents(DEFAULT_SYMBOL),
                 };
-                let body = metrics::render(&self.counters, &counts, self.max_clients, &gauges);
+                let redis = self.redis.as_ref().map(|r| r.gauges());
+                let body = metrics::render(
+                    &self.counters,
+                    &counts,
+                    self.max_clients,
+                    &gauges,
+                    redis.as_ref(),
+                );
                 response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes()).into()
             }
             Action::Publish(body) => {
                 let universe = &self.feed.universe;
                 match publish::parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s)) {
+                    Ok(batch) if self.redis.is_some() => {
+                        // Through Redis: answered when Redis has given the ids.
+                        let serial = conn.serial;
+                        if self.redis_publish(key, serial, &batch) {
+                            if let Some(conn) = self.clients.get_mut(key) {
+                                conn.await_answer();
+                            }
+                            return;
+                        }
+                        self.counters.publish_refused += 1;
+                        let retry = [("Retry-After", "2")];
+                        text(503, &retry, "Redis is unavailable: try again\n")
+                    }
                     Ok(batch) => {
                         // Applied now; the fan-out follows once the loop has handled every
                         // ready event, so publishes that arrive together fold into one.
@@ -172,7 +192,16 @@ impl Server {
             conn.describe(),
             ids.len()
         );
-        let after = feed::resume_point(last_id, self.feed.universe.last_id());
+        let newest = self.feed.universe.last_id();
+        let after = match last_id {
+            // With Redis, an id this instance has not reached is another instance's: the
+            // stream waits (a second at most) for this one to catch up, then resumes exactly.
+            Some(g) if g > newest && self.redis.is_some() => {
+                self.timers.ahead.start(Instant::now(), key, conn.serial);
+                g
+            }
+            _ => feed::resume_point(last_id, newest),
+        };
         conn.start_stream(kind, after);
         let head = (kind == Kind::Stream).then(|| self.shared.stream_start.get(conn.protocol));
         if kind == Kind::LongPoll {

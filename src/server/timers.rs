@@ -17,6 +17,9 @@ pub(super) struct Timers {
     pub(super) requests: DeadlineQueue,
     pub(super) lingering: DeadlineQueue,
     pub(super) long_polls: DeadlineQueue,
+    /// Streams resuming from an id ahead of this instance (`--redis`), held until it
+    /// catches up or this passes.
+    pub(super) ahead: DeadlineQueue,
 }
 
 impl Timers {
@@ -29,6 +32,7 @@ impl Timers {
             self.requests.next(),
             self.lingering.next(),
             self.long_polls.next(),
+            self.ahead.next(),
         ]
         .into_iter()
         .flatten()
@@ -38,6 +42,7 @@ impl Timers {
 
 impl Server {
     pub(super) fn on_timers(&mut self, now: Instant) {
+        self.redis_timers(now);
         self.compact_deadlines();
         if let Some((at, period)) = self.timers.tick {
             if at <= now {
@@ -48,7 +53,10 @@ impl Server {
                     now + period
                 };
                 self.timers.tick = Some((next, period));
-                self.feed.walk(&mut self.rng);
+                match self.redis {
+                    Some(_) => self.redis_walk(),
+                    None => self.feed.walk(&mut self.rng),
+                }
                 self.counters.ticks += 1;
             }
         }
@@ -69,6 +77,17 @@ impl Server {
                 if matches!(conn.state, State::Reading { .. }) {
                     log::warn!("{}: closed: request not complete in time", conn.describe());
                     self.close(key, CloseReason::RequestTimeout);
+                }
+            }
+        }
+        while let Some((key, serial)) = self.timers.ahead.pop_expired(now) {
+            // Still ahead: the id was not this feed's after all (another feed's, or made
+            // up), so the stream gets the whole snapshot, as without Redis.
+            let newest = self.feed.universe.last_id();
+            if let Some(conn) = self.clients.get_serial(key, serial) {
+                if conn.rewind_if_ahead(newest) {
+                    self.send_due(key, None);
+                    self.flush(key);
                 }
             }
         }
@@ -101,6 +120,7 @@ impl Server {
             &mut self.timers.requests,
             &mut self.timers.lingering,
             &mut self.timers.long_polls,
+            &mut self.timers.ahead,
         ] {
             if queue.len() > 2 * live + 1024 {
                 queue.retain(|key, serial| clients.get_serial(key, serial).is_some());
