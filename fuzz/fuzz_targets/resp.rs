@@ -1,0 +1,28 @@
+//! Bytes from a Redis that speaks broken RESP: measured, decoded and read as each reply
+//! tickerd expects (a load, stream entries, a publish's id), fed in arbitrary chunks. Never a
+//! panic or a stack overflow; an error is a reconnect.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use tickerd::redis_feed;
+use tickerd::resp;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&chunk, rest)) = data.split_first() else { return };
+    let chunk = usize::from(chunk % 64) + 1;
+    let mut buf = Vec::new();
+    for bytes in rest.chunks(chunk) {
+        buf.extend_from_slice(bytes);
+        loop {
+            match resp::take_reply(&mut buf, 1 << 20) {
+                Ok(Some(frame)) => {
+                    let _ = redis_feed::loaded(&frame);
+                    let _ = redis_feed::entries(&frame);
+                    let _ = redis_feed::published(&frame);
+                    let _ = redis_feed::seeded(&frame);
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+});
