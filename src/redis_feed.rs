@@ -327,6 +327,10 @@ fn entry(item: &Frame) -> Result<Entry, BadReply> {
     if !words.len().is_multiple_of(2) {
         return bad("read: updates not in pairs", item);
     }
+    // Each update takes the next id: the last must be a number too.
+    if first == 0 || first.checked_add(words.len() as u64 / 2).is_none() {
+        return bad("read: first is not an id", item);
+    }
     let updates = words
         .chunks(2)
         .map(|p| Some((p[0].to_string(), p[1].parse().ok()?)))

@@ -455,7 +455,9 @@ impl Server {
         let u = &self.feed.universe;
         let named: Vec<(Symbol, u64)> = batch.iter().map(|&(s, c)| (u.symbol(s), c)).collect();
         let redis = self.redis.as_mut().expect("only with --redis");
-        if !redis.is_up() {
+        // The ids come from Redis: the commands link is all a publish needs (it goes on while
+        // the feed reloads).
+        if !redis.commands.is_up() || matches!(redis.session, Session::Connecting) {
             return false;
         }
         let mut command = Vec::new();
