@@ -40,22 +40,31 @@ impl Keys {
 // Ids are integers near 1.8e15: exact in Lua's doubles, but `..` would print them as
 // 1.7964234598506e+15, so every id is formatted with %d.
 
-/// KEYS: counter, prices, updates. ARGV: maxlen, then SYM, cents pairs. Returns the last id.
+/// KEYS: counter, prices, updates. ARGV: deadline, maxlen, then SYM, cents pairs. Returns
+/// the last id; changes nothing when Redis's clock (ms) is past the deadline (0: none): a
+/// publish that reaches Redis late, after tickerd gave up on it and answered 503 (Redis was
+/// frozen, or the network held it), is never applied.
 const PUBLISH: &str = "\
-local n = (#ARGV - 1) / 2
+if tonumber(ARGV[1]) > 0 then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then
+    return redis.error_reply('LATE the publish reached Redis after its deadline')
+  end
+end
+local n = (#ARGV - 2) / 2
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n + 1
 for i = 0, n - 1 do
-  redis.call('HSET', KEYS[2], ARGV[2 + 2 * i], ARGV[3 + 2 * i] .. ' ' .. string.format('%d', first + i))
+  redis.call('HSET', KEYS[2], ARGV[3 + 2 * i], ARGV[4 + 2 * i] .. ' ' .. string.format('%d', first + i))
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*',
-  'first', string.format('%d', first), 'updates', table.concat(ARGV, ' ', 2))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
+  'first', string.format('%d', first), 'updates', table.concat(ARGV, ' ', 3))
 return last
 ";
 
 /// KEYS: counter, prices, updates. ARGV: floor. Raises the counter to at least the floor
 /// (an instance's last id: ids never go backwards, even after Redis lost its data), and
-/// returns {counter, the stream's last entry id or 0-0, HGETALL prices}.
+/// returns {counter, the stream's last entry id or 0-0, HGETALL prices, Redis's clock in ms}.
 const LOAD: &str = "\
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur < tonumber(ARGV[1]) then
@@ -65,7 +74,9 @@ end
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 local pos = '0-0'
 if #last > 0 then pos = last[1][1] end
-return {string.format('%d', cur), pos, redis.call('HGETALL', KEYS[2])}
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {string.format('%d', cur), pos, redis.call('HGETALL', KEYS[2]), string.format('%d', ms)}
 ";
 
 /// KEYS: counter, prices, updates. ARGV: maxlen, floor, mode, then SYM, cents, id triples.
@@ -97,6 +108,29 @@ end
 return 1
 ";
 
+/// KEYS: counter, prices, updates. ARGV: maxlen, then SYM, cents, seen triples. Each symbol
+/// whose hash entry still has the id `seen` takes the next id with these cents; one stream
+/// entry tells the instances. Returns how many were taken.
+const MERGE: &str = "\
+local parts = {}
+local first = nil
+for i = 0, (#ARGV - 1) / 3 - 1 do
+  local sym, cents, seen = ARGV[2 + 3 * i], ARGV[3 + 3 * i], ARGV[4 + 3 * i]
+  local cur = redis.call('HGET', KEYS[2], sym)
+  if cur and string.match(cur, ' (%d+)$') == seen then
+    local id = redis.call('INCR', KEYS[1])
+    if not first then first = id end
+    redis.call('HSET', KEYS[2], sym, cents .. ' ' .. string.format('%d', id))
+    parts[#parts + 1] = sym .. ' ' .. cents
+  end
+end
+if first then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*',
+    'first', string.format('%d', first), 'updates', table.concat(parts, ' '))
+end
+return #parts
+";
+
 fn eval(out: &mut Vec<u8>, script: &str, keys: &Keys, argv: Vec<String>) {
     let mut args: Vec<String> = vec![
         "EVAL".into(),
@@ -110,15 +144,33 @@ fn eval(out: &mut Vec<u8>, script: &str, keys: &Keys, argv: Vec<String>) {
     resp::command(out, &args);
 }
 
-/// A publish of `updates` (symbol, cents), in order.
-pub fn publish(out: &mut Vec<u8>, keys: &Keys, maxlen: u64, updates: &[(Symbol, u64)]) {
-    let mut argv = Vec::with_capacity(1 + 2 * updates.len());
+/// A publish of `updates` (symbol, cents), in order, void after `deadline` (Redis's clock,
+/// in ms since the epoch; 0: never).
+pub fn publish(
+    out: &mut Vec<u8>,
+    keys: &Keys,
+    maxlen: u64,
+    deadline: u64,
+    updates: &[(Symbol, u64)],
+) {
+    let mut argv = Vec::with_capacity(2 + 2 * updates.len());
+    argv.push(deadline.to_string());
     argv.push(maxlen.to_string());
     for (symbol, cents) in updates {
         argv.push(symbol.to_string());
         argv.push(cents.to_string());
     }
     eval(out, PUBLISH, keys, argv);
+}
+
+/// Putting back `prices` (symbol, cents, the id the hash was seen with) that are newer here
+/// than in the feed.
+pub fn merge(out: &mut Vec<u8>, keys: &Keys, maxlen: u64, prices: &[(Symbol, u64, u64)]) {
+    let mut argv = vec![maxlen.to_string()];
+    for (symbol, cents, seen) in prices {
+        argv.extend([symbol.to_string(), cents.to_string(), seen.to_string()]);
+    }
+    eval(out, MERGE, keys, argv);
 }
 
 /// Loading the feed, raising the counter to at least `floor`.
@@ -240,14 +292,18 @@ pub struct Loaded {
     pub counter: u64,
     pub position: String,
     pub prices: Vec<Price>,
+    /// Redis's clock when it loaded, in ms since the epoch.
+    pub time_ms: Option<u64>,
 }
 
 pub fn loaded(frame: &Frame) -> Result<Loaded, BadReply> {
     let Frame::Array(parts) = frame else {
         return bad("load", frame);
     };
-    let [counter, position, Frame::Array(hash)] = parts.as_slice() else {
-        return bad("load", frame);
+    let (counter, position, hash, time) = match parts.as_slice() {
+        [c, p, Frame::Array(h)] => (c, p, h, None),
+        [c, p, Frame::Array(h), t] => (c, p, h, Some(t)),
+        _ => return bad("load", frame),
     };
     let mut prices = Vec::with_capacity(hash.len() / 2);
     for pair in hash.chunks(2) {
@@ -269,6 +325,7 @@ pub fn loaded(frame: &Frame) -> Result<Loaded, BadReply> {
         counter: id("load: the counter", counter)?,
         position: text("load: the stream position", position)?.to_string(),
         prices,
+        time_ms: time.map(|t| id("load: the time", t)).transpose()?,
     })
 }
 
@@ -362,12 +419,13 @@ mod tests {
             &mut out,
             &Keys::new("t"),
             100,
+            7,
             &[(sym("AAPL"), 18_920), (sym("BRK.B"), 1)],
         );
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("*11\r\n$4\r\nEVAL\r\n"), "{text}");
+        assert!(text.starts_with("*12\r\n$4\r\nEVAL\r\n"), "{text}");
         assert!(text.ends_with(
-            "$4\r\nt:id\r\n$8\r\nt:prices\r\n$9\r\nt:updates\r\n$3\r\n100\r\n\
+            "$4\r\nt:id\r\n$8\r\nt:prices\r\n$9\r\nt:updates\r\n$1\r\n7\r\n$3\r\n100\r\n\
              $4\r\nAAPL\r\n$5\r\n18920\r\n$5\r\nBRK.B\r\n$1\r\n1\r\n"
         ));
     }
@@ -401,6 +459,7 @@ mod tests {
                         id: 5
                     },
                 ],
+                time_ms: None,
             }
         );
         for broken in [

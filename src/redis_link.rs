@@ -213,16 +213,17 @@ impl<S: Read + Write, T> Link<S, T> {
         match &self.state {
             State::Down { retry_at } => Some(*retry_at),
             State::Connecting { deadline, .. } => Some(*deadline),
-            State::Up { waiting, .. } => waiting.front().map(|(_, d)| *d),
+            // Not only the oldest: a publish (2 s) may wait behind a load (10 s).
+            State::Up { waiting, .. } => waiting.iter().map(|(_, d)| *d).min(),
         }
     }
 
-    /// A connect or the oldest request has passed its deadline.
+    /// A connect or any request has passed its deadline.
     pub fn overdue(&self, now: Instant) -> bool {
         match &self.state {
             State::Down { .. } => false,
             State::Connecting { deadline, .. } => *deadline <= now,
-            State::Up { waiting, .. } => waiting.front().is_some_and(|(_, d)| *d <= now),
+            State::Up { waiting, .. } => waiting.iter().any(|(_, d)| *d <= now),
         }
     }
 
@@ -241,6 +242,12 @@ impl<S: Read + Write, T> Link<S, T> {
             State::Up { waiting, .. } => waiting.into_iter().map(|(tag, _)| tag).collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Drops the socket and connects again at once, with no backoff: Redis closed a
+    /// connection that had nothing pending (its `timeout` for idle clients), nothing failed.
+    pub fn reconnect_now(&mut self, now: Instant) {
+        self.state = State::Down { retry_at: now };
     }
 
     /// How long the current backoff is (for the log line).

@@ -16,7 +16,7 @@ use crate::metrics::RedisGauges;
 use crate::net::Socket;
 use crate::price;
 use crate::redis_feed::{self, Entry, Keys, Loaded, SeedIds};
-use crate::redis_link::Link;
+use crate::redis_link::{Link, LinkError};
 use crate::resp::Frame;
 use crate::response;
 use crate::symbol::Symbol;
@@ -28,6 +28,8 @@ pub(super) const TAIL_TOKEN: Token = Token(usize::MAX - 17);
 /// A publish not answered by Redis in this long is answered 503 (and the link, hung, is
 /// dropped and made again).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How much earlier than tickerd's own deadline Redis refuses a publish that reaches it late.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 /// Loading a large universe takes longer than a publish.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one `XREAD BLOCK` waits for an entry; no answer in this plus a margin is a
@@ -46,6 +48,7 @@ pub(super) enum Command {
     Seed,
     Publish { key: usize, serial: u64 },
     Walk,
+    Merge,
 }
 
 /// Where this instance is with the feed in Redis.
@@ -79,6 +82,9 @@ pub(super) struct Redis {
     reloads: u64,
     unknown_symbols: u64,
     unknown_logged: bool,
+    /// Redis's clock minus ours, in ms, as of the last load: publishes carry their deadline
+    /// in Redis's clock.
+    clock_offset_ms: Option<i64>,
 }
 
 impl Redis {
@@ -97,7 +103,19 @@ impl Redis {
             reloads: 0,
             unknown_symbols: 0,
             unknown_logged: false,
+            clock_offset_ms: None,
         }
+    }
+
+    /// A publish's deadline in Redis's clock (0: unknown, none): a margin before tickerd
+    /// gives up on it, so that Redis refuses it rather than apply it as tickerd answers 503.
+    /// (The offset errs early: Redis's clock was read before the load's reply arrived.)
+    fn deadline_ms(&self, timeout: Duration) -> u64 {
+        let Some(offset) = self.clock_offset_ms else {
+            return 0;
+        };
+        let margin = DEADLINE_MARGIN.as_millis() as i64;
+        (wall_ms() as i64 + offset + timeout.as_millis() as i64 - margin).max(1) as u64
     }
 
     /// The feed is loaded and both links are up: publishes are taken.
@@ -186,7 +204,12 @@ impl Server {
                         COMMANDS_TOKEN => redis.commands.connected(),
                         _ => redis.tail.connected(),
                     }
-                    if redis.commands.is_up() && redis.tail.is_up() {
+                    // (Only after an outage: the command link alone comes back when Redis
+                    // closed it idle, and the feed is still loaded.)
+                    if redis.commands.is_up()
+                        && redis.tail.is_up()
+                        && matches!(redis.session, Session::Connecting)
+                    {
                         self.redis_load(now);
                     }
                 }
@@ -200,6 +223,16 @@ impl Server {
                         for (command, frame) in replies {
                             self.on_redis_reply(command, &frame, now);
                         }
+                    }
+                    // Redis closes idle clients when its `timeout` is set: no outage, the
+                    // command link just comes back.
+                    Err(LinkError::Closed) if redis.commands.waiting() == 0 && redis.is_up() => {
+                        log::debug!(
+                            "redis {}: the command link was closed idle; connecting again",
+                            redis.addr
+                        );
+                        redis.commands.reconnect_now(now);
+                        return;
                     }
                     Err(e) => return self.redis_failed(now, &e.to_string()),
                 }
@@ -272,10 +305,13 @@ impl Server {
     /// loaded it before keeps its ids (Redis lost them; clients have them); a new one takes
     /// fresh ids above the wall clock, so that they stay above any earlier run's.
     fn redis_seed(&mut self, now: Instant) {
+        // The counter starts again above the wall clock (in µs) either way: the instance that
+        // reseeds may be behind others, whose clients have ids above its own.
+        let wall = price::first_event_id(SystemTime::now());
         let (floor, ids) = if self.redis().ever_loaded {
-            (self.feed.universe.last_id(), SeedIds::Keep)
+            (self.feed.universe.last_id().max(wall), SeedIds::Keep)
         } else {
-            (price::first_event_id(SystemTime::now()), SeedIds::Fresh)
+            (wall, SeedIds::Fresh)
         };
         let u = &self.feed.universe;
         let prices = (0..u.len() as SymbolId).map(|s| (u.symbol(s), u.cents(s), u.updated_at(s)));
@@ -318,6 +354,10 @@ impl Server {
                     log::warn!("redis: random walk: {e}");
                 }
             }
+            Command::Merge => match redis_feed::published(frame) {
+                Ok(n) => log::info!("redis: put back {n} newer prices Redis had lost"),
+                Err(e) => log::warn!("redis: putting back newer prices: {e}"),
+            },
         }
     }
 
@@ -325,6 +365,18 @@ impl Server {
     /// it (clients get the latest value of each, never a replay), then the stream is read
     /// from where the load saw it.
     fn redis_loaded(&mut self, loaded: Loaded, now: Instant) {
+        // Symbols this instance holds newer than the feed does: Redis lost them (reseeded
+        // by an instance that was behind, or restored from an older snapshot). They go back,
+        // each under a new id, unless updated meanwhile.
+        let u = &self.feed.universe;
+        let newer: Vec<(Symbol, u64, u64)> = loaded
+            .prices
+            .iter()
+            .filter_map(|p| {
+                let s = u.find(&Symbol::parse(p.symbol.as_bytes()).ok()?)?;
+                (u.updated_at(s) > p.id).then(|| (u.symbol(s), u.cents(s), p.id))
+            })
+            .collect();
         let updates: Vec<(SymbolId, u64, u64)> = loaded
             .prices
             .iter()
@@ -333,6 +385,7 @@ impl Server {
         let taken = self.feed.apply_at(updates.into_iter());
         self.feed.universe.reach(loaded.counter);
         let redis = self.redis.as_mut().expect("only with --redis");
+        redis.clock_offset_ms = loaded.time_ms.map(|t| t as i64 - wall_ms() as i64);
         let first = !redis.ever_loaded;
         redis.ever_loaded = true;
         redis.outage_logged = false;
@@ -358,6 +411,14 @@ impl Server {
             applied: loaded.counter,
             position: loaded.position,
         };
+        if !newer.is_empty() {
+            let mut command = Vec::new();
+            redis_feed::merge(&mut command, &redis.keys, redis.maxlen, &newer);
+            let _ = redis
+                .commands
+                .send(&command, Command::Merge, now + PUBLISH_TIMEOUT);
+            self.redis_flush(now);
+        }
         self.redis_read(now);
     }
 
@@ -461,7 +522,8 @@ impl Server {
             return false;
         }
         let mut command = Vec::new();
-        redis_feed::publish(&mut command, &redis.keys, redis.maxlen, &named);
+        let deadline = redis.deadline_ms(PUBLISH_TIMEOUT);
+        redis_feed::publish(&mut command, &redis.keys, redis.maxlen, deadline, &named);
         let now = Instant::now();
         if redis
             .commands
@@ -488,7 +550,8 @@ impl Server {
             return;
         }
         let mut command = Vec::new();
-        redis_feed::publish(&mut command, &redis.keys, redis.maxlen, &named);
+        let deadline = redis.deadline_ms(PUBLISH_TIMEOUT);
+        redis_feed::publish(&mut command, &redis.keys, redis.maxlen, deadline, &named);
         let now = Instant::now();
         let _ = redis
             .commands
@@ -521,4 +584,11 @@ impl Server {
         conn.start_response(answer.into());
         self.flush(key);
     }
+}
+
+/// The wall clock in ms since the epoch.
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
