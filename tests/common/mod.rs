@@ -799,3 +799,6 @@ pub use leftovers::dies_with_its_starter;
 
 /// nginx with its HTTP/2 listeners (tests/nginx_http2.rs).
 pub mod nginx_h2;
+
+/// Redis for the tests: a private server, a proxy to cut, a broken stand-in (tests/redis.rs).
+pub mod redis;
