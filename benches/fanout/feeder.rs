@@ -4,7 +4,8 @@
 //!
 //! - tickerd: one `POST /publish` per batch, `SYM=PRICE` lines, on a connection of its
 //!   own (tickerd answers with `Connection: close`); a second thread reads the answers in
-//!   order, each the id of the batch's last update.
+//!   order, each the id of the batch's last update. Several instances sharing Redis get
+//!   the batches in turn (batch i to instance i mod n).
 //! - nchan: a message is one request (a multi-channel publisher location would send the
 //!   same body to each channel), so a batch of k prices is k `POST /pub/SYM`, pipelined on
 //!   one keep-alive connection; a second thread reads the answers.
@@ -43,6 +44,9 @@ pub struct Answers {
     pub first_error: Option<String>,
     /// tickerd: per batch, the id of its last update.
     pub ids: Vec<Option<u64>>,
+    /// tickerd: for each publish answered 200, ns from its connect to the end of its answer
+    /// (with `--redis`, the answer waits for Redis).
+    pub answered_ns: Vec<u64>,
 }
 
 impl Answers {
@@ -70,13 +74,9 @@ impl Feeder {
                 addr,
                 token: Some(token),
                 ..
-            } => {
-                let (sent_tx, sent_rx) = mpsc::channel();
-                let a = answers.clone();
-                vec![
-                    std::thread::spawn(move || to_tickerd(addr, &token, universe, rx, sent_tx)),
-                    std::thread::spawn(move || tickerd_answers(sent_rx, &a)),
-                ]
+            } => tickerd_threads(vec![addr], token, universe, rx, &answers),
+            Publisher::RoundRobin { addrs, token } => {
+                tickerd_threads(addrs, token, universe, rx, &answers)
             }
             Publisher::Http {
                 addr, token: None, ..
@@ -145,17 +145,37 @@ fn to_floor(mut stdin: ChildStdin, rx: Receiver<Batch>) {
     }
 }
 
+/// The two threads of a tickerd feeder (publishing to `addrs` in turn).
+fn tickerd_threads(
+    addrs: Vec<SocketAddr>,
+    token: String,
+    universe: Universe,
+    rx: Receiver<Batch>,
+    answers: &Arc<Mutex<Answers>>,
+) -> Vec<JoinHandle<()>> {
+    let (sent_tx, sent_rx) = mpsc::channel();
+    let a = answers.clone();
+    vec![
+        std::thread::spawn(move || to_tickerd(&addrs, &token, universe, rx, sent_tx)),
+        std::thread::spawn(move || tickerd_answers(sent_rx, &a)),
+    ]
+}
+
+/// Batch `i` goes to `addrs[i % n]`.
 fn to_tickerd(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     token: &str,
     universe: Universe,
     rx: Receiver<Batch>,
-    sent: Sender<(usize, io::Result<TcpStream>)>,
+    sent: Sender<Sent>,
 ) {
     let mut broken: Option<String> = None;
     for (i, batch) in rx.into_iter().enumerate() {
         if let Some(why) = &broken {
-            if sent.send((i, Err(io::Error::other(why.clone())))).is_err() {
+            if sent
+                .send((i, Err(io::Error::other(why.clone())), 0))
+                .is_err()
+            {
                 return;
             }
             continue;
@@ -167,6 +187,8 @@ fn to_tickerd(
             .map(|&s| format!("{}={price}", universe.name(s)))
             .collect();
         let body = body.join("\n");
+        let addr = addrs[i % addrs.len()];
+        let started = crate::sys::now_ns();
         let conn = TcpStream::connect_timeout(&addr, ANSWER_TIMEOUT).and_then(|mut s| {
             s.set_write_timeout(Some(ANSWER_TIMEOUT))?;
             write!(
@@ -179,15 +201,18 @@ fn to_tickerd(
         if let Err(e) = &conn {
             broken = Some(format!("an earlier publish failed: {e}"));
         }
-        if sent.send((i, conn)).is_err() {
+        if sent.send((i, conn, started)).is_err() {
             return;
         }
     }
 }
 
-fn tickerd_answers(sent: Receiver<(usize, io::Result<TcpStream>)>, answers: &Mutex<Answers>) {
+/// A publish sent to tickerd: its number, its connection, when it started (ns).
+type Sent = (usize, io::Result<TcpStream>, u64);
+
+fn tickerd_answers(sent: Receiver<Sent>, answers: &Mutex<Answers>) {
     let mut broken: Option<String> = None;
-    for (i, conn) in sent {
+    for (i, conn, started) in sent {
         let outcome = match &broken {
             Some(why) => Err(io::Error::other(why.clone())),
             None => conn.and_then(|mut s| {
@@ -197,6 +222,7 @@ fn tickerd_answers(sent: Receiver<(usize, io::Result<TcpStream>)>, answers: &Mut
                 Ok(answer)
             }),
         };
+        let done = crate::sys::now_ns();
         if let Err(e) = &outcome {
             if matches!(
                 e.kind(),
@@ -217,6 +243,7 @@ fn tickerd_answers(sent: Receiver<(usize, io::Result<TcpStream>)>, answers: &Mut
                     .nth(1)
                     .and_then(|body| body.trim().parse().ok());
                 a.ids[i] = id;
+                a.answered_ns.push(done.saturating_sub(started));
                 match id {
                     Some(_) => a.answered += 1,
                     None => a.fail(format!("publish {i}: no id in {text:?}")),

@@ -5,11 +5,16 @@
 //! `cargo bench --bench fanout -- [--via scgi|http|lighttpd] [--unix] [--clients N]
 //!     [--rate R] [--seconds S] [--mode stream|longpoll] [--target tickerd|nchan]`
 //!
-//! `FANOUT_SPREADS=1` also prints each tick's fan-out spread per system.
+//! `FANOUT_SPREADS=1` also prints each tick's fan-out spread per system; with `--symbols`,
+//! `FANOUT_TAIL=1` prints each system's latest updates.
 //!
 //! `--symbols U` makes it the many-symbol workload instead (`multi`): each client streams
 //! `--subscribe K` of U symbols drawn with Zipf popularity (`--zipf S`), and publishers send
 //! batches at `--rate` updates/s.
+//!
+//! `--redis [--instances 1,2,3]` runs that workload on tickerd alone and on clusters of N
+//! instances sharing a private Redis (`--redis`), all behind lighttpd's balancing conf, side
+//! by side, and judges the three goals of sharing the feed (`report::cluster_table`).
 //!
 //! Run by `cargo test --all-targets` (no `--bench` argument) it makes a small smoke run and
 //! fails on any connection failure or missing event, so it cannot rot.
@@ -55,6 +60,9 @@ struct Options {
     stalled: usize,
     /// The many-symbol workload (`--symbols`), instead of one symbol.
     many: Option<Many>,
+    /// `--redis`: besides one tickerd without Redis, these clusters sharing a Redis, all
+    /// behind lighttpd's balancing conf (the many-symbol workload).
+    redis: Option<Vec<multi::Instances>>,
     smoke: bool,
 }
 
@@ -73,15 +81,31 @@ impl Default for Options {
             per_worker: 5_000,
             stalled: 0,
             many: None,
+            redis: None,
             smoke: false,
         }
     }
 }
 
+/// `--redis` defaults, unless given: a run that fits a 2-core machine with lighttpd in front
+/// of each of five systems (the floor, tickerd alone, ×1, ×2, ×3). 3,000 clients of 20 of
+/// 10,000 symbols each get about 6 updates a second at 1,000 updates/s, so every system
+/// delivers about 6,500 updates a second (26,000 through the four lighttpds), which leaves
+/// two shared cores some room; each front-end holds 3,000 streams (6,000 descriptors).
+const REDIS_CLIENTS: usize = 3000;
+const REDIS_RATE: f64 = 1000.0;
+const REDIS_SECONDS: f64 = 20.0;
+const REDIS_SYMBOLS: usize = 10_000;
+const REDIS_INSTANCES: [usize; 3] = [1, 2, 3];
+
 const USAGE: &str = "fanout [--via scgi|http|lighttpd] [--unix] [--clients N] [--rate R] \
 [--seconds S] [--mode stream|longpoll] [--target tickerd|nchan] [--stalled N] [--ramp N/s] [--per-worker N]
   many symbols: --symbols U [--subscribe K] [--zipf S] [--batch N] [--floor-rate R] [--coalesce-ms N] [--settle-s S]
-  (--rate is then updates/s; defaults: K 20, S 1.0, N = rate/100 (100 publishes/s), floor 100 updates/s)";
+  (--rate is then updates/s; defaults: K 20, S 1.0, N = rate/100 (100 publishes/s), floor 100 updates/s)
+  Redis: --redis [--instances 1,2,3] (each N, or N:CLIENTS for a row with clients of its own):
+  the many-symbol workload on tickerd without Redis and on N instances sharing a private Redis,
+  all behind lighttpd (conf/lighttpd-balance.conf); defaults --clients 3000 --rate 1000
+  --seconds 20 --symbols 10000";
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -96,6 +120,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     }
     let mut many = Many::default();
     let mut many_flags = Vec::new();
+    // Flags given, for the defaults of --redis.
+    let mut given = Vec::new();
+    let mut instances: Option<Vec<multi::Instances>> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -103,8 +130,19 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 .cloned()
                 .ok_or(format!("{a} needs a value; usage: {USAGE}"))
         };
+        given.push(a.clone());
         match a.as_str() {
             "--bench" => {}
+            "--redis" => o.redis = Some(Vec::new()),
+            "--instances" => {
+                let v = val()?;
+                instances = Some(
+                    v.split(',')
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("--instances: {e}"))?,
+                );
+            }
             "--via" => {
                 o.via = match val()?.as_str() {
                     "scgi" => Via::Scgi,
@@ -157,11 +195,49 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}; usage: {USAGE}")),
         }
     }
+    let has = |flag: &str| given.iter().any(|g| g == flag);
+    match (&mut o.redis, instances) {
+        (None, Some(_)) => return Err("--instances needs --redis".into()),
+        (None, None) => {}
+        (Some(rows), list) => {
+            *rows = list.unwrap_or_else(|| {
+                REDIS_INSTANCES
+                    .iter()
+                    .map(|&count| multi::Instances {
+                        count,
+                        clients: None,
+                    })
+                    .collect()
+            });
+            if has("--via") && o.via != Via::Lighttpd {
+                return Err("--redis: the systems are behind lighttpd (no --via)".into());
+            }
+            o.via = Via::Lighttpd;
+            if !o.smoke {
+                if !has("--clients") {
+                    o.clients = REDIS_CLIENTS;
+                }
+                if !has("--rate") {
+                    o.rate = REDIS_RATE;
+                }
+                if !has("--seconds") {
+                    o.seconds = REDIS_SECONDS;
+                }
+                if !has("--symbols") {
+                    many.symbols = REDIS_SYMBOLS;
+                    many_flags.push("--symbols".into());
+                }
+            }
+        }
+    }
     if !(o.rate > 0.0 && o.seconds > 0.0 && o.clients > 0 && o.per_worker > 0) {
         return Err("--rate, --seconds, --clients and --per-worker must be positive".into());
     }
     if o.unix && o.via == Via::Http {
         o.via = Via::Scgi; // a Unix socket is an SCGI listener
+    }
+    if o.redis.is_some() && many_flags.is_empty() {
+        many_flags.push("--symbols".into());
     }
     if !many_flags.is_empty() {
         if !many_flags.iter().any(|f| f == "--symbols") {
@@ -532,6 +608,7 @@ fn coordinate(opts: &Options) -> io::Result<bool> {
     }
     workload::self_check();
     hist::self_check();
+    multi::self_check();
     // The smoke run: each path of the bench once, small, and checked, so none can rot.
     let variants = [
         Options {
@@ -596,15 +673,36 @@ fn coordinate(opts: &Options) -> io::Result<bool> {
                 ..small
             },
         ),
+        // --redis: one tickerd without Redis and two sharing one, behind lighttpd. The
+        // clients of each update are spread over both instances, so an id that differed
+        // between them would show (id_conflicts), as would one that differs from what its
+        // publish was answered (id_mismatched, the publishes going to both in turn).
+        (
+            Options {
+                via: Via::Lighttpd,
+                rate: 500.0,
+                redis: Some(vec![multi::Instances {
+                    count: 2,
+                    clients: None,
+                }]),
+                ..opts.clone()
+            },
+            small,
+        ),
     ];
     for (v, many) in &many_variants {
         for r in multi::run_one(v, many)? {
-            let all_in = r.connected == v.clients as u64 && r.failed == 0 && r.dropped == 0;
+            let all_in = r.connected == r.clients as u64 && r.failed == 0 && r.dropped == 0;
             let measured = r.procs.iter().all(|p| p.cpu_per_update_us > 0.0);
             let snapshot = r.snapshot == r.connected * many.subscribe as u64;
             let delivered = r.received > 0 && r.publish_failed == 0;
             let fresh = r.stale_clients == 0 && r.settled_ms.is_some();
-            if all_in && measured && snapshot && delivered && fresh && r.disorder == 0 {
+            // Every instance of a cluster had streams (else the ids were compared on one).
+            let spread = r.cluster.as_ref().is_none_or(|c| {
+                c.cluster.streams.len() == c.cluster.instances
+                    && c.cluster.streams.iter().all(|&n| n > 0)
+            });
+            if all_in && measured && snapshot && delivered && fresh && spread && r.disorder == 0 {
                 passed += 1;
             } else {
                 eprintln!("smoke run failed for {} (many symbols): {r:?}", r.name);

@@ -12,15 +12,24 @@
 //! After the last publish, each system's clients are told the final value of every symbol
 //! and asked until none is stale (or `--settle-s` passes); then the workers hand over their
 //! summaries (`watch`), which are merged and checked here.
+//!
+//! `--redis`: instead of one tickerd, tickerd as one process without Redis and, per entry of
+//! `--instances`, N instances sharing a private Redis, each system behind lighttpd's
+//! balancing conf (`target::tickerd_cluster`); publishes go to the instances in turn, each
+//! system takes the batches from its own point of the sequence, and each system's CPU is
+//! also summed by role (`report::cluster_table`). Since the clients of one update sit on
+//! different instances, an id that differed between instances shows as an update received
+//! with two ids, and one that differed from Redis's as an update received under another id
+//! than its publish was answered with.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::client::{Mode, MultiOptions};
 use crate::feeder::{Answers, Batch, Feeder};
 use crate::report::{self, ManyRow};
-use crate::target::{self, Publisher, System};
+use crate::target::{self, System};
 use crate::watch::{key_cents, key_symbol, update_key, Summary};
 use crate::workload::{Batches, Universe, SNAPSHOT_CENTS};
 use crate::{spawn_worker, sys, wait_for, Options, Worker};
@@ -64,9 +73,43 @@ impl Many {
     }
 }
 
+/// What a system is, for the checks and figures that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Floor,
+    Tickerd,
+    Nchan,
+}
+
+/// One row of `--redis`: this many tickerd instances sharing a Redis behind lighttpd, with
+/// the run's clients or `clients` of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instances {
+    pub count: usize,
+    pub clients: Option<usize>,
+}
+
+impl std::str::FromStr for Instances {
+    type Err = String;
+    /// `N` or `N:CLIENTS`.
+    fn from_str(s: &str) -> Result<Instances, String> {
+        let (count, clients) = match s.split_once(':') {
+            Some((n, c)) => (n, Some(c.parse().map_err(|e| format!("{s}: {e}"))?)),
+            None => (s, None),
+        };
+        let count = count.parse().map_err(|e| format!("{s}: {e}"))?;
+        if count == 0 || count > 16 || clients == Some(0) {
+            return Err(format!("{s}: 1 to 16 instances, clients > 0"));
+        }
+        Ok(Instances { count, clients })
+    }
+}
+
 /// A system under the many-symbol load.
 struct Trial {
-    name: &'static str,
+    name: String,
+    kind: Kind,
+    clients: usize,
     /// Held for its `Drop`, which stops the system's processes.
     _system: System,
     feeder: Option<Feeder>,
@@ -76,9 +119,12 @@ struct Trial {
     rss_connected: Vec<u64>,
     rss_mid: Vec<u64>,
     cpu_before: Vec<Duration>,
-    /// tickerd's `/metrics`, and its (writes, events written) when measuring started.
-    metrics: Option<SocketAddr>,
+    /// tickerd's `/metrics` (one per instance), and their summed (writes, events written)
+    /// when measuring started.
+    metrics: Vec<SocketAddr>,
     metrics_before: Option<(u64, u64)>,
+    /// Several instances (or one, the baseline of `--redis`) behind lighttpd's balancing.
+    cluster: Option<report::Cluster>,
     connected: u64,
     failed: u64,
     connect_ms: u64,
@@ -109,6 +155,15 @@ fn rss(measured: &[(String, u32)]) -> Vec<u64> {
     measured.iter().map(|(_, pid)| sys::rss_kib(*pid)).collect()
 }
 
+/// A system to start: its name, kind, clients and, for `--redis`, its instances.
+struct Planned {
+    name: String,
+    kind: Kind,
+    clients: usize,
+    cluster: Option<report::Cluster>,
+    system: System,
+}
+
 /// One many-symbol configuration: starts the systems, measures them together, prints the
 /// table and the JSON line.
 pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
@@ -126,17 +181,29 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
         opts.rate,
         batch,
         opts.seconds,
-        match opts.via {
-            target::Via::Http => "http",
-            target::Via::Scgi => "scgi",
-            target::Via::Lighttpd => "lighttpd → scgi",
+        match (opts.via, &opts.redis) {
+            (_, Some(_)) => "lighttpd (conf/lighttpd-balance.conf) → scgi",
+            (target::Via::Http, _) => "http",
+            (target::Via::Scgi, _) => "scgi",
+            (target::Via::Lighttpd, _) => "lighttpd → scgi",
         },
         if opts.unix { " (unix socket)" } else { "" },
     );
+    let load_before = sys::load_average();
     let epoch = sys::now_ns();
     let dir = ScratchDir::new()?;
-    let mut systems: Vec<(&'static str, System)> =
-        vec![("floor", target::floor(Some(many.symbols))?)];
+    let plain = |name: &str, kind, system| Planned {
+        name: name.to_string(),
+        kind,
+        clients: opts.clients,
+        cluster: None,
+        system,
+    };
+    let mut systems = vec![plain(
+        "floor",
+        Kind::Floor,
+        target::floor(Some(many.symbols))?,
+    )];
     let listing = dir.0.join("symbols.txt");
     std::fs::write(&listing, universe.listing())?;
     let mut args = vec![
@@ -148,22 +215,62 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
     if let Some(ms) = many.coalesce_ms {
         args.extend(["--coalesce-ms".into(), ms.to_string()]);
     }
-    systems.push(("tickerd", target::tickerd_with(opts.via, opts.unix, &args)?));
+    match &opts.redis {
+        None => systems.push(plain(
+            "tickerd",
+            Kind::Tickerd,
+            target::tickerd_with(opts.via, opts.unix, &args)?,
+        )),
+        Some(rows) => {
+            // The baseline first: one process, no Redis, behind the same lighttpd conf.
+            let baseline = Instances {
+                count: 1,
+                clients: None,
+            };
+            let all = std::iter::once((false, baseline)).chain(rows.iter().map(|r| (true, *r)));
+            for (redis, r) in all {
+                let clients = r.clients.unwrap_or(opts.clients);
+                let mut name = match redis {
+                    false => "tickerd ×1 (no Redis)".to_string(),
+                    true => format!("tickerd+Redis ×{}", r.count),
+                };
+                if clients != opts.clients {
+                    name += &format!(", {clients} clients");
+                }
+                let system = target::tickerd_cluster(r.count, redis, opts.unix, &args)?;
+                systems.push(Planned {
+                    name,
+                    kind: Kind::Tickerd,
+                    clients,
+                    cluster: Some(report::Cluster {
+                        instances: r.count,
+                        redis,
+                        streams: Vec::new(),
+                    }),
+                    system,
+                });
+            }
+        }
+    }
     if opts.nchan {
         let mut nchan = target::nchan()?;
         nchan.path = "/multi".into();
-        systems.push(("nchan", nchan));
+        systems.push(plain("nchan", Kind::Nchan, nchan));
     }
 
-    let per_system = opts.clients.div_ceil(opts.per_worker);
     let mut trials = Vec::new();
-    for (n, (name, mut sys)) in systems.into_iter().enumerate() {
-        let metrics = match (&sys.publisher, name) {
-            (Publisher::Http { addr, .. }, "tickerd") => Some(*addr),
-            _ => None,
-        };
+    // Each worker its own 127.0.0.x source address, across systems.
+    let mut source = 0;
+    for planned in systems {
+        let Planned {
+            name,
+            kind,
+            clients,
+            cluster,
+            system: mut sys,
+        } = planned;
         let feeder = Feeder::start(sys.publisher.take(), universe)?;
-        if name == "nchan" {
+        if kind == Kind::Nchan {
             // nchan has no prices until published: every channel gets its first message,
             // so that a subscriber's snapshot is complete as tickerd's is.
             let all: Vec<u32> = (0..many.symbols as u32).collect();
@@ -181,9 +288,10 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
         }
         let measured = sys.measured();
         let rss_before = rss(&measured);
+        let per_system = clients.div_ceil(opts.per_worker);
         let mut workers = Vec::new();
         for i in 0..per_system {
-            let share = opts.clients / per_system + usize::from(i < opts.clients % per_system);
+            let share = clients / per_system + usize::from(i < clients % per_system);
             let m = MultiOptions {
                 symbols: many.symbols,
                 subscribe: many.subscribe,
@@ -191,17 +299,25 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
                 worker: i as u64,
                 epoch,
             };
+            let o = Options {
+                clients,
+                ..opts.clone()
+            };
             workers.push(spawn_worker(
                 &sys,
-                opts,
+                &o,
                 Mode::Stream,
-                n * per_system + i,
+                source,
                 share,
                 Some(m),
             )?);
+            source += 1;
         }
         trials.push(Trial {
             name,
+            kind,
+            clients,
+            metrics: sys.tickerd_http.clone(),
             _system: sys,
             feeder: Some(feeder),
             workers,
@@ -210,8 +326,8 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
             rss_connected: Vec::new(),
             rss_mid: Vec::new(),
             cpu_before: Vec::new(),
-            metrics,
             metrics_before: None,
+            cluster,
             connected: 0,
             failed: 0,
             connect_ms: 0,
@@ -219,8 +335,8 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
             settled: None,
         });
     }
-    let ramp_time =
-        Duration::from_secs_f64(opts.clients as f64 * trials.len() as f64 / opts.ramp_per_s as f64);
+    let all_clients: usize = trials.iter().map(|t| t.clients).sum();
+    let ramp_time = Duration::from_secs_f64(all_clients as f64 / opts.ramp_per_s as f64);
     for t in &mut trials {
         for w in &t.workers {
             let ready = wait_for(&w.lines, "READY ", ramp_time + Duration::from_secs(60))?;
@@ -241,7 +357,23 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
             .iter()
             .map(|(_, pid)| sys::cpu_time(*pid))
             .collect();
-        t.metrics_before = t.metrics.and_then(scrape);
+        t.metrics_before = scrape(&t.metrics);
+        if let Some(c) = &mut t.cluster {
+            // Where lighttpd put the streams: each instance's open ones.
+            c.streams = t
+                .metrics
+                .iter()
+                .map(|&a| {
+                    let m = target::metrics(a).unwrap_or_default();
+                    ["parked", "writing"]
+                        .iter()
+                        .filter_map(|s| {
+                            target::metric(&m, &format!("tickerd_clients{{state=\"{s}\"}}"))
+                        })
+                        .sum::<f64>() as u64
+                })
+                .collect();
+        }
     }
 
     // Publishing: batch b to system i at (b + i/n) periods.
@@ -249,6 +381,17 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
     let period = batch as f64 / opts.rate;
     let n = trials.len() as f64;
     let mut draw = Batches::new(many.symbols, 0xba7c4);
+    let drawn: Vec<Vec<u32>> = (0..batches).map(|_| draw.next(batch)).collect();
+    // With --redis, system i takes the same batches starting at the (i/n)th: each gets every
+    // batch once, but the few updates of the most popular symbols (a Zipf universe's top
+    // symbol is in two thirds of the subscriptions) come at different times in each system,
+    // so that no system's largest fan-out lands on the others' and inflates their tails.
+    let systems = trials.len();
+    let rotate = |i: usize, b: usize| match opts.redis {
+        Some(_) => (b + i * batches / systems) % batches,
+        None => b,
+    };
+    let losses_before = sys::net_losses();
     let start = Instant::now();
     for b in 0..batches {
         if b == batches / 2 {
@@ -256,8 +399,8 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
                 t.rss_mid = rss(&t.measured);
             }
         }
-        let symbols = draw.next(batch);
         for (i, t) in trials.iter_mut().enumerate() {
+            let symbols = &drawn[rotate(i, b)];
             let due = start + Duration::from_secs_f64((b as f64 + i as f64 / n) * period);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
@@ -265,7 +408,7 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
             // The price is the publish time, in µs from the epoch; each batch its own.
             let last = t.sent.last().map_or(SNAPSHOT_CENTS, |b| b.cents);
             let cents = ((sys::now_ns() - epoch) / 1000).max(last + 1);
-            let take = if t.name == "floor" {
+            let take = if t.kind == Kind::Floor {
                 floor_batch
             } else {
                 batch
@@ -286,7 +429,7 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
     // The final values, then wait for every client to hold them.
     let mut answers: Vec<Option<Answers>> = vec![None; trials.len()];
     for (i, t) in trials.iter_mut().enumerate() {
-        let finals = if t.name == "tickerd" {
+        let finals = if t.kind == Kind::Tickerd {
             // tickerd's order is its ids' (publishes on separate connections could be
             // applied out of order): its answers say which update of a symbol came last.
             let a = t.feeder.take().map(Feeder::finish).unwrap_or_default();
@@ -296,7 +439,7 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
         } else {
             finals(&t.sent, None, many.symbols)
         };
-        let path = dir.0.join(format!("finals-{}.bin", t.name));
+        let path = dir.0.join(format!("finals-{i}.bin"));
         let bytes: Vec<u8> = finals.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(&path, bytes)?;
         for w in &mut t.workers {
@@ -321,6 +464,11 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
             }
         }
     }
+    let losses = sys::net_losses();
+    let (drops, retransmits) = (
+        losses.0.saturating_sub(losses_before.0),
+        losses.1.saturating_sub(losses_before.1),
+    );
     // Measured before any client leaves (closing streams costs CPU too).
     let mut measured = Vec::new();
     for t in &trials {
@@ -337,7 +485,7 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
                 rss_end: sys::rss_kib(*pid),
             })
             .collect();
-        let written = match (t.metrics_before, t.metrics.and_then(scrape)) {
+        let written = match (t.metrics_before, scrape(&t.metrics)) {
             (Some((w0, e0)), Some((w1, e1))) => Some((w1 - w0, e1 - e0)),
             _ => None,
         };
@@ -361,30 +509,36 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
             summary.merge(&Summary::read_from(&mut file)?);
             let _ = std::fs::remove_file(&w.out);
         }
+        if std::env::var_os("FANOUT_TAIL").is_some() {
+            print_tail(&t.name, &summary, epoch);
+        }
         // Only now: the floor ends with its stdin, which would drop its streams.
         let answers = match answers[i].take() {
             Some(a) => a,
             None => t.feeder.take().map(Feeder::finish).unwrap_or_default(),
         };
         let published: u64 = t.sent.iter().map(|b| b.symbols.len() as u64).sum();
-        let requests = match t.name {
-            "nchan" => published + many.symbols as u64,
-            "tickerd" => t.sent.len() as u64,
-            _ => 0,
+        let requests = match t.kind {
+            Kind::Nchan => published + many.symbols as u64,
+            Kind::Tickerd => t.sent.len() as u64,
+            Kind::Floor => 0,
         };
-        let check = (t.name == "tickerd").then(|| check_ids(&t.sent, &answers.ids, &summary));
+        let check = (t.kind == Kind::Tickerd).then(|| check_ids(&t.sent, &answers.ids, &summary));
         rows.push(report::many_row(report::ManyRun {
-            name: t.name.to_string(),
-            clients: opts.clients,
+            name: t.name.clone(),
+            clients: t.clients,
+            cluster: t.cluster.take(),
             connected: t.connected,
             failed: t.failed,
             dropped,
             connect_ms: t.connect_ms,
             published,
             publishing,
+            publishes: t.sent.len() as u64,
             settled: t.settled,
             publish_failed: answers.failed + requests.saturating_sub(answers.answered),
             first_publish_error: answers.first_error,
+            publish_answered_ns: answers.answered_ns,
             ids: check,
             written,
             summary,
@@ -393,8 +547,29 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
         // Dropping the trial stops its workers and its system.
     }
     println!("{}", report::many_table(&rows));
+    if opts.redis.is_some() {
+        println!("{}", report::cluster_table(&rows));
+    }
+    let load_after = sys::load_average();
+    eprintln!(
+        "machine load (1, 5, 15 min): {load_before} at the start, {load_after} at the end; while measured, the kernel (machine-wide) dropped {drops} packets (a CPU's input backlog full) and retransmitted {retransmits} TCP segments, each ≥ 200 ms late"
+    );
+    let redis = match &opts.redis {
+        None => "null".to_string(),
+        Some(rows) => format!(
+            "[{}]",
+            rows.iter()
+                .map(|r| format!(
+                    "{{\"instances\":{},\"clients\":{}}}",
+                    r.count,
+                    r.clients.unwrap_or(opts.clients)
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    };
     let settings = format!(
-        "{{\"clients\":{},\"symbols\":{},\"subscribe\":{},\"zipf\":{},\"rate\":{},\"batch\":{batch},\"floor_batch\":{floor_batch},\"seconds\":{},\"coalesce_ms\":{},\"cores\":{}}}",
+        "{{\"clients\":{},\"symbols\":{},\"subscribe\":{},\"zipf\":{},\"rate\":{},\"batch\":{batch},\"floor_batch\":{floor_batch},\"seconds\":{},\"coalesce_ms\":{},\"redis\":{redis},\"unix\":{},\"cores\":{},\"load_before\":\"{load_before}\",\"load_after\":\"{load_after}\",\"backlog_drops\":{drops},\"tcp_retransmits\":{retransmits}}}",
         opts.clients,
         many.symbols,
         many.subscribe,
@@ -402,29 +577,57 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
         opts.rate,
         opts.seconds,
         many.coalesce_ms.map_or("null".into(), |m| m.to_string()),
+        opts.unix,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("{}", report::many_json(&rows, &settings));
     Ok(rows)
 }
 
-/// tickerd's counters of writes and events written, from its `/metrics`.
-fn scrape(addr: SocketAddr) -> Option<(u64, u64)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let value = |name: &str| -> Option<u64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-    };
-    Some((
-        value("tickerd_writes_total")?,
-        value("tickerd_events_written_total")?,
-    ))
+/// `FANOUT_TAIL=1`: a system's 20 latest updates (the last client's latency, when it was
+/// published in the run, to how many clients), to tell a tail made of a few large fan-outs
+/// from one spread over the run.
+fn print_tail(name: &str, summary: &Summary, epoch: u64) {
+    let mut late: Vec<(u64, u64, u64)> = summary
+        .updates
+        .iter()
+        .map(|(&k, a)| {
+            let published = epoch + key_cents(k) * 1000;
+            (
+                a.last.saturating_sub(published),
+                published - epoch,
+                a.clients,
+            )
+        })
+        .collect();
+    late.sort_unstable_by(|x, y| y.cmp(x));
+    let shown: Vec<String> = late
+        .iter()
+        .take(20)
+        .map(|(l, p, c)| {
+            format!(
+                "{:.1} ms (at {:.2} s, ×{c})",
+                *l as f64 / 1e6,
+                *p as f64 / 1e9
+            )
+        })
+        .collect();
+    eprintln!("latest updates of {name}: {}", shown.join(", "));
+}
+
+/// tickerd's counters of writes and of events written, from its `/metrics`, summed over
+/// its instances; `None` for a system that is not tickerd, or if any instance did not answer.
+fn scrape(instances: &[SocketAddr]) -> Option<(u64, u64)> {
+    if instances.is_empty() {
+        return None;
+    }
+    let mut sum = (0, 0);
+    for &addr in instances {
+        let m = target::metrics(addr)?;
+        sum.0 += target::metric(&m, "tickerd_writes_total")? as u64;
+        sum.1 += target::metric(&m, "tickerd_events_written_total")? as u64;
+    }
+    Some(sum)
 }
 
 /// Each symbol's final value: the last update sent, or, given the ids each batch's last
@@ -455,8 +658,8 @@ fn finals(sent: &[Batch], ids: Option<&[Option<u64>]>, symbols: usize) -> Vec<u6
 pub struct IdCheck {
     /// Updates received with an id other than the one tickerd gave their publish.
     pub mismatched: u64,
-    /// Batches whose ids do not follow the previous batch's (other updates between, or a
-    /// publish applied out of order).
+    /// Batches whose ids, in id order, do not follow the previous batch's (other updates
+    /// took ids between, or two batches overlap).
     pub gaps: u64,
     /// Whether publishes were applied out of sending order (a symbol's value may then go
     /// back, rightly).
@@ -464,11 +667,14 @@ pub struct IdCheck {
 }
 
 /// Checks each received update's id against what its publish was answered: a publish of k
-/// prices takes k consecutive ids, the last one answered.
+/// prices takes k consecutive ids, the last one answered. Taken in id order, each batch's
+/// ids must follow the previous batch's (nothing else took ids between), whatever order
+/// they were applied in (publishes on separate connections, or to several instances).
 fn check_ids(sent: &[Batch], ids: &[Option<u64>], summary: &Summary) -> IdCheck {
     let mut expected = crate::watch::FastMap::default();
     let mut check = IdCheck::default();
     let mut previous: Option<u64> = None;
+    let mut ranges = Vec::new();
     for (b, batch) in sent.iter().enumerate() {
         let Some(last) = ids.get(b).copied().flatten() else {
             continue;
@@ -477,11 +683,13 @@ fn check_ids(sent: &[Batch], ids: &[Option<u64>], summary: &Summary) -> IdCheck 
         for (j, &s) in batch.symbols.iter().enumerate() {
             expected.insert(update_key(s, batch.cents), last + 1 + j as u64 - k);
         }
-        if let Some(p) = previous {
-            check.reordered |= last < p;
-            check.gaps += u64::from(last != p + k);
-        }
+        check.reordered |= previous.is_some_and(|p| last < p);
         previous = Some(last);
+        ranges.push((last + 1 - k, last));
+    }
+    ranges.sort_unstable();
+    for w in ranges.windows(2) {
+        check.gaps += u64::from(w[1].0 != w[0].1 + 1);
     }
     for (key, a) in &summary.updates {
         if expected.get(key) != Some(&a.id) {
@@ -516,4 +724,54 @@ impl Worker {
         writeln!(stdin, "{line}")?;
         stdin.flush()
     }
+}
+
+/// The checks of the id checks, run by the smoke run (a `harness = false` bench target gets
+/// no `#[test]`s): what `--redis` relies on to catch instances that disagree.
+pub fn self_check() {
+    use crate::watch::Arrivals;
+    let batch = |symbols: &[u32], cents| Batch {
+        symbols: symbols.to_vec(),
+        cents,
+    };
+    // Two publishes of two updates each, ids 11-12 and 13-14; the second applied first.
+    let sent = [batch(&[1, 2], 100), batch(&[3, 4], 200)];
+    let got = |ids: [u64; 4]| {
+        let mut s = Summary::default();
+        for ((symbol, cents), id) in [(1, 100), (2, 100), (3, 200), (4, 200)]
+            .into_iter()
+            .zip(ids)
+        {
+            let a = Arrivals {
+                first: 1,
+                last: 1,
+                id,
+                clients: 1,
+            };
+            s.updates.insert(update_key(symbol, cents), a);
+        }
+        s
+    };
+    let c = check_ids(&sent, &[Some(14), Some(12)], &got([13, 14, 11, 12]));
+    assert_eq!((c.mismatched, c.gaps, c.reordered), (0, 0, true), "{c:?}");
+    let c = check_ids(&sent, &[Some(12), Some(14)], &got([11, 12, 13, 14]));
+    assert_eq!((c.mismatched, c.gaps, c.reordered), (0, 0, false), "{c:?}");
+    // Something else took id 13: a gap; an update delivered under another id: a mismatch.
+    let c = check_ids(&sent, &[Some(12), Some(15)], &got([11, 12, 14, 15]));
+    assert_eq!((c.mismatched, c.gaps), (0, 1), "{c:?}");
+    let c = check_ids(&sent, &[Some(12), Some(14)], &got([11, 12, 13, 99]));
+    assert_eq!(c.mismatched, 1, "{c:?}");
+    // The same update with two ids in two workers' clients (two instances disagreeing).
+    let mut a = got([11, 12, 13, 14]);
+    a.merge(&got([11, 12, 13, 15]));
+    assert_eq!(a.counts.id_conflicts, 1);
+    // `--instances`.
+    assert_eq!(
+        "3:6000".parse::<Instances>(),
+        Ok(Instances {
+            count: 3,
+            clients: Some(6000)
+        })
+    );
+    assert!("0".parse::<Instances>().is_err() && "2:x".parse::<Instances>().is_err());
 }

@@ -278,23 +278,56 @@ pub struct ManyProc {
     pub rss_end: u64,
 }
 
+/// tickerd behind lighttpd's balancing conf (`--redis`): its instances, and where lighttpd
+/// put the streams.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    pub instances: usize,
+    /// Sharing a Redis (else one process on its own: the baseline).
+    pub redis: bool,
+    /// Streams open on each instance once every client was in.
+    pub streams: Vec<u64>,
+}
+
+/// A cluster's figures (`--redis`): CPU summed over the processes of each role.
+#[derive(Debug, Clone)]
+pub struct ClusterRow {
+    pub cluster: Cluster,
+    /// Every tickerd instance's CPU, summed, per update delivered to a client.
+    pub tickerd_cpu_per_delivered_us: f64,
+    /// Redis's CPU per update published, and per publish (one script call each).
+    pub redis_cpu_per_update_us: Option<f64>,
+    pub redis_cpu_per_publish_us: Option<f64>,
+    /// lighttpd's CPU per update delivered.
+    pub front_cpu_per_delivered_us: f64,
+    /// Publishes (batches) made, and updates in them.
+    pub publishes: u64,
+    pub published: u64,
+    /// Every tickerd instance's CPU, summed, in µs.
+    pub tickerd_cpu_us: f64,
+}
+
 /// What the coordinator gathered about one system's many-symbol run.
 #[derive(Debug)]
 pub struct ManyRun {
     pub name: String,
     pub clients: usize,
+    pub cluster: Option<Cluster>,
     pub connected: u64,
     pub failed: u64,
     pub dropped: u64,
     pub connect_ms: u64,
-    /// Updates published to this system.
+    /// Updates published to this system, and in how many publishes (batches).
     pub published: u64,
+    pub publishes: u64,
     /// From the first publish to the last.
     pub publishing: Duration,
     /// From the last publish until every client held every final value.
     pub settled: Option<Duration>,
     pub publish_failed: u64,
     pub first_publish_error: Option<String>,
+    /// tickerd: each publish's time from connect to answer, ns.
+    pub publish_answered_ns: Vec<u64>,
     /// tickerd only: the received ids against the ids its publishes were answered.
     pub ids: Option<crate::multi::IdCheck>,
     /// tickerd only: its own count of writes and of events written while measured.
@@ -335,6 +368,8 @@ pub struct ManyRow {
     pub segments_per_client_s: f64,
     pub reads_per_client_s: f64,
     pub latency_ms: [f64; 3],
+    /// Latency p90 and p99.9, for the tail's shape.
+    pub latency_p90_p999_ms: [f64; 2],
     /// Spread p50 and p99 over delivered updates; p99 over updates, each once.
     pub spread_ms: [f64; 2],
     pub spread_per_update_p99_ms: f64,
@@ -346,10 +381,47 @@ pub struct ManyRow {
     pub violations: String,
     pub publish_failed: u64,
     pub first_publish_error: Option<String>,
+    /// tickerd: a publish's answer time (connect to answer), p50 and p99.
+    pub publish_answered_ms: Option<[f64; 2]>,
     pub procs: Vec<ManyProcRow>,
+    pub cluster: Option<ClusterRow>,
+}
+
+/// A cluster's CPU by role: tickerd's instances summed per delivered update, Redis's per
+/// published update and per publish, lighttpd's per delivered update.
+fn cluster_row(run: &ManyRun) -> Option<ClusterRow> {
+    let cluster = run.cluster.clone()?;
+    let cpu_of = |role: &dyn Fn(&str) -> bool| -> Option<f64> {
+        let found: Vec<f64> = run
+            .procs
+            .iter()
+            .filter(|p| role(&p.name))
+            .map(|p| p.cpu.as_nanos() as f64 / 1e3)
+            .collect();
+        (!found.is_empty()).then(|| found.iter().sum())
+    };
+    let delivered = run.summary.counts.received.max(1) as f64;
+    let redis = cpu_of(&|n| n == "redis");
+    Some(ClusterRow {
+        tickerd_cpu_per_delivered_us: cpu_of(&|n| n.starts_with("tickerd")).unwrap_or(0.0)
+            / delivered,
+        redis_cpu_per_update_us: redis.map(|us| us / run.published.max(1) as f64),
+        redis_cpu_per_publish_us: redis.map(|us| us / run.publishes.max(1) as f64),
+        front_cpu_per_delivered_us: cpu_of(&|n| n == "lighttpd").unwrap_or(0.0) / delivered,
+        publishes: run.publishes,
+        published: run.published,
+        tickerd_cpu_us: cpu_of(&|n| n.starts_with("tickerd")).unwrap_or(0.0),
+        cluster,
+    })
 }
 
 pub fn many_row(run: ManyRun) -> ManyRow {
+    let cluster = cluster_row(&run);
+    let publish_answered_ms = (!run.publish_answered_ns.is_empty()).then(|| {
+        let mut a = run.publish_answered_ns.clone();
+        a.sort_unstable();
+        [ms(percentile(&a, 0.5)), ms(percentile(&a, 0.99))]
+    });
     let s = &run.summary;
     let c = s.counts;
     let publishing = run.publishing.as_secs_f64().max(1e-9);
@@ -396,10 +468,20 @@ pub fn many_row(run: ManyRun) -> ManyRow {
         (_, Some((w, _))) => Some(w),
         _ => None,
     };
-    let first_cpu_us = run
-        .procs
-        .first()
-        .map_or(0.0, |p| p.cpu.as_nanos() as f64 / 1e3);
+    // The server's CPU: the first process's, or every tickerd instance's, since the writes
+    // are summed over them.
+    let first_cpu_us = match &run.cluster {
+        Some(_) => run
+            .procs
+            .iter()
+            .filter(|p| p.name.starts_with("tickerd"))
+            .map(|p| p.cpu.as_nanos() as f64 / 1e3)
+            .sum(),
+        None => run
+            .procs
+            .first()
+            .map_or(0.0, |p| p.cpu.as_nanos() as f64 / 1e3),
+    };
     let procs = run
         .procs
         .iter()
@@ -435,6 +517,10 @@ pub fn many_row(run: ManyRun) -> ManyRow {
             s.latency.percentile(0.99) as f64 / 1e3,
             s.latency.max as f64 / 1e3,
         ],
+        latency_p90_p999_ms: [
+            s.latency.percentile(0.9) as f64 / 1e3,
+            s.latency.percentile(0.999) as f64 / 1e3,
+        ],
         spread_ms: [
             ms(weighted_percentile(&spreads, 0.5)),
             ms(weighted_percentile(&spreads, 0.99)),
@@ -447,7 +533,9 @@ pub fn many_row(run: ManyRun) -> ManyRow {
         violations,
         publish_failed: run.publish_failed,
         first_publish_error: run.first_publish_error,
+        publish_answered_ms,
         procs,
+        cluster,
     }
 }
 
@@ -482,10 +570,21 @@ fn opt(v: Option<f64>, precision: usize) -> String {
 pub fn many_table(rows: &[ManyRow]) -> String {
     let floor = rows.iter().find(|r| r.name == "floor");
     let floor_write = floor.and_then(|f| f.cpu_per_write_us).unwrap_or(0.0);
+    // The first column fits the longest "name [process]".
+    let w = rows
+        .iter()
+        .flat_map(|r| {
+            r.procs
+                .iter()
+                .map(move |p| r.name.chars().count() + p.name.chars().count() + 3)
+        })
+        .max()
+        .unwrap_or(0)
+        .max(18);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>13} {:>22} {:>11} {:>22} {:>15} {:>23} {:>11} {:>9} {:>9} {:>8} {:>14} {:>6}",
+        "{:<w$} {:>13} {:>22} {:>11} {:>22} {:>15} {:>23} {:>11} {:>9} {:>9} {:>8} {:>14} {:>6}",
         "system",
         "conns ok/fail",
         "updates pub/delivered",
@@ -513,14 +612,14 @@ pub fn many_table(rows: &[ManyRow]) -> String {
             if i > 0 {
                 let _ = writeln!(
                     out,
-                    "{:<18} {:>13} {:>22} {:>11} {:>22} {:>15} {cpu:>23} {:>11} {:>9} {:>9} {rss:>8} {growth:>14}",
+                    "{:<w$} {:>13} {:>22} {:>11} {:>22} {:>15} {cpu:>23} {:>11} {:>9} {:>9} {rss:>8} {growth:>14}",
                     format!("  + [{}]", p.name), "", "", "", "", "", "", "", ""
                 );
                 continue;
             }
             let _ = writeln!(
                 out,
-                "{:<18} {:>13} {:>22} {:>11.0} {:>22} {:>15} {cpu:>23} {:>11} {:>9.1} {:>9} {rss:>8} {growth:>14} {:>6}",
+                "{:<w$} {:>13} {:>22} {:>11.0} {:>22} {:>15} {cpu:>23} {:>11} {:>9.1} {:>9} {rss:>8} {growth:>14} {:>6}",
                 format!("{} [{}]", r.name, p.name),
                 format!("{}/{}", r.connected, r.failed),
                 format!("{}/{}", r.published, r.received),
@@ -573,8 +672,234 @@ pub fn many_table(rows: &[ManyRow]) -> String {
                 r.first_publish_error.as_deref().unwrap_or("unanswered")
             ));
         }
-        let _ = writeln!(out, "{:<18} {}", "", notes.join("; "));
+        let _ = writeln!(out, "{:<w$} {}", "", notes.join("; "));
     }
+    out
+}
+
+/// The least-squares slope of (x, y) points, if there are two distinct x.
+fn slope(points: &[(usize, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0 as f64).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 as f64 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 as f64 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// tickerd's CPU beyond the baseline's, in µs per update published: with the same clients
+/// both deliver the same updates to the same subscriptions, so the difference of their CPU
+/// over the updates published is what sharing the feed costs.
+fn extra_per_update(r: &ManyRow, c: &ClusterRow, bc: &ClusterRow) -> f64 {
+    (c.tickerd_cpu_us - bc.tickerd_cpu_us) / r.published.max(1) as f64
+}
+
+/// `--redis`: the clusters side by side, each against the one-process row without Redis
+/// (the baseline), and the issue's three goals judged on this run's figures.
+pub fn cluster_table(rows: &[ManyRow]) -> String {
+    let clusters: Vec<(&ManyRow, &ClusterRow)> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.cluster.as_ref()?)))
+        .collect();
+    let base = clusters.iter().find(|(_, c)| !c.cluster.redis).copied();
+    let width = clusters
+        .iter()
+        .map(|(r, _)| r.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<width$} {:>18} {:>27} {:>11} {:>25} {:>16} {:>13} {:>13} {:>18} {:>19} {:>5} {:>8}",
+        "system",
+        "streams/instance",
+        "latency p50/p90/p99/p99.9",
+        "p99 − base",
+        "tickerd µs/deliv. (×base)",
+        "tickerd +µs/upd.",
+        "Redis µs/upd.",
+        "Redis µs/pub.",
+        "lighttpd µs/deliv.",
+        "pub. answer p50/p99",
+        "stale",
+        "disorder",
+    );
+    for (r, c) in &clusters {
+        let streams = c
+            .cluster
+            .streams
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("/");
+        let (dp99, ratio, extra) = match base {
+            Some((b, bc)) if c.cluster.redis => (
+                format!("{:+.2} ms", r.latency_ms[1] - b.latency_ms[1]),
+                format!(
+                    "{:.2}×",
+                    c.tickerd_cpu_per_delivered_us / bc.tickerd_cpu_per_delivered_us.max(1e-9)
+                ),
+                // The same updates to the same subscriptions: what the instances spent
+                // beyond the baseline is what sharing the feed costs, per update published
+                // (scaled to the baseline's deliveries, should a row have other clients).
+                match r.clients == b.clients {
+                    true => format!("{:+.2}", extra_per_update(r, c, bc)),
+                    false => "-".into(),
+                },
+            ),
+            _ => ("-".into(), "1.00×".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$} {:>18} {:>27} {:>11} {:>25} {:>16} {:>13} {:>13} {:>18.3} {:>19} {:>5} {:>8}",
+            r.name,
+            streams,
+            format!(
+                "{:.1}/{:.1}/{:.1}/{:.1} ms",
+                r.latency_ms[0],
+                r.latency_p90_p999_ms[0],
+                r.latency_ms[1],
+                r.latency_p90_p999_ms[1]
+            ),
+            dp99,
+            format!("{:.3} ({ratio})", c.tickerd_cpu_per_delivered_us),
+            extra,
+            opt(c.redis_cpu_per_update_us, 2),
+            opt(c.redis_cpu_per_publish_us, 1),
+            c.front_cpu_per_delivered_us,
+            r.publish_answered_ms
+                .map_or("-".into(), |[p50, p99]| format!("{p50:.2}/{p99:.2} ms")),
+            r.stale_clients,
+            r.disorder,
+        );
+    }
+    let Some((b, bc)) = base else {
+        return out;
+    };
+    // Judged: the rows with the baseline's clients (the same deliveries); a row with clients
+    // of its own (`--instances N:CLIENTS`) is there for goal 2 only.
+    let with_redis: Vec<(&ManyRow, &ClusterRow)> = clusters
+        .iter()
+        .filter(|(_, c)| c.cluster.redis)
+        .copied()
+        .collect();
+    let (same, other): (Vec<_>, Vec<_>) =
+        with_redis.iter().partition(|(r, _)| r.clients == b.clients);
+    if with_redis.is_empty() {
+        return out;
+    }
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    let judged = |ok: bool| {
+        if same.is_empty() {
+            "no row with the baseline's clients"
+        } else {
+            met(ok)
+        }
+    };
+    let list = |f: &dyn Fn(&ManyRow, &ClusterRow) -> String| {
+        same.iter()
+            .map(|(r, c)| f(r, c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // 1. Latency: what Redis adds at p99 over the baseline.
+    let added = |r: &ManyRow| r.latency_ms[1] - b.latency_ms[1];
+    let _ = writeln!(
+        out,
+        "goal 1, Redis adds ≤ 2 ms at p99 (p50 in brackets): {} → {}",
+        list(&|r, _| format!(
+            "{} {:+.2} ms ({:+.2})",
+            r.name,
+            added(r),
+            r.latency_ms[0] - b.latency_ms[0]
+        )),
+        judged(same.iter().all(|(r, _)| added(r) <= 2.0))
+    );
+    if b.latency_ms[1] > 10.0 {
+        let _ = writeln!(
+            out,
+            "        (the baseline's own p99 is {:.1} ms: a tail that long comes from the largest fan-outs \
+             (the most popular symbol's clients) and the machine's load, and moves by more than 2 ms \
+             from run to run; Redis's own share shows when the machine has room: on a quiet machine, \
+             a lighter run such as --zipf 0 --clients 1000)",
+            b.latency_ms[1]
+        );
+    }
+    // 2. Redis's CPU per update: up with instances (at the baseline's clients), flat with
+    // clients (a row of its own clients against the row of as many instances).
+    let per_update = |c: &ClusterRow| c.redis_cpu_per_update_us.unwrap_or(0.0);
+    let mut by_instances: Vec<(usize, f64)> = same
+        .iter()
+        .map(|(_, c)| (c.cluster.instances, per_update(c)))
+        .collect();
+    by_instances.sort_by_key(|a| a.0);
+    let mut notes = vec![format!(
+        "at {} clients: {}{}",
+        b.clients,
+        by_instances
+            .iter()
+            .map(|(n, us)| format!("×{n} {us:.2} µs"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        slope(&by_instances).map_or(String::new(), |s| format!(
+            " (least squares: {s:+.2} µs per update, {:+.1} µs per publish, per instance)",
+            s * bc.updates_per_publish()
+        ))
+    )];
+    let mut verdicts = Vec::new();
+    // Grows: the most instances cost more than the fewest (the middle rows are as noisy as
+    // a shared machine makes them).
+    match (by_instances.first(), by_instances.last()) {
+        (Some(first), Some(last)) if last.0 > first.0 => {
+            verdicts.push(format!("grows with instances: {}", met(last.1 > first.1)))
+        }
+        _ => verdicts.push("grows with instances: one instance count, not judged".into()),
+    }
+    let mut pairs = 0;
+    let mut flat = true;
+    for (r, c) in &other {
+        let Some(&(_, with_base)) = by_instances.iter().find(|(n, _)| *n == c.cluster.instances)
+        else {
+            notes.push(format!(
+                "{} {:.2} µs (no ×{} row at {} clients to compare with)",
+                r.name,
+                per_update(c),
+                c.cluster.instances,
+                b.clients
+            ));
+            continue;
+        };
+        pairs += 1;
+        // Redis never sees a client: within 10 % (and 0.5 µs, a shared machine's noise).
+        flat &= per_update(c) <= with_base * 1.1 + 0.5;
+        notes.push(format!(
+            "×{} at {} clients {:.2} µs (at {}: {with_base:.2})",
+            c.cluster.instances,
+            r.clients,
+            per_update(c),
+            b.clients
+        ));
+    }
+    verdicts.push(match pairs {
+        0 => "flat with clients: not judged (add a row with --instances N:CLIENTS)".into(),
+        _ => format!("flat with clients: {}", met(flat)),
+    });
+    let _ = writeln!(
+        out,
+        "goal 2, Redis CPU per update grows with instances, not clients: {} → {}",
+        notes.join("; "),
+        verdicts.join("; ")
+    );
+    // 3. tickerd's CPU per delivered update, all instances summed, against the baseline.
+    let ratio =
+        |c: &ClusterRow| c.tickerd_cpu_per_delivered_us / bc.tickerd_cpu_per_delivered_us.max(1e-9);
+    let _ = writeln!(
+        out,
+        "goal 3, tickerd CPU per delivered update within 1.1× of no Redis: {} → {}",
+        list(&|r, c| format!("{} {:.2}×", r.name, ratio(c))),
+        judged(same.iter().all(|(_, c)| ratio(c) <= 1.1))
+    );
     out
 }
 
@@ -605,17 +930,47 @@ pub fn many_json(rows: &[ManyRow], settings: &str) -> String {
              \"published\":{},\"received\":{},\"snapshot\":{},\"delivered_per_s\":{:.0},\
              \"writes_per_client_per_s\":{},\"updates_per_write\":{},\"cpu_us_per_write\":{},\
              \"segments_per_client_per_s\":{:.2},\"reads_per_client_per_s\":{:.2},\
-             \"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\"spread_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p99_per_update\":{:.3}}},\
-             \"settled_ms\":{},\"stale_clients\":{},\"stale_symbols\":{},\"disorder\":{},\"violations\":\"{}\",\"publish_failed\":{},\"processes\":[{}]}}",
+             \"latency_ms\":{{\"p50\":{:.3},\"p90\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"spread_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p99_per_update\":{:.3}}},\
+             \"publish_answered_ms\":{},\"settled_ms\":{},\"stale_clients\":{},\"stale_symbols\":{},\"disorder\":{},\"violations\":\"{}\",\"publish_failed\":{},\"processes\":[{}],\"cluster\":{}}}",
             r.name, r.clients, r.connected, r.failed, r.dropped, r.connect_ms,
             r.published, r.received, r.snapshot, r.delivered_per_s,
             json_opt(r.writes_per_client_s), json_opt(r.updates_per_write), json_opt(r.cpu_per_write_us),
             r.segments_per_client_s, r.reads_per_client_s,
-            r.latency_ms[0], r.latency_ms[1], r.latency_ms[2], r.spread_ms[0], r.spread_ms[1], r.spread_per_update_p99_ms,
+            r.latency_ms[0], r.latency_p90_p999_ms[0], r.latency_ms[1], r.latency_p90_p999_ms[1], r.latency_ms[2], r.spread_ms[0], r.spread_ms[1], r.spread_per_update_p99_ms,
+            r.publish_answered_ms.map_or("null".into(), |[p50, p99]| format!("{{\"p50\":{p50:.3},\"p99\":{p99:.3}}}")),
             r.settled_ms.map_or("null".into(), |m| format!("{m:.1}")),
-            r.stale_clients, r.stale_symbols, r.disorder, r.violations, r.publish_failed, procs.join(",")
+            r.stale_clients, r.stale_symbols, r.disorder, r.violations, r.publish_failed, procs.join(","),
+            cluster_json(r.cluster.as_ref())
         );
     }
     out.push_str("]}");
     out
+}
+
+impl ClusterRow {
+    fn updates_per_publish(&self) -> f64 {
+        self.published as f64 / self.publishes.max(1) as f64
+    }
+}
+
+fn cluster_json(c: Option<&ClusterRow>) -> String {
+    let Some(c) = c else {
+        return "null".into();
+    };
+    format!(
+        "{{\"instances\":{},\"redis\":{},\"streams_per_instance\":[{}],\"publishes\":{},\"tickerd_cpu_us_per_delivered_update\":{:.4},\"redis_cpu_us_per_update\":{},\"redis_cpu_us_per_publish\":{},\"lighttpd_cpu_us_per_delivered_update\":{:.4}}}",
+        c.cluster.instances,
+        c.cluster.redis,
+        c.cluster
+            .streams
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        c.publishes,
+        c.tickerd_cpu_per_delivered_us,
+        json_opt(c.redis_cpu_per_update_us),
+        json_opt(c.redis_cpu_per_publish_us),
+        c.front_cpu_per_delivered_us,
+    )
 }

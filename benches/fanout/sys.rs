@@ -50,3 +50,35 @@ pub fn die_with_parent() -> std::io::Result<()> {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
     Ok(())
 }
+
+/// The machine's load average over 1, 5 and 15 minutes (`/proc/loadavg`), as text.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The kernel's count of packets dropped because a CPU's input backlog was full
+/// (`/proc/net/softnet_stat`, second column, summed over CPUs), and of TCP segments
+/// retransmitted (`/proc/net/snmp`, `Tcp: RetransSegs`). On loopback a dropped packet comes
+/// back only with a retransmission, at least 200 ms later (the minimum RTO): a few of
+/// them make a latency tail that no server caused, so the bench shows both.
+pub fn net_losses() -> (u64, u64) {
+    let drops = std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+        .sum();
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let tcp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Tcp:")).collect();
+    let retrans = match tcp.as_slice() {
+        [names, values, ..] => names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == "RetransSegs")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    };
+    (drops, retrans)
+}

@@ -1,11 +1,13 @@
 //! The servers under test, started and stopped by the bench: tickerd (alone or behind
-//! lighttpd from the shipped conf), nginx with nchan, and the floor. Each process is killed
+//! lighttpd from the shipped conf; or several instances sharing a private Redis, behind
+//! lighttpd's balancing conf), nginx with nchan, and the floor. Each process is killed
 //! when its handle drops, and dies with the bench whatever kills it.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -39,6 +41,11 @@ impl Proc {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether it has exited already.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn stdin(&mut self) -> Option<ChildStdin> {
@@ -117,6 +124,12 @@ pub enum Publisher {
         /// throttle the rate to the server's pace and hide an overload.
         pending: Vec<(u64, TcpStream)>,
     },
+    /// Several tickerd instances sharing one feed (`--redis`): the many-symbol workload's
+    /// publishes go to them in turn, each to an instance's `POST /publish`.
+    RoundRobin {
+        addrs: Vec<SocketAddr>,
+        token: String,
+    },
     /// The floor reads sequence numbers on its stdin.
     Floor(ChildStdin),
     /// Handed over (`take`) to the many-symbol workload's feeder.
@@ -132,6 +145,9 @@ impl Publisher {
     pub fn publish(&mut self, seq: u64) -> io::Result<()> {
         match self {
             Publisher::Taken => Err(io::Error::other("publisher handed over")),
+            Publisher::RoundRobin { .. } => Err(io::Error::other(
+                "several instances: the many-symbol workload only",
+            )),
             Publisher::Floor(stdin) => writeln!(stdin, "{seq}"),
             Publisher::Http {
                 addr,
@@ -191,6 +207,8 @@ pub struct System {
     pub publisher: Publisher,
     /// The processes whose CPU and memory are reported (server first, then a front-end).
     pub procs: Vec<Proc>,
+    /// tickerd's HTTP listeners (one per instance), for `/metrics`; empty for the others.
+    pub tickerd_http: Vec<SocketAddr>,
     /// Removed once the processes are stopped.
     pub temp_dir: Option<PathBuf>,
 }
@@ -244,6 +262,7 @@ pub fn floor(symbols: Option<usize>) -> io::Result<System> {
         path: "/ticker".into(),
         publisher: Publisher::Floor(stdin),
         procs: vec![p],
+        tickerd_http: Vec::new(),
         temp_dir: None,
     })
 }
@@ -270,50 +289,7 @@ pub fn tickerd_with(via: Via, unix: bool, args: &[String]) -> io::Result<System>
     } else {
         "127.0.0.1:0".to_string()
     };
-    let mut p = Proc::spawn(
-        "tickerd",
-        Command::new(env!("CARGO_BIN_EXE_tickerd"))
-            .args([
-                "--tick-ms",
-                "0",
-                "--heartbeat-s",
-                "0",
-                "--initial-price",
-                "0.01",
-            ])
-            .args(args)
-            .args(["--http", "127.0.0.1:0", "--scgi", &scgi_arg])
-            .env("TICKERD_PUBLISH_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn,tickerd=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    )?;
-    // The listening line is on stderr; keep draining it after.
-    let stderr = p.child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening:") {
-                let _ = tx.send(line);
-            } else if line.contains("WARN") || line.contains("ERROR") {
-                eprintln!("  tickerd: {line}");
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .map_err(|_| io::Error::other("tickerd did not start"))?;
-    let find = |proto: &str| -> Option<String> {
-        let rest = line.split(&format!("{proto} ")).nth(1)?;
-        Some(rest.split([',', ';']).next()?.trim().to_string())
-    };
-    let http: SocketAddr = find("http")
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| io::Error::other("no http address"))?;
-    let scgi: Addr = find("scgi")
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| io::Error::other("no scgi address"))?;
+    let (p, http, scgi) = start_tickerd("tickerd", args, &scgi_arg)?;
     let publisher = Publisher::Http {
         addr: http,
         path: "/publish".into(),
@@ -354,8 +330,262 @@ pub fn tickerd_with(via: Via, unix: bool, args: &[String]) -> io::Result<System>
         path: "/ticker".into(),
         publisher,
         procs,
+        tickerd_http: vec![http],
         temp_dir: None,
     })
+}
+
+/// Starts one tickerd with `args` besides the bench's usual ones, its SCGI listener on
+/// `scgi_arg`; returns it with its HTTP and SCGI addresses (from its listening line).
+fn start_tickerd(
+    name: &str,
+    args: &[String],
+    scgi_arg: &str,
+) -> io::Result<(Proc, SocketAddr, Addr)> {
+    let mut p = Proc::spawn(
+        name,
+        Command::new(env!("CARGO_BIN_EXE_tickerd"))
+            .args([
+                "--tick-ms",
+                "0",
+                "--heartbeat-s",
+                "0",
+                "--initial-price",
+                "0.01",
+            ])
+            .args(args)
+            .args(["--http", "127.0.0.1:0", "--scgi", scgi_arg])
+            .env("TICKERD_PUBLISH_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn,tickerd=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )?;
+    // The listening line is on stderr; keep draining it after.
+    let stderr = p.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let label = name.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening:") {
+                let _ = tx.send(line);
+            } else if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("  {label}: {line}");
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| io::Error::other(format!("{name} did not start")))?;
+    let find = |proto: &str| -> Option<String> {
+        let rest = line.split(&format!("{proto} ")).nth(1)?;
+        Some(rest.split([',', ';']).next()?.trim().to_string())
+    };
+    let http: SocketAddr = find("http")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| io::Error::other("no http address"))?;
+    let scgi: Addr = find("scgi")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| io::Error::other("no scgi address"))?;
+    Ok((p, http, scgi))
+}
+
+/// A private redis-server as tests/common/redis.rs starts one: from the shipped
+/// `conf/redis.conf`, on a Unix socket in `dir`, persistence off. Returns it with its
+/// `--redis` address once it answers PING.
+pub fn redis_server(dir: &Path) -> io::Result<(Proc, String)> {
+    let socket = dir.join("redis.sock");
+    let log = std::fs::File::create(dir.join("redis.log"))?;
+    let mut p = Proc::spawn(
+        "redis",
+        Command::new("redis-server")
+            .arg(repo().join("conf/redis.conf"))
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log),
+    )
+    .map_err(|e| {
+        io::Error::other(format!(
+            "{e} (apt-get install -y --no-install-recommends redis-server)"
+        ))
+    })?;
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if redis_ping(&socket).is_ok() {
+            return Ok((p, format!("unix:{}", socket.display())));
+        }
+        if Instant::now() > end || p.exited() {
+            let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+            return Err(io::Error::other(format!(
+                "redis-server did not start: {log}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn redis_ping(socket: &Path) -> io::Result<()> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"PING\r\n")?;
+    let mut answer = [0u8; 7];
+    s.read_exact(&mut answer)?;
+    if &answer == b"+PONG\r\n" {
+        Ok(())
+    } else {
+        Err(io::Error::other("not PONG"))
+    }
+}
+
+/// lighttpd from `conf/lighttpd-balance.conf` over `backends`; a port taken meanwhile by
+/// someone else is tried again with another.
+fn lighttpd_balance(backends: &[Addr]) -> io::Result<(Proc, SocketAddr)> {
+    let list = backends
+        .iter()
+        .map(|b| match b {
+            Addr::Tcp(a) => a.to_string(),
+            Addr::Unix(p) => p.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    for _ in 0..5 {
+        let port = free_port()?;
+        let mut p = Proc::spawn(
+            "lighttpd",
+            Command::new("lighttpd")
+                .args(["-D", "-f"])
+                .arg(repo().join("conf/lighttpd-balance.conf"))
+                .current_dir(repo())
+                .env("TICKERD_FRONT_PORT", port.to_string())
+                .env("TICKERD_SCGI_BACKENDS", &list)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        let front: SocketAddr = ([127, 0, 0, 1], port).into();
+        if wait_port(front, Duration::from_secs(10)) && !p.exited() {
+            return Ok((p, front));
+        }
+    }
+    Err(io::Error::other(
+        "lighttpd did not start from conf/lighttpd-balance.conf",
+    ))
+}
+
+/// Reads tickerd's `/metrics`: each sample line's name (with labels) and value.
+pub fn metrics(addr: SocketAddr) -> Option<Vec<(String, f64)>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    Some(
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// One metric's value from [`metrics`]' answer.
+pub fn metric(samples: &[(String, f64)], name: &str) -> Option<f64> {
+    samples.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+}
+
+/// `instances` tickerd processes behind lighttpd (`conf/lighttpd-balance.conf`, which
+/// spreads new streams over them, fewest open first), each with `args`; with `redis`, all
+/// sharing one private Redis (`--redis`, each instance its two links), else one process on
+/// its own (`instances` must then be 1). Publishes go to the instances in turn.
+pub fn tickerd_cluster(
+    instances: usize,
+    redis: bool,
+    unix: bool,
+    args: &[String],
+) -> io::Result<System> {
+    assert!(
+        redis || instances == 1,
+        "several instances share a feed through Redis"
+    );
+    static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("tickerd-bench-cluster-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    // Removed with the system (or here, if it does not start).
+    let mut sys = System {
+        addr: Addr::Tcp(([127, 0, 0, 1], 0).into()),
+        proto: Proto::Http,
+        path: "/ticker".into(),
+        publisher: Publisher::Taken,
+        procs: Vec::new(),
+        tickerd_http: Vec::new(),
+        temp_dir: Some(dir.clone()),
+    };
+    let mut args = args.to_vec();
+    let mut redis_proc = None;
+    if redis {
+        let (p, addr) = redis_server(&dir)?;
+        redis_proc = Some(p);
+        args.extend(["--redis".into(), addr, "--redis-key".into(), "bench".into()]);
+    }
+    let mut backends = Vec::new();
+    for i in 1..=instances {
+        let scgi_arg = if unix {
+            format!("unix:{}", dir.join(format!("scgi-{i}.sock")).display())
+        } else {
+            "127.0.0.1:0".to_string()
+        };
+        let name = if instances > 1 {
+            format!("tickerd#{i}")
+        } else {
+            "tickerd".to_string()
+        };
+        let (p, http, scgi) = start_tickerd(&name, &args, &scgi_arg)?;
+        sys.procs.push(p);
+        sys.tickerd_http.push(http);
+        backends.push(scgi);
+    }
+    if redis {
+        // Each instance loads (or seeds) the feed before it may take publishes.
+        let end = Instant::now() + Duration::from_secs(15);
+        for (i, &http) in sys.tickerd_http.iter().enumerate() {
+            while metrics(http).and_then(|m| metric(&m, "tickerd_redis_up")) != Some(1.0) {
+                if Instant::now() > end {
+                    return Err(io::Error::other(format!(
+                        "tickerd instance {} did not load the feed from Redis",
+                        i + 1
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    sys.procs.extend(redis_proc);
+    let (front_proc, front) = lighttpd_balance(&backends)?;
+    sys.procs.push(front_proc);
+    sys.addr = Addr::Tcp(front);
+    sys.publisher = Publisher::RoundRobin {
+        addrs: sys.tickerd_http.clone(),
+        token: TOKEN.into(),
+    };
+    Ok(sys)
 }
 
 /// nginx with nchan from `benches/nchan.conf` (Debian's nginx-light and
@@ -404,6 +634,7 @@ pub fn nchan() -> io::Result<System> {
             pending: Vec::new(),
         },
         procs,
+        tickerd_http: Vec::new(),
         temp_dir: Some(dir),
     })
 }
