@@ -31,6 +31,8 @@ impl fmt::Display for ListenAddr {
 pub struct Config {
     pub scgi: Option<ListenAddr>,
     pub http: Option<ListenAddr>,
+    /// `--http` was on the command line (a bin-path spawn turns the default off).
+    pub http_given: bool,
     /// Mode of the SCGI Unix socket file (`--scgi-socket-mode`).
     pub socket_mode: u32,
     /// Period of the built-in random walk; `None` means prices come only from publishers.
@@ -67,6 +69,7 @@ impl Default for Config {
         Config {
             scgi: Some(ListenAddr::Tcp(([127, 0, 0, 1], 9000).into())),
             http: Some(ListenAddr::Tcp(([127, 0, 0, 1], 8080).into())),
+            http_given: false,
             socket_mode: 0o660,
             tick: Some(Duration::from_millis(1000)),
             heartbeat: Some(Duration::from_secs(15)),
@@ -173,7 +176,10 @@ impl Config {
                 "-h" | "--help" => return Ok(Command::Help),
                 "-V" | "--version" => return Ok(Command::Version),
                 "--scgi" => config.scgi = parse_listen(&flag, &value()?, true)?,
-                "--http" => config.http = parse_listen(&flag, &value()?, false)?,
+                "--http" => {
+                    config.http = parse_listen(&flag, &value()?, false)?;
+                    config.http_given = true;
+                }
                 "--scgi-socket-mode" => {
                     let v = value()?;
                     config.socket_mode = u32::from_str_radix(&v, 8)

@@ -23,7 +23,14 @@ fn main() -> ExitCode {
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let server = match Server::bind(&config) {
+    let inherited = match tickerd::inherit::listeners() {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            eprintln!("tickerd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match Server::bind(&config, inherited) {
         Ok(server) => server,
         Err(e) => {
             log::error!("{e}");
@@ -48,6 +55,7 @@ fn main() -> ExitCode {
             "off"
         },
     );
+    tickerd::notify::ready(&format!("serving {symbols} symbols"));
     match server.run() {
         Ok(()) => {
             log::info!("stopped");

@@ -14,8 +14,9 @@ use crate::conn;
 
 pub enum Listener {
     Tcp(TcpListener),
-    /// The path is removed when the listener goes.
-    Unix(UnixListener, PathBuf),
+    /// The path, when tickerd made the socket, is removed when the listener goes; one that
+    /// was inherited (systemd made it) is left alone.
+    Unix(UnixListener, Option<PathBuf>),
 }
 
 impl Listener {
@@ -28,8 +29,28 @@ impl Listener {
                 remove_stale_socket(path)?;
                 let listener = bind_unix(path)?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-                Ok(Listener::Unix(listener, path.clone()))
+                Ok(Listener::Unix(listener, Some(path.clone())))
             }
+        }
+    }
+
+    /// A listening socket this process was given (systemd, lighttpd's bin-path, or the
+    /// binary before a live upgrade), TCP or Unix, made non-blocking.
+    pub fn from_fd(fd: std::os::fd::RawFd) -> io::Result<Listener> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the descriptor was handed to this process to own, and is taken once.
+        let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+        socket.set_nonblocking(true)?;
+        socket.set_cloexec(true)?;
+        match socket.local_addr()?.family() as i32 {
+            libc::AF_UNIX => Ok(Listener::Unix(UnixListener::from_std(socket.into()), None)),
+            libc::AF_INET | libc::AF_INET6 => {
+                Ok(Listener::Tcp(TcpListener::from_std(socket.into())))
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("descriptor {fd} is not a TCP or Unix socket"),
+            )),
         }
     }
 
@@ -52,14 +73,21 @@ impl Listener {
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| "?".into()),
-            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+            Listener::Unix(l, path) => match (path, l.local_addr()) {
+                (Some(path), _) => format!("unix:{}", path.display()),
+                (None, Ok(addr)) => match addr.as_pathname() {
+                    Some(path) => format!("unix:{}", path.display()),
+                    None => "unix:(unnamed)".into(),
+                },
+                (None, Err(_)) => "unix:?".into(),
+            },
         }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
+        if let Listener::Unix(_, Some(path)) = self {
             let _ = std::fs::remove_file(path);
         }
     }

@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::conn::{CloseReason, Connection, Flow, Input, RequestRules, State, Written};
 use crate::deadlines::DeadlineQueue;
 use crate::feed::Feed;
+use crate::inherit::{self, Inherited};
 use crate::metrics::Counters;
 use crate::net::{self, Listener, Socket};
 use crate::response::Protocol;
@@ -78,18 +79,63 @@ pub struct Server {
     redis: Option<Redis>,
 }
 
+/// The listeners to serve: the inherited ones in place of the command line's addresses
+/// (logged); a bin-path spawn adds an HTTP listener only when `--http` was given.
+fn listeners_for(
+    config: &Config,
+    inherited: Option<Inherited>,
+) -> io::Result<Vec<(Listener, Protocol)>> {
+    let mut out = Vec::new();
+    let mut bind = |addr: &crate::config::ListenAddr, protocol| -> io::Result<()> {
+        let listener = Listener::bind(addr, config.socket_mode)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        out.push((listener, protocol));
+        Ok(())
+    };
+    let Some((source, fds)) = inherited else {
+        if let Some(addr) = &config.scgi {
+            bind(addr, Protocol::Scgi)?;
+        }
+        if let Some(addr) = &config.http {
+            bind(addr, Protocol::Http)?;
+        }
+        return Ok(out);
+    };
+    if source == inherit::Source::BinPath && config.http_given {
+        if let Some(addr) = &config.http {
+            bind(addr, Protocol::Http)?;
+        }
+    }
+    for (fd, role) in fds {
+        let listener = Listener::from_fd(fd)
+            .map_err(|e| io::Error::new(e.kind(), format!("inherited descriptor {fd}: {e}")))?;
+        let protocol = match role {
+            inherit::Role::Scgi => Protocol::Scgi,
+            inherit::Role::Http => Protocol::Http,
+        };
+        log::info!(
+            "{} listener {} inherited from {}: it replaces the --{} address",
+            role.name(),
+            listener.local_addr(),
+            match source {
+                inherit::Source::Systemd => "systemd (LISTEN_FDS)",
+                inherit::Source::BinPath => "the spawning front-end (fd 0)",
+            },
+            role.name(),
+        );
+        out.push((listener, protocol));
+    }
+    Ok(out)
+}
+
 impl Server {
-    /// Binds the listeners and prepares everything; `run` starts serving.
-    pub fn bind(config: &Config) -> io::Result<Server> {
+    /// Binds the listeners (or takes the `inherited` ones) and prepares everything; `run`
+    /// starts serving.
+    pub fn bind(config: &Config, inherited: Option<Inherited>) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
-        for (addr, protocol) in [
-            (&config.scgi, Protocol::Scgi),
-            (&config.http, Protocol::Http),
-        ] {
-            let Some(addr) = addr else { continue };
-            let mut listener = Listener::bind(addr, config.socket_mode)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        for (listener, protocol) in listeners_for(config, inherited)? {
+            let mut listener = listener;
             let token = Token(LISTENER_TOKEN_BASE - listeners.len());
             poll.registry()
                 .register(&mut listener, token, Interest::READABLE)?;
@@ -139,6 +185,7 @@ impl Server {
                 tick: config.tick.map(|p| (now + p, p)),
                 heartbeat: config.heartbeat.map(|p| (now + p, p)),
                 accept_paused_until: None,
+                watchdog: crate::notify::watchdog_period().map(|p| (now, p)),
                 coalesce: config.coalesce.map(|p| (now, p)),
                 requests: DeadlineQueue::new(config.request_timeout),
                 lingering: DeadlineQueue::new(LINGER),
@@ -235,6 +282,7 @@ impl Server {
     }
 
     fn shut_down(&mut self) {
+        crate::notify::stopping();
         log::info!("stopping: closing {} connections", self.clients.len());
         // Dropping the listeners stops accepting (and removes a Unix socket file); dropping a
         // connection closes it, which ends its stream for the front-end or browser.

@@ -12,6 +12,8 @@ pub(super) struct Timers {
     pub(super) tick: Option<(Instant, Duration)>,
     pub(super) heartbeat: Option<(Instant, Duration)>,
     pub(super) accept_paused_until: Option<Instant>,
+    /// `WATCHDOG_USEC`: the next keep-alive for systemd, and the period.
+    pub(super) watchdog: Option<(Instant, Duration)>,
     /// `--coalesce-ms`: the next fan-out may not come before this; `None` without it.
     pub(super) coalesce: Option<(Instant, Duration)>,
     pub(super) requests: DeadlineQueue,
@@ -28,6 +30,7 @@ impl Timers {
             self.tick.map(|(at, _)| at),
             self.heartbeat.map(|(at, _)| at),
             self.accept_paused_until,
+            self.watchdog.map(|(at, _)| at),
             self.coalesce.filter(|_| woken).map(|(at, _)| at),
             self.requests.next(),
             self.lingering.next(),
@@ -43,6 +46,12 @@ impl Timers {
 impl Server {
     pub(super) fn on_timers(&mut self, now: Instant) {
         self.redis_timers(now);
+        if let Some((at, period)) = self.timers.watchdog {
+            if at <= now {
+                crate::notify::watchdog();
+                self.timers.watchdog = Some((now + period, period));
+            }
+        }
         self.compact_deadlines();
         if let Some((at, period)) = self.timers.tick {
             if at <= now {
