@@ -99,6 +99,8 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Command {
     Run(Box<Config>),
+    /// `--check`: the configuration is valid (what a live upgrade asks the new binary).
+    Check(Box<Config>),
     Help,
     Version,
 }
@@ -143,10 +145,13 @@ Options:
   --redis-maxlen N           publishes the Redis stream keeps, about [default: 10000]
   --publish-token-file PATH  enables POST /publish with the token in PATH
                              (or set TICKERD_PUBLISH_TOKEN; tokens are never taken as arguments)
+  --check                    check the configuration and exit (0: it is valid)
   -h, --help                 this text
   -V, --version              the version
 
 Logging: RUST_LOG=debug|info|warn (default info).
+Signals: SIGTERM/SIGINT stop; SIGUSR2 upgrades in place (the binary at this path, checked
+with --check first, takes over every connection); SIGHUP is ignored.
 ";
 
 impl Config {
@@ -159,6 +164,7 @@ impl Config {
         let mut config = Config::default();
         let mut token_file: Option<PathBuf> = None;
         let mut listed: Option<(Vec<listing::Listed>, String)> = None;
+        let mut check = false;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             // Accept both `--flag value` and `--flag=value`.
@@ -175,6 +181,7 @@ impl Config {
             match flag.as_str() {
                 "-h" | "--help" => return Ok(Command::Help),
                 "-V" | "--version" => return Ok(Command::Version),
+                "--check" => check = true,
                 "--scgi" => config.scgi = parse_listen(&flag, &value()?, true)?,
                 "--http" => {
                     config.http = parse_listen(&flag, &value()?, false)?;
@@ -324,7 +331,10 @@ impl Config {
                 "--scgi and --http are both off: nothing to listen on".into(),
             ));
         }
-        Ok(Command::Run(Box::new(config)))
+        Ok(match check {
+            true => Command::Check(Box::new(config)),
+            false => Command::Run(Box::new(config)),
+        })
     }
 }
 

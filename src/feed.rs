@@ -173,6 +173,13 @@ impl Feed {
         })
     }
 
+    /// Client `key`'s format and symbols, if it has a subscription.
+    pub fn symbols_of(&self, key: usize) -> Option<(Format, impl Iterator<Item = SymbolId> + '_)> {
+        self.subscriptions
+            .of(key)
+            .map(|(symbols, format)| (format, symbols))
+    }
+
     /// Whether anything is due to client `key` after id `after`.
     pub fn has_due(&self, key: usize, after: u64) -> bool {
         self.subscriptions

@@ -31,6 +31,8 @@ impl Role {
 pub enum Source {
     Systemd,
     BinPath,
+    /// The binary before a live upgrade.
+    Upgrade,
 }
 
 /// The roles of descriptors passed with names (systemd's `FileDescriptorName=`, or a live

@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod deadlines;
 pub mod feed;
+pub mod handover;
 pub mod http;
 pub mod inherit;
 pub mod listing;

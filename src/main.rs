@@ -3,12 +3,22 @@
 use std::process::ExitCode;
 
 use tickerd::config::{Command, Config, HELP};
+use tickerd::inherit::Source;
+use tickerd::server::upgrade::{self, Launch};
 use tickerd::server::Server;
 
 fn main() -> ExitCode {
     let env_token = std::env::var("TICKERD_PUBLISH_TOKEN").ok();
     let mut config = match Config::from_args(std::env::args().skip(1), env_token) {
         Ok(Command::Run(config)) => config,
+        Ok(Command::Check(config)) => {
+            println!(
+                "tickerd {}: the configuration is valid ({} symbols)",
+                env!("CARGO_PKG_VERSION"),
+                config.universe.len()
+            );
+            return ExitCode::SUCCESS;
+        }
         Ok(Command::Help) => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -23,14 +33,28 @@ fn main() -> ExitCode {
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let inherited = match tickerd::inherit::listeners() {
-        Ok(inherited) => inherited,
-        Err(e) => {
-            eprintln!("tickerd: {e}");
-            return ExitCode::from(2);
+    // A live upgrade: the previous binary's listeners and record (or why it cannot be read,
+    // in which case its connections were ended so that their browsers reconnect).
+    let mut record = None;
+    let inherited = match upgrade::handed_over() {
+        Some((listeners, taken)) => {
+            match taken {
+                Ok(r) => record = Some(r),
+                Err(e) => log::warn!(
+                    "upgrade: cannot read what the previous binary handed over ({e}): its connections were ended; browsers reconnect with their Last-Event-ID"
+                ),
+            }
+            Some((Source::Upgrade, listeners))
         }
+        None => match tickerd::inherit::listeners() {
+            Ok(inherited) => inherited,
+            Err(e) => {
+                eprintln!("tickerd: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
-    let server = match Server::bind(&config, inherited) {
+    let mut server = match Server::bind(&config, inherited) {
         Ok(server) => server,
         Err(e) => {
             log::error!("{e}");
@@ -39,6 +63,10 @@ fn main() -> ExitCode {
     };
     // The universe lives in the server now; the listing would only hold memory.
     config.universe = Vec::new();
+    match Launch::current() {
+        Ok(launch) => server.set_launch(launch),
+        Err(e) => log::warn!("this binary's path is unknown ({e}): SIGUSR2 cannot upgrade"),
+    }
     let (symbols, default) = server.universe();
     log::info!(
         "universe: {symbols} symbols from {}; default symbol {default}",
@@ -55,6 +83,9 @@ fn main() -> ExitCode {
             "off"
         },
     );
+    if let Some(record) = record {
+        server.take_over(record);
+    }
     tickerd::notify::ready(&format!("serving {symbols} symbols"));
     match server.run() {
         Ok(()) => {

@@ -15,7 +15,7 @@ pub enum Refusal {
     NoDescriptors,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
     pub accepted_scgi: u64,
     pub accepted_http: u64,

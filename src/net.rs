@@ -220,7 +220,42 @@ impl Source for Socket {
     }
 }
 
+impl std::os::fd::AsRawFd for Socket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Socket::Tcp(s) => s.as_raw_fd(),
+            Socket::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl std::os::fd::AsRawFd for Listener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+}
+
 impl Socket {
+    /// A connected socket handed over by the binary before a live upgrade, TCP or Unix.
+    pub fn from_fd(fd: std::os::fd::RawFd) -> io::Result<Socket> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the descriptor was handed to this process to own, and is taken once.
+        let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+        socket.set_nonblocking(true)?;
+        socket.set_cloexec(true)?;
+        match socket.local_addr()?.family() as i32 {
+            libc::AF_UNIX => Ok(Socket::Unix(UnixStream::from_std(socket.into()))),
+            libc::AF_INET | libc::AF_INET6 => Ok(Socket::Tcp(TcpStream::from_std(socket.into()))),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("descriptor {fd} is not a TCP or Unix socket"),
+            )),
+        }
+    }
+
     /// Starts a non-blocking connect (for the Redis link): done when the socket is writable
     /// and `connect_error` has nothing to say.
     pub fn connect(addr: &ListenAddr) -> io::Result<Socket> {

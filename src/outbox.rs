@@ -47,6 +47,16 @@ impl Outbox {
         all - self.offset
     }
 
+    /// The bytes not yet written, in one piece (for a live upgrade's record).
+    pub fn unwritten(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.remaining());
+        for (i, piece) in self.pieces.iter().enumerate().skip(self.at) {
+            let from = if i == self.at { self.offset } else { 0 };
+            out.extend_from_slice(&piece[from.min(piece.len())..]);
+        }
+        out
+    }
+
     /// Writes until everything is out or the socket would block. `bytes` counts what went,
     /// `calls` the system calls that sent some.
     pub fn write_to<W: Write>(
@@ -190,6 +200,22 @@ mod tests {
             assert_eq!(sink.out, all.as_bytes(), "take {take}");
             assert_eq!(bytes as usize, all.len());
         }
+    }
+
+    #[test]
+    fn what_is_left_to_write() {
+        let mut out = Outbox::new(pieces(&["head|", "a;", "bb;"]));
+        let mut sink = Sink {
+            out: Vec::new(),
+            take: 6,
+            calls: 1,
+            vectored: 0,
+        };
+        assert_eq!(
+            out.write_to(&mut sink, &mut 0, &mut 0).unwrap(),
+            Progress::Blocked
+        );
+        assert_eq!(out.unwritten(), b";bb;");
     }
 
     #[test]

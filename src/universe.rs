@@ -130,6 +130,21 @@ impl Universe {
         true
     }
 
+    /// A symbol's price and id as the binary before a live upgrade had them, exactly.
+    pub fn restore(&mut self, symbol: SymbolId, cents: u64, id: u64) {
+        let entry = &mut self.entries[symbol as usize];
+        entry.cents = cents;
+        entry.last_id = id;
+        entry.json = None;
+    }
+
+    /// After `restore`: the newest id is the previous binary's, or a symbol's new to this one.
+    pub fn restore_last_id(&mut self, id: u64) {
+        let newest = self.entries.iter().map(|e| e.last_id).max().unwrap_or(0);
+        self.last_id = id.max(newest);
+        self.plain = None;
+    }
+
     /// The sequence has reached `id` elsewhere (a counter raised without updates).
     pub fn reach(&mut self, id: u64) {
         self.last_id = self.last_id.max(id);

@@ -13,18 +13,20 @@ use mio::event::Event as IoEvent;
 use mio::{Events, Interest, Poll, Token};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
 
 mod accept;
 mod redis;
 mod requests;
 mod timers;
+pub mod upgrade;
 
 use redis::Redis;
 use requests::Shared;
 pub use requests::{PAGE, SCRIPT};
 use timers::Timers;
+use upgrade::{Launch, Upgrade};
 
 use crate::clients::Clients;
 use crate::config::Config;
@@ -77,6 +79,9 @@ pub struct Server {
     woken: Vec<usize>,
     /// `--redis`: the feed is shared through Redis.
     redis: Option<Redis>,
+    /// How this process was started, for a live upgrade; and where one is.
+    launch: Option<Launch>,
+    upgrade: Upgrade,
 }
 
 /// The listeners to serve: the inherited ones in place of the command line's addresses
@@ -120,6 +125,7 @@ fn listeners_for(
             match source {
                 inherit::Source::Systemd => "systemd (LISTEN_FDS)",
                 inherit::Source::BinPath => "the spawning front-end (fd 0)",
+                inherit::Source::Upgrade => "the binary before the upgrade",
             },
             role.name(),
         );
@@ -141,7 +147,7 @@ impl Server {
                 .register(&mut listener, token, Interest::READABLE)?;
             listeners.push((listener, protocol));
         }
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR2])?;
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
 
@@ -203,6 +209,8 @@ impl Server {
                 .redis
                 .clone()
                 .map(|addr| Redis::new(addr, &config.redis_key, config.redis_maxlen, now)),
+            launch: None,
+            upgrade: Upgrade::Idle,
         })
     }
 
@@ -224,6 +232,11 @@ impl Server {
         self.max_clients
     }
 
+    /// How this process was started: SIGUSR2 runs that binary again, in place.
+    pub fn set_launch(&mut self, launch: Launch) {
+        self.launch = Some(launch);
+    }
+
     /// The universe's size and default symbol, for the start-up log line.
     pub fn universe(&self) -> (usize, String) {
         let u = &self.feed.universe;
@@ -236,7 +249,8 @@ impl Server {
         loop {
             let now = Instant::now();
             let redis = self.redis.as_ref().and_then(Redis::next_deadline);
-            let timeout = [self.timers.next(self.feed.has_woken()), redis]
+            let upgrade = self.upgrade.next_deadline();
+            let timeout = [self.timers.next(self.feed.has_woken()), redis, upgrade]
                 .into_iter()
                 .flatten()
                 .min()
@@ -275,6 +289,7 @@ impl Server {
         for signal in self.signals.pending() {
             match signal {
                 SIGHUP => log::info!("SIGHUP ignored: tickerd has no files to reopen or re-read"),
+                SIGUSR2 => self.on_upgrade_signal(),
                 _ => stop = true,
             }
         }

@@ -118,6 +118,16 @@ impl Redis {
         (wall_ms() as i64 + offset + timeout.as_millis() as i64 - margin).max(1) as u64
     }
 
+    /// The universe's ids are this feed's (it was loaded at least once).
+    pub(super) fn loaded(&self) -> bool {
+        self.ever_loaded
+    }
+
+    /// After a live upgrade from a binary that had loaded the feed: its ids are the feed's.
+    pub(super) fn set_loaded_before(&mut self) {
+        self.ever_loaded = true;
+    }
+
     /// The feed is loaded and both links are up: publishes are taken.
     pub(super) fn is_up(&self) -> bool {
         matches!(self.session, Session::Loaded { .. })

@@ -46,6 +46,7 @@ impl Timers {
 impl Server {
     pub(super) fn on_timers(&mut self, now: Instant) {
         self.redis_timers(now);
+        self.upgrade_timers(now);
         if let Some((at, period)) = self.timers.watchdog {
             if at <= now {
                 crate::notify::watchdog();

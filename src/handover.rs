@@ -1,0 +1,581 @@
+//! What a live upgrade hands to the next binary: the universe's prices and ids, the
+//! counters, and every connection (its descriptor number, protocol, state, symbols and
+//! unwritten bytes), in one versioned binary record. The listeners go beside it, named in
+//! an environment variable, so that a binary that cannot read the record still has them.
+//! Pure: a `Handover` in, bytes out, and back; the loop gathers and restores.
+//!
+//! Format: `TICKERD-HANDOVER` (16 bytes), the version (u32), the body's length (u64), the
+//! body. Integers are little-endian; a byte string is its length (u32) then its bytes.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use crate::conn::{Kind, Waiter, Written};
+use crate::metrics::Counters;
+use crate::response::Protocol;
+use crate::universe::Format;
+
+const MAGIC: &[u8; 16] = b"TICKERD-HANDOVER";
+/// Bumped whenever the body changes: a binary reads only its own version.
+pub const VERSION: u32 = 1;
+/// The record's descriptor (a memfd) in the next binary's environment.
+pub const STATE_ENV: &str = "TICKERD_HANDOVER_FD";
+/// The listeners' descriptors: `scgi:7,http:8`.
+pub const LISTENERS_ENV: &str = "TICKERD_HANDOVER_LISTENERS";
+
+/// Everything the next binary takes over.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Handover {
+    /// Each symbol: name, cents, id of its last update.
+    pub prices: Vec<(String, u64, u64)>,
+    pub last_id: u64,
+    pub updates: u64,
+    pub counters: Counters,
+    pub next_serial: u64,
+    /// The ids are a Redis feed's (loaded at least once).
+    pub redis_loaded: bool,
+    /// When the previous binary handed over (wall clock, µs): the new one logs the pause.
+    pub handed_at_us: u64,
+    pub connections: Vec<Carried>,
+}
+
+/// One connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Carried {
+    pub fd: RawFd,
+    pub protocol: Protocol,
+    pub serial: u64,
+    pub peer: Option<SocketAddr>,
+    pub state: CarriedState,
+    /// Its subscription: format and symbol names.
+    pub symbols: Option<(Format, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CarriedState {
+    /// Still reading its request: what it sent so far.
+    Reading {
+        buf: Vec<u8>,
+        input_closed: bool,
+    },
+    Parked(Waiter),
+    /// The bytes not yet written, and what it becomes after.
+    Writing {
+        bytes: Vec<u8>,
+        then: Option<Waiter>,
+    },
+    Lingering,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandoverError {
+    NotARecord,
+    /// A record of another binary's version.
+    Version(u32),
+    Truncated,
+    Malformed(&'static str),
+}
+
+impl fmt::Display for HandoverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandoverError::NotARecord => f.write_str("not a handover record"),
+            HandoverError::Version(v) => {
+                write!(
+                    f,
+                    "a record of version {v}, and this binary reads version {VERSION}"
+                )
+            }
+            HandoverError::Truncated => f.write_str("the record is cut short"),
+            HandoverError::Malformed(what) => write!(f, "malformed record: {what}"),
+        }
+    }
+}
+
+pub fn encode(h: &Handover) -> Vec<u8> {
+    encode_as(h, VERSION)
+}
+
+/// `encode` with another version number (for the test of a binary that cannot read it).
+pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
+    let mut b = Body::default();
+    b.u32(h.prices.len() as u32);
+    for (name, cents, id) in &h.prices {
+        b.bytes(name.as_bytes());
+        b.u64(*cents);
+        b.u64(*id);
+    }
+    b.u64(h.last_id);
+    b.u64(h.updates);
+    counters(&mut b, &h.counters);
+    b.u64(h.next_serial);
+    b.u8(h.redis_loaded as u8);
+    b.u64(h.handed_at_us);
+    b.u32(h.connections.len() as u32);
+    for c in &h.connections {
+        b.u32(c.fd as u32);
+        b.u8(match c.protocol {
+            Protocol::Http => 0,
+            Protocol::Scgi => 1,
+        });
+        b.u64(c.serial);
+        b.bytes(c.peer.map(|p| p.to_string()).unwrap_or_default().as_bytes());
+        match &c.state {
+            CarriedState::Reading { buf, input_closed } => {
+                b.u8(0);
+                b.bytes(buf);
+                b.u8(*input_closed as u8);
+            }
+            CarriedState::Parked(w) => {
+                b.u8(1);
+                waiter(&mut b, w);
+            }
+            CarriedState::Writing { bytes, then } => {
+                b.u8(2);
+                b.bytes(bytes);
+                match then {
+                    Some(w) => {
+                        b.u8(1);
+                        waiter(&mut b, w);
+                    }
+                    None => b.u8(0),
+                }
+            }
+            CarriedState::Lingering => b.u8(3),
+        }
+        match &c.symbols {
+            None => b.u8(0),
+            Some((format, names)) => {
+                b.u8(match format {
+                    Format::Plain => 1,
+                    Format::Json => 2,
+                });
+                b.u32(names.len() as u32);
+                for n in names {
+                    b.bytes(n.as_bytes());
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(28 + b.0.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(b.0.len() as u64).to_le_bytes());
+    out.extend_from_slice(&b.0);
+    out
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
+    if bytes.len() < 28 || &bytes[..16] != MAGIC {
+        return Err(HandoverError::NotARecord);
+    }
+    let version = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(HandoverError::Version(version));
+    }
+    let len = u64::from_le_bytes(bytes[20..28].try_into().unwrap_or_default());
+    let body = &bytes[28..];
+    if body.len() as u64 != len {
+        return Err(HandoverError::Truncated);
+    }
+    let mut r = Reader(body);
+    let mut h = Handover::default();
+    for _ in 0..r.count()? {
+        let name = r.string()?;
+        h.prices.push((name, r.u64()?, r.u64()?));
+    }
+    h.last_id = r.u64()?;
+    h.updates = r.u64()?;
+    h.counters = read_counters(&mut r)?;
+    h.next_serial = r.u64()?;
+    h.redis_loaded = r.flag()?;
+    h.handed_at_us = r.u64()?;
+    for _ in 0..r.count()? {
+        let fd = r.u32()? as RawFd;
+        let protocol = match r.u8()? {
+            0 => Protocol::Http,
+            1 => Protocol::Scgi,
+            _ => return Err(HandoverError::Malformed("protocol")),
+        };
+        let serial = r.u64()?;
+        let peer = r.string()?;
+        let peer = match peer.as_str() {
+            "" => None,
+            p => Some(p.parse().map_err(|_| HandoverError::Malformed("peer"))?),
+        };
+        let state = match r.u8()? {
+            0 => CarriedState::Reading {
+                buf: r.bytes()?.to_vec(),
+                input_closed: r.flag()?,
+            },
+            1 => CarriedState::Parked(read_waiter(&mut r)?),
+            2 => {
+                let bytes = r.bytes()?.to_vec();
+                let then = match r.flag()? {
+                    true => Some(read_waiter(&mut r)?),
+                    false => None,
+                };
+                CarriedState::Writing { bytes, then }
+            }
+            3 => CarriedState::Lingering,
+            _ => return Err(HandoverError::Malformed("connection state")),
+        };
+        let symbols = match r.u8()? {
+            0 => None,
+            f => {
+                let format = match f {
+                    1 => Format::Plain,
+                    2 => Format::Json,
+                    _ => return Err(HandoverError::Malformed("format")),
+                };
+                let mut names = Vec::new();
+                for _ in 0..r.count()? {
+                    names.push(r.string()?);
+                }
+                Some((format, names))
+            }
+        };
+        h.connections.push(Carried {
+            fd,
+            protocol,
+            serial,
+            peer,
+            state,
+            symbols,
+        });
+    }
+    if !r.0.is_empty() {
+        return Err(HandoverError::Malformed("bytes after the last connection"));
+    }
+    Ok(h)
+}
+
+fn waiter(b: &mut Body, w: &Waiter) {
+    b.u8(match w.kind {
+        Kind::Stream => 0,
+        Kind::LongPoll => 1,
+    });
+    b.u64(w.last_id);
+    b.u8(w.input_closed as u8);
+    b.u8(w.active as u8);
+}
+
+fn read_waiter(r: &mut Reader) -> Result<Waiter, HandoverError> {
+    let kind = match r.u8()? {
+        0 => Kind::Stream,
+        1 => Kind::LongPoll,
+        _ => return Err(HandoverError::Malformed("waiter kind")),
+    };
+    Ok(Waiter {
+        kind,
+        last_id: r.u64()?,
+        input_closed: r.flag()?,
+        active: r.flag()?,
+    })
+}
+
+/// The counters, in declaration order (a new field is a new version).
+fn counters(b: &mut Body, c: &Counters) {
+    for v in counter_values(c) {
+        b.u64(v);
+    }
+}
+
+fn counter_values(c: &Counters) -> Vec<u64> {
+    let mut v = vec![
+        c.accepted_scgi,
+        c.accepted_http,
+        c.refused_full,
+        c.refused_no_descriptors,
+    ];
+    v.extend_from_slice(&c.closed);
+    let w = &c.written;
+    v.extend([w.bytes, w.calls, w.events, w.heartbeats]);
+    v.extend([
+        c.ticks,
+        c.published,
+        c.publish_refused,
+        c.streams_started,
+        c.long_polls_started,
+        c.requests_with_last_event_id,
+    ]);
+    v
+}
+
+fn read_counters(r: &mut Reader) -> Result<Counters, HandoverError> {
+    let mut c = Counters {
+        accepted_scgi: r.u64()?,
+        accepted_http: r.u64()?,
+        refused_full: r.u64()?,
+        refused_no_descriptors: r.u64()?,
+        ..Counters::default()
+    };
+    for slot in c.closed.iter_mut() {
+        *slot = r.u64()?;
+    }
+    c.written = Written {
+        bytes: r.u64()?,
+        calls: r.u64()?,
+        events: r.u64()?,
+        heartbeats: r.u64()?,
+    };
+    c.ticks = r.u64()?;
+    c.published = r.u64()?;
+    c.publish_refused = r.u64()?;
+    c.streams_started = r.u64()?;
+    c.long_polls_started = r.u64()?;
+    c.requests_with_last_event_id = r.u64()?;
+    Ok(c)
+}
+
+#[derive(Default)]
+struct Body(Vec<u8>);
+
+impl Body {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.u32(v.len() as u32);
+        self.0.extend_from_slice(v);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], HandoverError> {
+        if self.0.len() < n {
+            return Err(HandoverError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, HandoverError> {
+        Ok(self.take(1)?[0])
+    }
+    fn flag(&mut self) -> Result<bool, HandoverError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(HandoverError::Malformed("flag")),
+        }
+    }
+    fn u32(&mut self) -> Result<u32, HandoverError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, HandoverError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or_default(),
+        ))
+    }
+    /// A count of items that each take at least one byte: never more than the bytes left.
+    fn count(&mut self) -> Result<usize, HandoverError> {
+        let n = self.u32()? as usize;
+        if n > self.0.len() {
+            return Err(HandoverError::Truncated);
+        }
+        Ok(n)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], HandoverError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> Result<String, HandoverError> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| HandoverError::Malformed("text"))
+    }
+}
+
+/// The listeners' descriptors, as `LISTENERS_ENV` carries them.
+pub fn listeners_env(listeners: &[(RawFd, crate::inherit::Role)]) -> String {
+    listeners
+        .iter()
+        .map(|(fd, role)| format!("{}:{fd}", role.name()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `scgi:7,http:8` back into descriptors and roles.
+pub fn parse_listeners_env(text: &str) -> Result<Vec<(RawFd, crate::inherit::Role)>, String> {
+    use crate::inherit::Role;
+    text.split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (role, fd) = part
+                .split_once(':')
+                .ok_or_else(|| format!("{LISTENERS_ENV}: {part:?} is not ROLE:FD"))?;
+            let role = match role {
+                "scgi" => Role::Scgi,
+                "http" => Role::Http,
+                _ => return Err(format!("{LISTENERS_ENV}: unknown role {role:?}")),
+            };
+            let fd = fd
+                .parse::<RawFd>()
+                .ok()
+                .filter(|fd| *fd >= 0)
+                .ok_or_else(|| format!("{LISTENERS_ENV}: {fd:?} is not a descriptor"))?;
+            Ok((fd, role))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::CloseReason;
+    use crate::inherit::Role;
+
+    fn sample() -> Handover {
+        let mut counters = Counters {
+            accepted_scgi: 1,
+            accepted_http: 2,
+            refused_full: 3,
+            refused_no_descriptors: 4,
+            written: Written {
+                bytes: 5,
+                calls: 6,
+                events: 7,
+                heartbeats: 8,
+            },
+            ticks: 9,
+            published: 10,
+            publish_refused: 11,
+            streams_started: 12,
+            long_polls_started: 13,
+            requests_with_last_event_id: 14,
+            ..Counters::default()
+        };
+        counters.closed(CloseReason::Hangup);
+        counters.closed(CloseReason::LingerTimeout);
+        let waiter = Waiter {
+            kind: Kind::Stream,
+            last_id: 1_796_423_459_850_571,
+            input_closed: true,
+            active: false,
+        };
+        Handover {
+            prices: vec![("AAPL".into(), 18_920, 100), ("BRK.B".into(), 1, 101)],
+            last_id: 101,
+            updates: 77,
+            counters,
+            next_serial: 5000,
+            redis_loaded: true,
+            handed_at_us: 1_796_423_459_850_000,
+            connections: vec![
+                Carried {
+                    fd: 9,
+                    protocol: Protocol::Http,
+                    serial: 1,
+                    peer: Some("127.0.0.1:5555".parse().unwrap()),
+                    state: CarriedState::Parked(waiter),
+                    symbols: Some((Format::Json, vec!["AAPL".into(), "BRK.B".into()])),
+                },
+                Carried {
+                    fd: 10,
+                    protocol: Protocol::Scgi,
+                    serial: 2,
+                    peer: None,
+                    state: CarriedState::Writing {
+                        bytes: b"id: 1\ndata: x\n\n".to_vec(),
+                        then: Some(Waiter {
+                            kind: Kind::LongPoll,
+                            ..waiter
+                        }),
+                    },
+                    symbols: Some((Format::Plain, vec!["AAPL".into()])),
+                },
+                Carried {
+                    fd: 11,
+                    protocol: Protocol::Http,
+                    serial: 3,
+                    peer: Some("[::1]:80".parse().unwrap()),
+                    state: CarriedState::Reading {
+                        buf: b"GET /tick".to_vec(),
+                        input_closed: false,
+                    },
+                    symbols: None,
+                },
+                Carried {
+                    fd: 12,
+                    protocol: Protocol::Http,
+                    serial: 4,
+                    peer: None,
+                    state: CarriedState::Writing {
+                        bytes: vec![],
+                        then: None,
+                    },
+                    symbols: None,
+                },
+                Carried {
+                    fd: 13,
+                    protocol: Protocol::Scgi,
+                    serial: 5,
+                    peer: None,
+                    state: CarriedState::Lingering,
+                    symbols: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        let h = sample();
+        assert_eq!(decode(&encode(&h)), Ok(h));
+        assert_eq!(
+            decode(&encode(&Handover::default())),
+            Ok(Handover::default())
+        );
+    }
+
+    #[test]
+    fn another_version_or_damage_is_refused() {
+        let h = sample();
+        assert_eq!(
+            decode(&encode_as(&h, VERSION + 1)),
+            Err(HandoverError::Version(VERSION + 1))
+        );
+        let bytes = encode(&h);
+        assert_eq!(decode(b"garbage"), Err(HandoverError::NotARecord));
+        for cut in 28..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer), Err(HandoverError::Truncated));
+    }
+
+    proptest::proptest! {
+        /// Any bytes after a valid header: an error or a record, never a panic or a huge
+        /// allocation.
+        #[test]
+        fn any_body_is_refused_or_read(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&VERSION.to_le_bytes());
+            bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&body);
+            let _ = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn the_listeners_variable() {
+        let l = vec![(7, Role::Scgi), (8, Role::Http)];
+        assert_eq!(listeners_env(&l), "scgi:7,http:8");
+        assert_eq!(parse_listeners_env("scgi:7,http:8"), Ok(l));
+        assert_eq!(parse_listeners_env(""), Ok(vec![]));
+        assert!(parse_listeners_env("ftp:3").is_err());
+        assert!(parse_listeners_env("scgi:-1").is_err());
+        assert!(parse_listeners_env("scgi").is_err());
+    }
+}
