@@ -23,6 +23,8 @@ pub const VERSION: u32 = 1;
 pub const STATE_ENV: &str = "TICKERD_HANDOVER_FD";
 /// The listeners' descriptors: `scgi:7,http:8`.
 pub const LISTENERS_ENV: &str = "TICKERD_HANDOVER_LISTENERS";
+/// The previous binary's poller, for the next one to close off its critical path.
+pub const POLLER_ENV: &str = "TICKERD_HANDOVER_POLLER";
 
 /// Everything the next binary takes over.
 #[derive(Debug, Clone, PartialEq, Default)]

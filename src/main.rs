@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     let inherited = match upgrade::handed_over() {
         Some((listeners, taken)) => {
             match taken {
-                Ok(r) => record = Some(r),
+                Ok(taken) => record = Some(taken),
                 Err(e) => log::warn!(
                     "upgrade: cannot read what the previous binary handed over ({e}): its connections were ended; browsers reconnect with their Last-Event-ID"
                 ),
@@ -61,6 +61,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Its signal handlers are in place: signals held across a live upgrade's exec come now.
+    upgrade::unblock_held_signals();
     // The universe lives in the server now; the listing would only hold memory.
     config.universe = Vec::new();
     match Launch::current() {
@@ -83,8 +85,8 @@ fn main() -> ExitCode {
             "off"
         },
     );
-    if let Some(record) = record {
-        server.take_over(record);
+    if let Some((record, poller)) = record {
+        server.take_over(record, poller);
     }
     tickerd::notify::ready(&format!("serving {symbols} symbols"));
     match server.run() {

@@ -239,25 +239,24 @@ impl std::os::fd::AsRawFd for Listener {
 }
 
 impl Socket {
-    /// A connected socket handed over by the binary before a live upgrade, TCP or Unix.
-    pub fn from_fd(fd: std::os::fd::RawFd) -> io::Result<Socket> {
+    /// A connected socket handed over by the binary before a live upgrade: still
+    /// non-blocking (a file status flag, kept across exec), TCP when it has a peer address
+    /// (accept gives one for TCP only). One system call: close-on-exec back on.
+    pub fn from_handed_over(fd: std::os::fd::RawFd, tcp: bool) -> io::Result<Socket> {
         use std::os::fd::FromRawFd;
-        // SAFETY: the descriptor was handed to this process to own, and is taken once.
-        let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
-        socket.set_nonblocking(true)?;
-        socket.set_cloexec(true)?;
-        match socket.local_addr()?.family() as i32 {
-            libc::AF_UNIX => Ok(Socket::Unix(UnixStream::from_std(socket.into()))),
-            libc::AF_INET | libc::AF_INET6 => Ok(Socket::Tcp(TcpStream::from_std(socket.into()))),
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("descriptor {fd} is not a TCP or Unix socket"),
-            )),
+        // SAFETY: ioctl FIOCLEX on a descriptor handed to this process to own.
+        if unsafe { libc::ioctl(fd, libc::FIOCLEX) } != 0 {
+            return Err(io::Error::last_os_error());
         }
+        // SAFETY: the descriptor was handed to this process to own, and is taken once.
+        Ok(match tcp {
+            true => Socket::Tcp(unsafe { TcpStream::from_raw_fd(fd) }),
+            false => Socket::Unix(unsafe { UnixStream::from_raw_fd(fd) }),
+        })
     }
 
     /// Starts a non-blocking connect (for the Redis link): done when the socket is writable
-    /// and `connect_error` has nothing to say.
+    /// and `connect_result` says so.
     pub fn connect(addr: &ListenAddr) -> io::Result<Socket> {
         match addr {
             ListenAddr::Tcp(addr) => {

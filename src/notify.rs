@@ -2,17 +2,56 @@
 //! live upgrade), stopping, and the watchdog's keep-alive. Nothing is sent when
 //! `NOTIFY_SOCKET` is unset, as when run by hand or under lighttpd.
 
+use std::ffi::OsStr;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
 
+/// Whether the last notification failed (logged once, until one goes through again: the
+/// watchdog's would otherwise log every half period).
+static FAILING: AtomicBool = AtomicBool::new(false);
+
 fn send(states: &[NotifyState]) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
+    };
+    let message: String = states.iter().map(|s| format!("{s}\n")).collect();
+    match send_to(&socket, message.as_bytes()) {
+        Ok(()) => {
+            if FAILING.swap(false, Ordering::Relaxed) {
+                log::info!("sd_notify: {socket:?} takes notifications again");
+            }
+        }
+        Err(e) => {
+            if !FAILING.swap(true, Ordering::Relaxed) {
+                log::warn!(
+                    "sd_notify to {socket:?}: {e} (not logged again until one goes through)"
+                );
+            }
+        }
     }
-    if let Err(e) = sd_notify::notify(states) {
-        log::warn!("sd_notify: {e}");
-    }
+}
+
+/// One datagram to `NOTIFY_SOCKET`: an absolute path, or `@name` in the abstract namespace
+/// (sd_notify(3); the sd-notify crate takes `@` as part of a path).
+fn send_to(socket: &OsStr, message: &[u8]) -> io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let addr = match socket.as_bytes() {
+        [b'@', name @ ..] => SocketAddr::from_abstract_name(name)?,
+        [b'/', ..] => SocketAddr::from_pathname(socket)?,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "neither an absolute path nor @name",
+            ))
+        }
+    };
+    UnixDatagram::unbound()?.send_to_addr(message, &addr)?;
+    Ok(())
 }
 
 /// Serving: listeners bound (or inherited) and the loop about to run.

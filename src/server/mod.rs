@@ -82,6 +82,8 @@ pub struct Server {
     /// How this process was started, for a live upgrade; and where one is.
     launch: Option<Launch>,
     upgrade: Upgrade,
+    /// The previous binary's poller after a live upgrade, closed after the first fan-out.
+    retired_poller: Option<std::os::fd::OwnedFd>,
 }
 
 /// The listeners to serve: the inherited ones in place of the command line's addresses
@@ -211,6 +213,7 @@ impl Server {
                 .map(|addr| Redis::new(addr, &config.redis_key, config.redis_maxlen, now)),
             launch: None,
             upgrade: Upgrade::Idle,
+            retired_poller: None,
         })
     }
 
@@ -280,6 +283,7 @@ impl Server {
             }
             self.on_timers(Instant::now());
             self.fan_out(Instant::now());
+            self.retired_poller = None;
         }
     }
 
