@@ -48,26 +48,31 @@ impl Tickerd {
 
     /// Starts tickerd with `TICKERD_PUBLISH_TOKEN` set to `token`, or unset.
     pub fn start_with_token(args: &[&str], token: Option<&str>) -> Tickerd {
-        Self::spawn(args, token, None, "info")
+        Self::spawn(args, token, None, &Spawn::default())
     }
 
     /// Starts tickerd with at most `fds` open files (soft and hard limit).
     pub fn start_with_fd_limit(args: &[&str], fds: u64) -> Tickerd {
-        Self::spawn(args, Some(TOKEN), Some(fds), "info")
+        Self::spawn(args, Some(TOKEN), Some(fds), &Spawn::default())
     }
 
     /// Starts tickerd logging each request it serves, with its `Last-Event-ID`
     /// (see [`Tickerd::requests_logged`]).
     pub fn start_logging_requests(args: &[&str]) -> Tickerd {
-        Self::spawn(args, Some(TOKEN), None, "info,tickerd::server=debug")
+        let how = Spawn {
+            log_filter: Some(LOG_REQUESTS.into()),
+            ..Spawn::default()
+        };
+        Self::spawn(args, Some(TOKEN), None, &how)
     }
 
-    fn spawn(
-        args: &[&str],
-        token: Option<&str>,
-        fd_limit: Option<u64>,
-        log_filter: &str,
-    ) -> Tickerd {
+    /// Starts tickerd as [`Tickerd::start`] does, and also as `how` says (another binary,
+    /// more environment, descriptors of the test's, its own pid in variables).
+    pub fn start_as(args: &[&str], how: &Spawn) -> Tickerd {
+        Self::spawn(args, Some(TOKEN), None, how)
+    }
+
+    fn spawn(args: &[&str], token: Option<&str>, fd_limit: Option<u64>, how: &Spawn) -> Tickerd {
         leftovers::end_what_dead_runs_left_once();
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if !args.contains(&"--http") {
@@ -79,7 +84,22 @@ impl Tickerd {
         if !args.contains(&"--symbols") && !args.contains(&"--symbols-file") {
             all.extend(["--symbols".into(), ONE_SYMBOL.into()]);
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tickerd"));
+        let exe = how
+            .exe
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tickerd")));
+        let mut cmd = match how.own_pid_env.is_empty() {
+            true => Command::new(&exe),
+            // The shell sets the variables to its own pid, which `exec` hands to tickerd.
+            false => {
+                let mut cmd = Command::new("/bin/sh");
+                let set: Vec<String> = how.own_pid_env.iter().map(|v| format!("{v}=$$")).collect();
+                cmd.arg("-c")
+                    .arg(format!("export {}; exec \"$0\" \"$@\"", set.join(" ")))
+                    .arg(&exe);
+                cmd
+            }
+        };
         match token {
             Some(token) => cmd.env("TICKERD_PUBLISH_TOKEN", token),
             None => cmd.env_remove("TICKERD_PUBLISH_TOKEN"),
@@ -101,9 +121,18 @@ impl Tickerd {
                 });
             }
         }
+        if !how.fds.is_empty() {
+            pass_fds(&mut cmd, how.fds.clone());
+        }
+        for (name, value) in &how.env {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
+        }
         let mut child = dies_with_its_starter(&mut cmd)
             .args(&all)
-            .env("RUST_LOG", log_filter)
+            .env("RUST_LOG", how.log_filter.as_deref().unwrap_or("info"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -116,12 +145,15 @@ impl Tickerd {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Into the log first: a test may read it as soon as `start` returns.
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if line.contains("listening:") {
                     let _ = tx.send(line.clone());
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) else {
@@ -267,6 +299,56 @@ impl Tickerd {
         );
         let (status, _, body) = http_request(self.http(), &req);
         (status, body)
+    }
+}
+
+/// The log filter of [`Tickerd::start_logging_requests`].
+pub const LOG_REQUESTS: &str = "info,tickerd::server=debug";
+
+/// How [`Tickerd::start_as`] starts tickerd beyond its flags; the default is [`Tickerd::start`].
+#[derive(Clone, Debug, Default)]
+pub struct Spawn {
+    /// The binary (default: the one cargo built), e.g. a copy that a live upgrade replaces.
+    pub exe: Option<PathBuf>,
+    /// More environment: a value sets the variable, `None` removes it.
+    pub env: Vec<(String, Option<String>)>,
+    /// Variables set to tickerd's own pid (`LISTEN_PID`, `WATCHDOG_PID`): it is started
+    /// through `/bin/sh -c 'export V=$$; exec …'`, whose `exec` keeps the pid.
+    pub own_pid_env: Vec<&'static str>,
+    /// Descriptors of the test's that tickerd gets as 3, 4, … (what systemd passes with
+    /// `LISTEN_FDS`); the test keeps its own.
+    pub fds: Vec<std::os::fd::RawFd>,
+    /// `RUST_LOG` (default `info`).
+    pub log_filter: Option<String>,
+}
+
+/// Has `cmd`'s process get `fds` as descriptors 3, 4, … (not close-on-exec).
+fn pass_fds(cmd: &mut Command, fds: Vec<std::os::fd::RawFd>) {
+    use std::os::unix::process::CommandExt;
+    assert!(fds.len() <= 16, "at most 16 descriptors");
+    let first = 3;
+    // SAFETY: fcntl(2), dup2(2) and close(2) are async-signal-safe and touch only the child;
+    // nothing is allocated after the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let n = fds.len() as i32;
+            // First out of the way of 3..3+n, so that no source is overwritten before it is
+            // copied; then into place (dup2 clears close-on-exec on the copy).
+            let mut moved = [0; 16];
+            for (i, &fd) in fds.iter().enumerate() {
+                moved[i] = libc::fcntl(fd, libc::F_DUPFD, first + n);
+                if moved[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, &fd) in moved[..fds.len()].iter().enumerate() {
+                if libc::dup2(fd, first + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+            Ok(())
+        });
     }
 }
 
@@ -681,13 +763,19 @@ impl Lighttpd {
     }
 
     pub fn start_with(env: &[(&str, String)]) -> Lighttpd {
+        Self::start_from("lighttpd.conf", env)
+    }
+
+    /// Starts lighttpd from another file of `conf/` (`lighttpd-spawn.conf`); `restart` would
+    /// start it from `conf/lighttpd.conf`.
+    pub fn start_from(conf: &'static str, env: &[(&str, String)]) -> Lighttpd {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         for attempt in 0..5 {
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            match Self::spawn(addr, &env) {
+            match Self::spawn_from(conf, addr, &env) {
                 Ok((child, log)) => {
                     return Lighttpd {
                         child,
@@ -699,11 +787,23 @@ impl Lighttpd {
                 Err(log) => eprintln!("lighttpd attempt {attempt} failed: {log}"),
             }
         }
-        panic!("lighttpd did not start from conf/lighttpd.conf");
+        panic!("lighttpd did not start from conf/{conf}");
     }
 
-    /// Starts lighttpd on `addr`; its log if it did not come up.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Starts lighttpd from `conf/lighttpd.conf` on `addr`; its log if it did not come up.
     fn spawn(
+        addr: SocketAddr,
+        env: &[(String, String)],
+    ) -> Result<(Child, Arc<Mutex<String>>), String> {
+        Self::spawn_from("lighttpd.conf", addr, env)
+    }
+
+    fn spawn_from(
+        conf: &str,
         addr: SocketAddr,
         env: &[(String, String)],
     ) -> Result<(Child, Arc<Mutex<String>>), String> {
@@ -712,7 +812,7 @@ impl Lighttpd {
         let mut cmd = Command::new(&binary);
         cmd.arg("-D")
             .arg("-f")
-            .arg(repo_root().join("conf/lighttpd.conf"))
+            .arg(repo_root().join("conf").join(conf))
             .current_dir(repo_root())
             .env("TICKERD_FRONT_PORT", addr.port().to_string())
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -802,3 +902,7 @@ pub mod nginx_h2;
 
 /// Redis for the tests: a private server, a proxy to cut, a broken stand-in (tests/redis.rs).
 pub mod redis;
+
+/// Many streams, connection attempts every few ms, browsers that reconnect (tests/upgrade.rs,
+/// tests/systemd.rs).
+pub mod clients;
