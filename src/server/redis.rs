@@ -516,57 +516,44 @@ impl Server {
     }
 
     /// A publish (checked against the universe) goes to Redis; connection `key` waits for
-    /// the answer. `None`: Redis is away, answer 503 now.
+    /// the answer. False: Redis is away, answer 503 now.
     pub(super) fn redis_publish(
         &mut self,
         key: usize,
         serial: u64,
         batch: &[(SymbolId, u64)],
     ) -> bool {
+        self.redis_send(batch, Command::Publish { key, serial })
+    }
+
+    /// A random-walk tick goes to Redis like a publish (skipped while Redis is away).
+    pub(super) fn redis_walk(&mut self) {
+        let moves = self.feed.universe.walk(&mut self.rng);
+        self.redis_send(&moves, Command::Walk);
+    }
+
+    /// Updates to Redis as one publish, whose reply answers `command`. The ids come from
+    /// Redis: the commands link is all it needs (publishing goes on while the feed reloads).
+    fn redis_send(&mut self, updates: &[(SymbolId, u64)], command: Command) -> bool {
         let u = &self.feed.universe;
-        let named: Vec<(Symbol, u64)> = batch.iter().map(|&(s, c)| (u.symbol(s), c)).collect();
+        let named: Vec<(Symbol, u64)> = updates.iter().map(|&(s, c)| (u.symbol(s), c)).collect();
         let redis = self.redis.as_mut().expect("only with --redis");
-        // The ids come from Redis: the commands link is all a publish needs (it goes on while
-        // the feed reloads).
         if !redis.commands.is_up() || matches!(redis.session, Session::Connecting) {
             return false;
         }
-        let mut command = Vec::new();
+        let mut bytes = Vec::new();
         let deadline = redis.deadline_ms(PUBLISH_TIMEOUT);
-        redis_feed::publish(&mut command, &redis.keys, redis.maxlen, deadline, &named);
+        redis_feed::publish(&mut bytes, &redis.keys, redis.maxlen, deadline, &named);
         let now = Instant::now();
         if redis
             .commands
-            .send(
-                &command,
-                Command::Publish { key, serial },
-                now + PUBLISH_TIMEOUT,
-            )
+            .send(&bytes, command, now + PUBLISH_TIMEOUT)
             .is_err()
         {
             return false;
         }
         self.redis_flush(now);
         true
-    }
-
-    /// A random-walk tick goes to Redis like a publish (skipped while Redis is away).
-    pub(super) fn redis_walk(&mut self) {
-        let moves = self.feed.universe.walk(&mut self.rng);
-        let u = &self.feed.universe;
-        let named: Vec<(Symbol, u64)> = moves.iter().map(|&(s, c)| (u.symbol(s), c)).collect();
-        let redis = self.redis.as_mut().expect("only with --redis");
-        if !redis.is_up() {
-            return;
-        }
-        let mut command = Vec::new();
-        let deadline = redis.deadline_ms(PUBLISH_TIMEOUT);
-        redis_feed::publish(&mut command, &redis.keys, redis.maxlen, deadline, &named);
-        let now = Instant::now();
-        let _ = redis
-            .commands
-            .send(&command, Command::Walk, now + PUBLISH_TIMEOUT);
-        self.redis_flush(now);
     }
 
     /// Answers a publish that waited for Redis: 200 with the id of its last update, or 503.
