@@ -11,8 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -404,60 +403,21 @@ where
     )
 }
 
-/// lighttpd from `conf/lighttpd-balance.conf`, killed when dropped.
-struct Lighttpd {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Lighttpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_lighttpd(backends: &[SocketAddr]) -> (SocketAddr, Lighttpd) {
-    let binary = which("lighttpd").expect("lighttpd is not installed (.ci/run installs it)");
+/// lighttpd from `conf/lighttpd-balance.conf` over `backends`.
+fn start_lighttpd(backends: &[SocketAddr]) -> Lighttpd {
     let list = backends
         .iter()
         .map(|a| a.to_string())
         .collect::<Vec<_>>()
         .join(" ");
-    for attempt in 0..5 {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let mut cmd = Command::new(&binary);
-        cmd.arg("-D")
-            .arg("-f")
-            .arg(repo_root().join("conf/lighttpd-balance.conf"))
-            .env("TICKERD_FRONT_PORT", addr.port().to_string())
-            .env("TICKERD_SCGI_BACKENDS", &list)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = dies_with_its_starter(&mut cmd)
-            .spawn()
-            .expect("start lighttpd");
-        let log = collect_stderr(&mut child);
-        let up = wait_until(Duration::from_secs(5), || {
-            child.try_wait().unwrap().is_none() && TcpStream::connect(addr).is_ok()
-        }) && !wait_until(Duration::from_millis(200), || {
-            child.try_wait().unwrap().is_some()
-        });
-        let front = Lighttpd { child, log };
-        if up {
-            return (addr, front);
-        }
-        eprintln!("lighttpd attempt {attempt}: {}", front.log.lock().unwrap());
-    }
-    panic!("lighttpd did not start from conf/lighttpd-balance.conf");
+    Lighttpd::start_from("lighttpd-balance.conf", &[("TICKERD_SCGI_BACKENDS", list)])
 }
 
 #[test]
 fn lighttpd_over_three_instances_one_killed_under_2000_streams_every_browser_ends_level() {
     let report = kill_one_behind_a_front(3, 20, 2000, |backends| {
-        let (addr, front) = start_lighttpd(backends);
-        (addr, Box::new(move || front.log.lock().unwrap().clone()))
+        let front = start_lighttpd(backends);
+        (front.addr, Box::new(move || front.log()))
     });
     eprintln!("lighttpd: {report}");
 }
@@ -465,10 +425,6 @@ fn lighttpd_over_three_instances_one_killed_under_2000_streams_every_browser_end
 #[test]
 fn nginx_over_two_instances_one_killed_every_browser_ends_level() {
     let report = kill_one_behind_a_front(2, 10, 100, |backends| {
-        let binary = which("nginx").expect("nginx is not installed (.ci/run installs it)");
-        let dir = TempDir::new("nginx");
-        let conf = dir.join("nginx.conf");
-        std::os::unix::fs::symlink(repo_root().join("conf/nginx.conf"), &conf).unwrap();
         // The shipped upstream with these instances' addresses, in its order, one server
         // line each (the file's third is dropped).
         let shipped = std::fs::read_to_string(repo_root().join("conf/nginx-balance.conf")).unwrap();
@@ -485,23 +441,7 @@ fn nginx_over_two_instances_one_killed_every_browser_ends_level() {
             )
             .collect();
         assert!(upstream.contains("least_conn;"), "{upstream}");
-        std::fs::write(dir.join("nginx-backend.conf"), upstream).unwrap();
-        let pid_file = dir.join("nginx.pid");
-        let root = dir.to_path_buf();
-        let front = Front::start("nginx", dir, &pid_file, |port| {
-            std::fs::write(
-                root.join("nginx-listen.conf"),
-                format!("listen 127.0.0.1:{port};\n"),
-            )
-            .unwrap();
-            let mut cmd = Command::new(&binary);
-            cmd.arg("-p")
-                .arg(&root)
-                .arg("-c")
-                .arg(&conf)
-                .args(["-e", "stderr"]);
-            cmd
-        });
+        let front = common::fronts::nginx::start_with_upstream(&upstream);
         (front.addr, Box::new(move || front.log()))
     });
     eprintln!("nginx: {report}");

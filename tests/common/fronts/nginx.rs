@@ -18,15 +18,16 @@ pub fn start(scgi: SocketAddr) -> Front {
 
 /// Starts nginx with `server` as tickerd's address in its upstream (`unix:/path` works too).
 pub fn start_with_backend(server: &str) -> Front {
+    start_with_upstream(&format!("upstream tickerd {{ server {server}; }}\n"))
+}
+
+/// Starts nginx with `upstream` as its `nginx-backend.conf` (several instances, say).
+pub fn start_with_upstream(upstream: &str) -> Front {
     let binary = binary();
     let dir = TempDir::new("nginx");
     let conf = dir.join("nginx.conf");
     std::os::unix::fs::symlink(repo_root().join("conf/nginx.conf"), &conf).unwrap();
-    std::fs::write(
-        dir.join("nginx-backend.conf"),
-        format!("upstream tickerd {{ server {server}; }}\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("nginx-backend.conf"), upstream).unwrap();
     let pid_file = dir.join("nginx.pid");
     let root = dir.to_path_buf();
     Front::start("nginx", dir, &pid_file, |port| {
