@@ -44,7 +44,7 @@ impl<S> Clients<S> {
 
     /// The connection with this key if it is still the one with this serial.
     pub fn get_serial(&mut self, key: usize, serial: u64) -> Option<&mut Connection<S>> {
-        self.slab.get_mut(key).filter(|c| c.serial == serial)
+        self.slab.get_mut(key).filter(|c| c.serial() == serial)
     }
 
     pub fn remove(&mut self, key: usize) -> Option<Connection<S>> {
@@ -53,10 +53,6 @@ impl<S> Clients<S> {
 
     pub fn len(&self) -> usize {
         self.slab.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slab.is_empty()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Connection<S>)> {
@@ -74,7 +70,7 @@ impl<S> Clients<S> {
             if Some(key) == except {
                 continue;
             }
-            match conn.state {
+            match conn.state() {
                 State::Reading { .. } => counts.reading += 1,
                 State::Parked(_) => counts.parked += 1,
                 // An answer under way, or still to come from Redis.

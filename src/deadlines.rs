@@ -56,7 +56,8 @@ impl DeadlineQueue {
         self.queue.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 }

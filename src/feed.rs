@@ -14,7 +14,8 @@ use rand::Rng;
 
 use crate::conn::{Kind, Waiter};
 use crate::outbox::Outbox;
-use crate::response::{self, Protocol};
+use crate::protocol::Protocol;
+use crate::response;
 use crate::subscriptions::Subscriptions;
 use crate::universe::{Format, SymbolId, Universe};
 

@@ -1,42 +1,56 @@
 //! tickerd: live prices pushed to browsers with Server-Sent Events, as an SCGI backend behind
 //! a web server or over its own HTTP/1.1 listener. One thread, one `mio` event loop.
 //!
-//! Modules, one concern each: [`config`] (command line), [`listing`] (the universe as an
-//! operator writes it), [`symbol`] (names), [`scgi`] and [`http`] (pure request parsers),
-//! [`request`] (what a request asks, CGI routing), [`route`] (which endpoint),
-//! [`selection`] (a client's symbol list), [`publish`] (who may publish, publish batches),
-//! [`price`] (cents, the random walk's step), [`universe`] (symbols, prices, ids, event
-//! bytes), [`subscriptions`] (who streams what), [`feed`] (what each client is due),
-//! [`sse`] (event encoding), [`response`] (heads in HTTP and CGI dialects), [`outbox`]
-//! (shared output pieces, written with `writev`), [`conn`] (one connection's state
-//! machine), [`clients`] (the registry), [`deadlines`] (timeouts), [`metrics`], [`net`]
-//! (sockets) and [`server`] (the event loop).
+//! Where things live (the README's Design section has the same map):
+//! - starting and the loop: [`start`] (a valid configuration to a running server),
+//!   `server` (the event loop: polling, accepting, signals, the loop's own timers),
+//!   `listeners` (where listening sockets come from), `net` (sockets), [`io`] (what the core
+//!   asks of the operating system), `notify` (sd_notify);
+//! - the core, without sockets: [`core`] (clients, feed, deadlines; carrying out requests,
+//!   fan-out, timers), `conn` (one connection's state machine), `clients` (the registry),
+//!   `deadlines`, `outbox` (shared pieces written with `writev`), `answers` (every canned
+//!   answer and its counter), `response` (heads in the HTTP and CGI dialects), `metrics`;
+//! - requests: [`scgi`] and [`http`] (pure parsers), [`request`] (what a request asks),
+//!   [`route`] (which endpoint), `selection` (a client's symbol list), `publish` (who may
+//!   publish, publish batches), [`protocol`] (the two dialects);
+//! - the feed: `universe` (symbols, prices, ids, event bytes), `subscriptions` (who streams
+//!   what), `feed` (what each client is due: the resume rule), `price`, [`symbol`],
+//!   `listing` (the universe as an operator writes it), `sse` (event encoding);
+//! - [`redis`]: the feed shared through Redis (wire, link, scripts, session, driver);
+//! - `upgrade`: the live upgrade (orchestration, its record, the OS work);
+//! - [`config`]: the command line.
+//!
+//! Public only what the binary, the fuzz targets and the benches use; the rest is private
+//! so that the compiler reports what nothing uses.
 
-pub mod clients;
+mod answers;
+mod clients;
 pub mod config;
-pub mod conn;
-pub mod deadlines;
-pub mod feed;
-pub mod handover;
+mod conn;
+pub mod core;
+mod deadlines;
+mod feed;
 pub mod http;
-pub mod inherit;
-pub mod listing;
-pub mod metrics;
+pub mod io;
+mod listeners;
+mod listing;
+mod metrics;
 pub mod net;
-pub mod notify;
-pub mod outbox;
-pub mod price;
-pub mod publish;
-pub mod redis_feed;
-pub mod redis_link;
+mod notify;
+mod outbox;
+mod price;
+pub mod protocol;
+mod publish;
+pub mod redis;
 pub mod request;
-pub mod resp;
-pub mod response;
+mod response;
 pub mod route;
 pub mod scgi;
-pub mod selection;
-pub mod server;
-pub mod sse;
-pub mod subscriptions;
+mod selection;
+mod server;
+mod sse;
+pub mod start;
+mod subscriptions;
 pub mod symbol;
-pub mod universe;
+mod universe;
+mod upgrade;

@@ -6,15 +6,6 @@ use crate::clients::StateCounts;
 use crate::conn::{CloseReason, Written};
 use crate::price::format_price;
 
-/// Why a connection was turned away at accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// `--max-clients` reached: answered 503.
-    Full,
-    /// Out of file descriptors (EMFILE/ENFILE): accepting paused.
-    NoDescriptors,
-}
-
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
     pub accepted_scgi: u64,
@@ -36,13 +27,6 @@ impl Counters {
     pub fn closed(&mut self, reason: CloseReason) {
         // CloseReason::ALL lists the variants in declaration order.
         self.closed[reason as usize] += 1;
-    }
-
-    pub fn refused(&mut self, refusal: Refusal) {
-        match refusal {
-            Refusal::Full => self.refused_full += 1,
-            Refusal::NoDescriptors => self.refused_no_descriptors += 1,
-        }
     }
 }
 

@@ -10,9 +10,8 @@ use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
 use crate::config::ListenAddr;
-use crate::conn;
 
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     /// The path, when tickerd made the socket, is removed when the listener goes; one that
     /// was inherited (systemd made it) is left alone.
@@ -157,7 +156,7 @@ impl Source for Listener {
     }
 }
 
-pub enum Socket {
+pub(crate) enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
@@ -190,7 +189,7 @@ impl Write for Socket {
     }
 }
 
-impl conn::Socket for Socket {
+impl crate::io::Socket for Socket {
     fn shutdown_write(&self) -> io::Result<()> {
         match self {
             Socket::Tcp(s) => s.shutdown(Shutdown::Write),

@@ -85,7 +85,7 @@ impl<'a> Request<'a> {
     }
 }
 
-pub fn strip_query(target: &[u8]) -> &[u8] {
+pub(crate) fn strip_query(target: &[u8]) -> &[u8] {
     match target.iter().position(|&b| b == b'?') {
         Some(q) => &target[..q],
         None => target,
@@ -93,7 +93,7 @@ pub fn strip_query(target: &[u8]) -> &[u8] {
 }
 
 /// What follows the `?` of a request target; empty without one.
-pub fn query_of(target: &[u8]) -> &[u8] {
+pub(crate) fn query_of(target: &[u8]) -> &[u8] {
     match target.iter().position(|&b| b == b'?') {
         Some(q) => &target[q + 1..],
         None => b"",
@@ -102,7 +102,7 @@ pub fn query_of(target: &[u8]) -> &[u8] {
 
 /// Form URL decoding: `%XX` is that byte, `+` a space; a `%` not followed by two hex
 /// digits stays as it is.
-pub fn url_decode(text: &[u8]) -> Vec<u8> {
+pub(crate) fn url_decode(text: &[u8]) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;

@@ -4,13 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::protocol::Protocol;
 use crate::sse;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Http,
-    Scgi,
-}
 
 fn reason(status: u16) -> &'static str {
     match status {

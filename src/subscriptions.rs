@@ -157,7 +157,8 @@ impl Subscriptions {
         Some((sub.symbols.as_slice().iter().map(|&(s, _)| s), sub.format))
     }
 
-    pub fn subscribers(&self, symbol: SymbolId) -> usize {
+    #[cfg(test)]
+    fn subscribers(&self, symbol: SymbolId) -> usize {
         self.by_symbol[symbol as usize].len()
     }
 

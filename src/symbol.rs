@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// The longest symbol name.
-pub const MAX_LEN: usize = 16;
+pub(crate) const MAX_LEN: usize = 16;
 
 /// A valid, upper-cased symbol name, stored inline (no allocation per symbol).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,7 +86,7 @@ impl fmt::Debug for Symbol {
 
 /// Shows a name from the wire in a log line or answer: control characters escaped, and
 /// cut short, so that a hostile list cannot forge lines or flood the log.
-pub fn quoted(text: &[u8]) -> String {
+pub(crate) fn quoted(text: &[u8]) -> String {
     let shown = String::from_utf8_lossy(&text[..text.len().min(40)]);
     let mut out = format!("{:?}", shown.as_ref());
     if text.len() > 40 {

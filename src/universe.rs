@@ -80,10 +80,6 @@ impl Universe {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The id of the newest update of any symbol.
     pub fn last_id(&self) -> u64 {
         self.last_id

@@ -693,7 +693,7 @@ fn garbage_from_the_redis_socket_is_logged_retried_and_harms_no_stream() {
         .collect();
     let mut held = Vec::new();
     for (fake, t, mut s, kind, why) in running {
-        let prefix = format!("WARN  tickerd::server::redis] redis {}: ", fake.addr());
+        let prefix = format!("WARN  tickerd::redis::session] redis {}: ", fake.addr());
         assert!(
             wait_until(Duration::from_secs(5), || t
                 .log()

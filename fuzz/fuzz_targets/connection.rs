@@ -1,49 +1,66 @@
-//! A whole connection fed arbitrary bytes in arbitrary chunks over a scripted socket that
-//! takes a few bytes per write: parsing, routing (`symbols` lists too), publish batches
-//! checked against a small universe, streams and long polls of chosen symbols, updates,
-//! fan-outs and heartbeats between chunks. Never a panic, never more request bytes held
-//! than the cap, and what a stream is sent always goes in ascending id order.
+//! The real core, fed arbitrary bytes in arbitrary chunks on one connection over a scripted
+//! socket that takes a few bytes per write: parsing, routing (`symbols` lists too), answers,
+//! streams and long polls of chosen symbols; between chunks, publishes on other connections,
+//! time passing (heartbeats, long polls held, request and linger deadlines) and the socket
+//! draining. Never a panic, and what a stream is sent always goes in ascending id order.
 #![no_main]
-use std::io::{self, ErrorKind, Read, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use tickerd::conn::{Connection, Flow, Input, Kind, RequestRules, Socket, State, Written};
-use tickerd::feed::{resume_point, Feed};
-use tickerd::publish::parse_batch;
-use tickerd::response::Protocol;
-use tickerd::route::{self, Action, Choice};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tickerd::config::{Config, ListenAddr};
+use tickerd::core::Core;
+use tickerd::io::{Io, Readiness, Socket};
+use tickerd::protocol::Protocol;
 use tickerd::symbol::Symbol;
-use tickerd::universe::{Format, Universe, DEFAULT_SYMBOL};
-use tickerd::{http, scgi};
 
 #[derive(Default)]
-struct Scripted {
+struct Pipe {
     input: Vec<u8>,
     eof: bool,
+    /// Bytes taken per write; 0: WouldBlock.
     take: usize,
     output: Vec<u8>,
 }
 
+#[derive(Clone, Default)]
+struct Scripted(Rc<RefCell<Pipe>>);
+
 impl Read for Scripted {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            return if self.eof { Ok(0) } else { Err(ErrorKind::WouldBlock.into()) };
+        let mut p = self.0.borrow_mut();
+        if p.input.is_empty() {
+            return if p.eof { Ok(0) } else { Err(ErrorKind::WouldBlock.into()) };
         }
-        let n = buf.len().min(self.input.len());
-        buf[..n].copy_from_slice(&self.input[..n]);
-        self.input.drain(..n);
+        let n = buf.len().min(p.input.len());
+        buf[..n].copy_from_slice(&p.input[..n]);
+        p.input.drain(..n);
         Ok(n)
     }
 }
 
 impl Write for Scripted {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.take == 0 {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut p = self.0.borrow_mut();
+        if p.take == 0 {
             return Err(ErrorKind::WouldBlock.into());
         }
-        let n = buf.len().min(self.take);
-        self.output.extend_from_slice(&buf[..n]);
+        let mut n = 0;
+        for b in bufs {
+            let k = b.len().min(p.take - n);
+            p.output.extend_from_slice(&b[..k]);
+            n += k;
+            if n == p.take {
+                break;
+            }
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -57,22 +74,23 @@ impl Socket for Scripted {
     }
 }
 
-const KEY: usize = 0;
+/// Notes the last token registered; there is no Redis to connect to.
+struct FuzzIo(Rc<Cell<usize>>);
 
-/// What the server does with a waiting client: hand it what is due, write, repeat.
-fn serve(conn: &mut Connection<Scripted>, feed: &mut Feed, w: &mut Written, head: Option<Rc<[u8]>>) -> Flow {
-    let mut head = head;
-    loop {
-        if let Some(waiter) = conn.waiting() {
-            match feed.delivery(KEY, waiter, conn.protocol, head.take()) {
-                Some(d) => conn.deliver(d.out, d.last_id, d.events, w),
-                None => return Flow::Open,
-            }
-        }
-        match conn.flush(w) {
-            Flow::Open if conn.waiting().is_some() => continue,
-            flow => return flow,
-        }
+impl Io for FuzzIo {
+    type Socket = Scripted;
+    fn register(&mut self, _: &mut Scripted, token: usize, _: bool) -> io::Result<()> {
+        self.0.set(token);
+        Ok(())
+    }
+    fn reregister(&mut self, _: &mut Scripted, _: usize, _: bool) -> io::Result<()> {
+        Ok(())
+    }
+    fn connect(&mut self, _: &ListenAddr) -> io::Result<Scripted> {
+        Err(ErrorKind::ConnectionRefused.into())
+    }
+    fn connect_result(&mut self, _: &Scripted) -> Option<io::Result<()>> {
+        None
     }
 }
 
@@ -91,81 +109,70 @@ fn ids_ascend(output: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else { return };
     let protocol = if control & 1 == 0 { Protocol::Http } else { Protocol::Scgi };
-    let rules = RequestRules {
-        scgi: scgi::Limits { max_header: 2048, max_body: 256 },
-        http: http::Limits { max_head: 2048, max_body: 256 },
-        route: route::Rules { publish_token: Some("token".into()), max_symbols: 4 },
+    let config = Config {
+        tick: None,
+        heartbeat: Some(Duration::from_millis(700)),
+        long_poll_hold: Duration::from_millis(1500),
+        request_timeout: Duration::from_secs(3),
+        max_scgi_header: 2048,
+        max_publish_bytes: 256,
+        max_symbols_per_client: 4,
+        coalesce: (control & 0x40 != 0).then(|| Duration::from_millis(50)),
+        publish_token: Some("token".into()),
+        universe: ["A", "B", "C", "D", "E"]
+            .iter()
+            .map(|n| (Symbol::parse(n.as_bytes()).unwrap(), 100))
+            .collect(),
+        ..Config::default()
     };
-    let limit = 2048 + 256 + 16;
-    let listing: Vec<(Symbol, u64)> = ["A", "B", "C", "D", "E"]
-        .iter()
-        .map(|n| (Symbol::parse(n.as_bytes()).unwrap(), 100))
-        .collect();
-    let mut feed = Feed::new(Universe::new(&listing, 100));
-    let socket = Scripted { take: usize::from(control >> 4), ..Scripted::default() };
-    let mut conn = Connection::new(socket, protocol, 1, None);
-    let head: Rc<[u8]> = Rc::from(&b"head"[..]);
-    let beat: Rc<[u8]> = Rc::from(&b":\n"[..]);
-    let mut scratch = [0u8; 61];
-    let mut w = Written::default();
-    let mut woken = Vec::new();
+    let mut now = Instant::now();
+    let registered = Rc::new(Cell::new(0));
+    let io = FuzzIo(registered.clone());
+    let mut core = Core::new(&config, io, 16, StdRng::seed_from_u64(1), now);
+    let socket = Scripted::default();
+    socket.0.borrow_mut().take = usize::from(control >> 4);
+    core.accept(socket.clone(), protocol, None, now);
+    let key = registered.get();
     // Chunk sizes come from the data itself.
     let chunk = usize::from((control >> 1) & 7) * 13 + 1;
     let mut chunks = rest.chunks(chunk).peekable();
     while let Some(bytes) = chunks.next() {
-        conn.socket.input.extend_from_slice(bytes);
-        conn.socket.eof = control & 8 != 0 && chunks.peek().is_none();
-        let flow = match conn.on_readable(&mut scratch, &rules) {
-            Input::Flow(f) => f,
-            Input::Request(action @ (Action::Stream { .. } | Action::LongPoll { .. })) => {
-                let (kind, last_id, symbols) = match action {
-                    Action::Stream { last_id, symbols } => (Kind::Stream, last_id, symbols),
-                    Action::LongPoll { last_id, symbols } => (Kind::LongPoll, last_id, symbols),
-                    _ => unreachable!(),
-                };
-                let (ids, format) = match &symbols {
-                    Choice::Default => (vec![DEFAULT_SYMBOL], Format::Plain),
-                    Choice::Named(names) => (names.iter().filter_map(|s| feed.universe.find(s)).collect(), Format::Json),
-                };
-                feed.subscribe(KEY, &ids, format);
-                conn.start_stream(kind, resume_point(last_id, feed.universe.last_id()));
-                serve(&mut conn, &mut feed, &mut w, (kind == Kind::Stream).then(|| head.clone()))
+        {
+            let mut p = socket.0.borrow_mut();
+            p.input.extend_from_slice(bytes);
+            p.eof = control & 8 != 0 && chunks.peek().is_none();
+        }
+        // (Once it is closed, a publisher may take its key: more input, still no panic.)
+        core.on_socket(key, Readiness { input: true, gone: false }, now);
+        // Between chunks: zero to three updates in one publish, on a connection of its own.
+        let updates = bytes.first().map_or(1, |b| b % 4);
+        if updates > 0 {
+            let body: Vec<String> = (0..updates)
+                .map(|n| {
+                    let symbol = ["A", "B", "C", "D", "E"][usize::from(bytes[usize::from(n) % bytes.len()]) % 5];
+                    format!("{symbol}={}.{:02}", 100 + n, bytes.len() % 100)
+                })
+                .collect();
+            let body = body.join("\n");
+            let publisher = Scripted::default();
+            {
+                let mut p = publisher.0.borrow_mut();
+                p.take = usize::MAX;
+                p.eof = true;
+                p.input = format!(
+                    "POST /publish HTTP/1.1\r\nAuthorization: Bearer token\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes();
             }
-            Input::Request(Action::Publish(body)) => {
-                let universe = &feed.universe;
-                if let Ok(batch) = parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s)) {
-                    feed.apply(&batch);
-                }
-                conn.start_response(Rc::from(&b"answer"[..]));
-                Flow::Open
-            }
-            Input::Request(_) => {
-                conn.start_response(Rc::from(&b"answer"[..]));
-                Flow::Open
-            }
-        };
-        if let State::Reading { buf, .. } = &conn.state {
-            assert!(buf.len() <= limit);
+            core.accept(publisher, Protocol::Http, None, now);
+            core.on_socket(registered.get(), Readiness { input: true, gone: false }, now);
         }
-        if let Flow::Close(_) = flow {
-            return;
-        }
-        // Between chunks: zero to three updates folded into one fan-out, a heartbeat, the
-        // socket draining.
-        for n in 0..bytes.first().map_or(1, |b| b % 4) {
-            let symbol = u32::from(bytes[usize::from(n) % bytes.len()]) % 5;
-            feed.apply(&[(symbol, 100 + u64::from(n))]);
-        }
-        feed.take_woken(&mut woken);
-        if let Flow::Close(_) = serve(&mut conn, &mut feed, &mut w, None) {
-            return;
-        }
-        if let Flow::Close(_) = conn.on_heartbeat(&beat, &mut w) {
-            return;
-        }
-        if let Flow::Close(_) = serve(&mut conn, &mut feed, &mut w, None) {
-            return;
-        }
-        ids_ascend(&conn.socket.output);
+        // Time passes (up to 1.3 s: heartbeats, held long polls, deadlines), the loop's
+        // turn ends, and the socket drains.
+        now += Duration::from_millis(u64::from(bytes[bytes.len() - 1]) * 5);
+        core.advance(now);
+        core.on_socket(key, Readiness::default(), now);
+        ids_ascend(&socket.0.borrow().output);
     }
 });

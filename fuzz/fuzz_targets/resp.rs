@@ -3,8 +3,8 @@
 //! panic or a stack overflow; an error is a reconnect.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tickerd::redis_feed;
-use tickerd::resp;
+use tickerd::redis::scripts;
+use tickerd::redis::wire;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, rest)) = data.split_first() else { return };
@@ -13,12 +13,12 @@ fuzz_target!(|data: &[u8]| {
     for bytes in rest.chunks(chunk) {
         buf.extend_from_slice(bytes);
         loop {
-            match resp::take_reply(&mut buf, 1 << 20) {
+            match wire::take_reply(&mut buf, 1 << 20) {
                 Ok(Some(frame)) => {
-                    let _ = redis_feed::loaded(&frame);
-                    let _ = redis_feed::entries(&frame);
-                    let _ = redis_feed::published(&frame);
-                    let _ = redis_feed::seeded(&frame);
+                    let _ = scripts::loaded(&frame);
+                    let _ = scripts::entries(&frame);
+                    let _ = scripts::published(&frame);
+                    let _ = scripts::seeded(&frame);
                 }
                 Ok(None) => break,
                 Err(_) => return,

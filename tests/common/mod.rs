@@ -303,7 +303,7 @@ impl Tickerd {
 }
 
 /// The log filter of [`Tickerd::start_logging_requests`].
-pub const LOG_REQUESTS: &str = "info,tickerd::server=debug";
+pub const LOG_REQUESTS: &str = "info,tickerd::core=debug";
 
 /// How [`Tickerd::start_as`] starts tickerd beyond its flags; the default is [`Tickerd::start`].
 #[derive(Clone, Debug, Default)]

@@ -16,12 +16,12 @@
 
 use std::fmt;
 
-use crate::resp::{self, Frame};
+use super::wire::{self, Frame};
 use crate::symbol::Symbol;
 
 /// The keys of one feed.
 #[derive(Debug, Clone)]
-pub struct Keys {
+pub(crate) struct Keys {
     counter: String,
     prices: String,
     updates: String,
@@ -141,12 +141,12 @@ fn eval(out: &mut Vec<u8>, script: &str, keys: &Keys, argv: Vec<String>) {
         keys.updates.clone(),
     ];
     args.extend(argv);
-    resp::command(out, &args);
+    wire::command(out, &args);
 }
 
 /// A publish of `updates` (symbol, cents), in order, void after `deadline` (Redis's clock,
 /// in ms since the epoch; 0: never).
-pub fn publish(
+pub(crate) fn publish(
     out: &mut Vec<u8>,
     keys: &Keys,
     maxlen: u64,
@@ -165,7 +165,7 @@ pub fn publish(
 
 /// Putting back `prices` (symbol, cents, the id the hash was seen with) that are newer here
 /// than in the feed.
-pub fn merge(out: &mut Vec<u8>, keys: &Keys, maxlen: u64, prices: &[(Symbol, u64, u64)]) {
+pub(crate) fn merge(out: &mut Vec<u8>, keys: &Keys, maxlen: u64, prices: &[(Symbol, u64, u64)]) {
     let mut argv = vec![maxlen.to_string()];
     for (symbol, cents, seen) in prices {
         argv.extend([symbol.to_string(), cents.to_string(), seen.to_string()]);
@@ -174,13 +174,13 @@ pub fn merge(out: &mut Vec<u8>, keys: &Keys, maxlen: u64, prices: &[(Symbol, u64
 }
 
 /// Loading the feed, raising the counter to at least `floor`.
-pub fn load(out: &mut Vec<u8>, keys: &Keys, floor: u64) {
+pub(crate) fn load(out: &mut Vec<u8>, keys: &Keys, floor: u64) {
     eval(out, LOAD, keys, vec![floor.to_string()]);
 }
 
 /// How seeded symbols get their ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeedIds {
+pub(crate) enum SeedIds {
     /// The ids given: they were this feed's before Redis lost it.
     Keep,
     /// New ones above the counter and the floor.
@@ -188,7 +188,7 @@ pub enum SeedIds {
 }
 
 /// Seeding an empty feed with `prices` (symbol, cents, id).
-pub fn seed(
+pub(crate) fn seed(
     out: &mut Vec<u8>,
     keys: &Keys,
     maxlen: u64,
@@ -208,9 +208,9 @@ pub fn seed(
 }
 
 /// Reading the stream after entry `after`, waiting up to `block_ms` for one.
-pub fn read_after(out: &mut Vec<u8>, keys: &Keys, after: &str, block_ms: u64, count: usize) {
+pub(crate) fn read_after(out: &mut Vec<u8>, keys: &Keys, after: &str, block_ms: u64, count: usize) {
     let (block, count) = (block_ms.to_string(), count.to_string());
-    resp::command(
+    wire::command(
         out,
         &[
             "XREAD",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::resp::{self, Frame, RespError};
+use super::wire::{self, Frame, RespError};
 
 /// The first wait after a failure, and the longest.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -32,7 +32,6 @@ pub enum LinkError {
     Protocol(RespError),
     /// A reply with no request waiting for it.
     Unasked,
-    Timeout,
 }
 
 impl fmt::Display for LinkError {
@@ -42,7 +41,6 @@ impl fmt::Display for LinkError {
             LinkError::Closed => f.write_str("Redis closed the connection"),
             LinkError::Protocol(e) => write!(f, "{e}"),
             LinkError::Unasked => f.write_str("a reply nobody asked for"),
-            LinkError::Timeout => f.write_str("no answer in time"),
         }
     }
 }
@@ -142,15 +140,6 @@ impl<S: Read + Write, T> Link<S, T> {
         match &self.state {
             State::Up { waiting, .. } => waiting.len(),
             _ => 0,
-        }
-    }
-
-    /// Output is waiting for the socket to drain.
-    pub fn wants_write(&self) -> bool {
-        match &self.state {
-            State::Up { out, .. } => !out.is_empty(),
-            State::Connecting { .. } => true,
-            State::Down { .. } => false,
         }
     }
 
@@ -264,7 +253,7 @@ fn take_replies<T>(
     waiting: &mut VecDeque<(T, Instant)>,
     replies: &mut Vec<(T, Frame)>,
 ) -> Result<(), LinkError> {
-    while let Some(frame) = resp::take_reply(input, MAX_REPLY).map_err(LinkError::Protocol)? {
+    while let Some(frame) = wire::take_reply(input, MAX_REPLY).map_err(LinkError::Protocol)? {
         let (tag, _) = waiting.pop_front().ok_or(LinkError::Unasked)?;
         replies.push((tag, frame));
     }

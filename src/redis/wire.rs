@@ -1,18 +1,29 @@
-//! RESP2, the Redis wire format: commands encoded by us (arrays of bulk strings), replies
-//! decoded by the `redis-protocol` crate from our own buffer. Pure: bytes in, frames out.
+//! RESP2, the Redis wire format: commands encoded as arrays of bulk strings, replies decoded
+//! from our own buffer. Pure: bytes in, frames out.
 //!
-//! The crate decodes a frame recursively and has no limit of its own on nesting or size,
-//! and it re-parses an incomplete frame from the start on every call. So a frame is first
-//! measured here, without recursion and within caps ([`frame_len`]); only a whole frame,
-//! nested at most [`MAX_DEPTH`] deep, is handed to the crate. A Redis that sends garbage, or
-//! a frame that would take the loop's stack or memory, is an error, never a crash.
+//! One parser, ours (not the redis-protocol crate's: it recurses without a depth limit and
+//! parses an incomplete frame again from the start on every call). It walks without
+//! recursion, within caps: while a reply is incomplete it only measures (no allocation, so
+//! a large reply arriving in many reads costs one walk of its headers per read), and once
+//! the reply is whole, the same walk builds it. A Redis that sends garbage, or a reply that
+//! would take the loop's stack or memory, is an error, never a crash.
 
 use std::fmt;
 
-pub use redis_protocol::resp2::types::OwnedFrame as Frame;
+/// A reply, as tickerd reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    SimpleString(Vec<u8>),
+    Error(String),
+    Integer(i64),
+    BulkString(Vec<u8>),
+    /// A null bulk string or a null array.
+    Null,
+    Array(Vec<Frame>),
+}
 
 /// Replies tickerd reads are at most arrays of arrays of arrays (XREAD); deeper is not Redis.
-pub const MAX_DEPTH: usize = 8;
+pub(crate) const MAX_DEPTH: usize = 8;
 
 /// Why bytes from Redis are not a reply tickerd can take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +47,7 @@ impl fmt::Display for RespError {
 }
 
 /// Appends a command: an array of bulk strings.
-pub fn command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+pub(crate) fn command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
     for arg in args {
         let arg = arg.as_ref();
@@ -47,24 +58,42 @@ pub fn command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
 }
 
 /// The length of the first whole frame in `buf`: `Ok(None)` while more bytes are needed.
-/// Walks headers only (bulk contents are skipped by their length), with an explicit stack.
-pub fn frame_len(buf: &[u8], max_len: usize) -> Result<Option<usize>, RespError> {
-    // Elements still expected by each open array, innermost last.
-    let mut open: Vec<u64> = Vec::new();
+pub(crate) fn frame_len(buf: &[u8], max_len: usize) -> Result<Option<usize>, RespError> {
+    Ok(walk(buf, max_len, false)?.map(|(len, _)| len))
+}
+
+/// An array being read: elements still expected, and those built so far.
+struct Open {
+    left: u64,
+    items: Vec<Frame>,
+}
+
+/// Walks the first frame in `buf` with an explicit stack: its length once whole (`None`
+/// before), and the frame itself when `build`. Bulk contents are skipped by their length.
+fn walk(buf: &[u8], max_len: usize, build: bool) -> Result<Option<(usize, Frame)>, RespError> {
+    let mut open: Vec<Open> = Vec::new();
     let mut pos = 0;
     loop {
         let Some((kind, value, next)) = header(buf, pos)? else {
             return Ok(None);
         };
         pos = next;
-        let mut done = true;
-        match kind {
-            b'+' | b'-' => {}
-            b':' => {
-                number(value)?;
-            }
+        // The element this header completes (a placeholder when only measuring); `None`
+        // for an array that opens.
+        let element = match kind {
+            b'+' => Some(Frame::SimpleString(if build {
+                value.to_vec()
+            } else {
+                Vec::new()
+            })),
+            b'-' => Some(Frame::Error(if build {
+                String::from_utf8_lossy(value).into_owned()
+            } else {
+                String::new()
+            })),
+            b':' => Some(Frame::Integer(number(value)?)),
             b'$' => match number(value)? {
-                -1 => {}
+                -1 => Some(Frame::Null),
                 n if n < 0 => return Err(RespError::Malformed("negative bulk length")),
                 n => {
                     let end = pos.saturating_add(n as usize).saturating_add(2);
@@ -77,37 +106,50 @@ pub fn frame_len(buf: &[u8], max_len: usize) -> Result<Option<usize>, RespError>
                     if &buf[end - 2..end] != b"\r\n" {
                         return Err(RespError::Malformed("bulk string not ended by CRLF"));
                     }
+                    let bytes = if build {
+                        buf[pos..end - 2].to_vec()
+                    } else {
+                        Vec::new()
+                    };
                     pos = end;
+                    Some(Frame::BulkString(bytes))
                 }
             },
             b'*' => match number(value)? {
-                -1 | 0 => {}
+                -1 => Some(Frame::Null),
+                0 => Some(Frame::Array(Vec::new())),
                 n if n < 0 => return Err(RespError::Malformed("negative array length")),
                 n => {
                     if open.len() == MAX_DEPTH {
                         return Err(RespError::TooDeep);
                     }
-                    open.push(n as u64);
-                    done = false;
+                    // The count is the peer's word: reserve no more than a little for it.
+                    let items = Vec::with_capacity(if build { (n as usize).min(64) } else { 0 });
+                    open.push(Open {
+                        left: n as u64,
+                        items,
+                    });
+                    None
                 }
             },
             _ => return Err(RespError::Malformed("unknown type byte")),
-        }
+        };
         if pos > max_len {
             return Err(RespError::TooLarge(max_len));
         }
-        // An element ended: close every array it completes.
-        while done {
-            match open.last_mut() {
-                None => return Ok(Some(pos)),
-                Some(left) => {
-                    *left -= 1;
-                    if *left == 0 {
-                        open.pop();
-                    } else {
-                        done = false;
-                    }
-                }
+        // An element ended: it goes into its array, closing every array it completes.
+        let mut done = element;
+        while let Some(frame) = done.take() {
+            let Some(array) = open.last_mut() else {
+                return Ok(Some((pos, frame)));
+            };
+            if build {
+                array.items.push(frame);
+            }
+            array.left -= 1;
+            if array.left == 0 {
+                let array = open.pop().expect("an open array");
+                done = Some(Frame::Array(array.items));
             }
         }
     }
@@ -144,14 +186,10 @@ fn number(text: &[u8]) -> Result<i64, RespError> {
 
 /// Takes the first whole reply off the front of `buf`, if there is one.
 pub fn take_reply(buf: &mut Vec<u8>, max_len: usize) -> Result<Option<Frame>, RespError> {
-    let Some(len) = frame_len(buf, max_len)? else {
+    if frame_len(buf, max_len)?.is_none() {
         return Ok(None);
-    };
-    let frame = match redis_protocol::resp2::decode::decode(&buf[..len]) {
-        Ok(Some((frame, n))) if n == len => frame,
-        // Measured whole, so anything else is a frame the two parsers disagree on.
-        _ => return Err(RespError::Malformed("undecodable frame")),
-    };
+    }
+    let (len, frame) = walk(buf, max_len, true)?.expect("measured whole");
     buf.drain(..len);
     Ok(Some(frame))
 }
@@ -203,6 +241,33 @@ mod tests {
                 Frame::Integer(-3)
             ]))
         );
+    }
+
+    #[test]
+    fn every_kind_decodes_to_its_frame_split_anywhere() {
+        let reply = b"*7\r\n+OK\r\n-ERR no\r\n:-42\r\n$5\r\nhe\r\no\r\n$-1\r\n*-1\r\n\
+                      *2\r\n*0\r\n$0\r\n\r\n";
+        let want = Frame::Array(vec![
+            Frame::SimpleString(b"OK".to_vec()),
+            Frame::Error("ERR no".into()),
+            Frame::Integer(-42),
+            Frame::BulkString(b"he\r\no".to_vec()),
+            Frame::Null,
+            Frame::Null,
+            Frame::Array(vec![Frame::Array(vec![]), Frame::BulkString(vec![])]),
+        ]);
+        // Fed in two reads cut anywhere: nothing until whole, then exactly the frame.
+        for cut in 0..reply.len() {
+            let mut buf = reply[..cut].to_vec();
+            assert_eq!(take_reply(&mut buf, CAP), Ok(None), "at {cut}");
+            buf.extend_from_slice(&reply[cut..]);
+            assert_eq!(
+                take_reply(&mut buf, CAP),
+                Ok(Some(want.clone())),
+                "at {cut}"
+            );
+            assert!(buf.is_empty());
+        }
     }
 
     #[test]

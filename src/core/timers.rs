@@ -1,19 +1,30 @@
-//! Timers taken from the poll timeout: the random walk, heartbeats, the accept pause, the
-//! coalescing period, and the per-connection deadline queues.
+//! The core's timers: the random walk, heartbeats, the coalescing period, and the
+//! per-connection deadline queues. The loop takes the earliest from `Core::next_deadline`
+//! as its poll timeout and calls `Core::advance` with the time; nothing here reads a clock.
 
 use std::time::{Duration, Instant};
 
-use super::Server;
-use crate::conn::{CloseReason, State};
+use super::redis::AHEAD_HOLD;
+use super::{Core, Io};
+use crate::config::Config;
+use crate::conn::CloseReason;
 use crate::deadlines::DeadlineQueue;
 
-/// Timers taken from the poll timeout.
+/// How long a finished connection may take to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A timer that fires every period.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Periodic {
+    pub(super) at: Instant,
+    pub(super) period: Duration,
+}
+
 pub(super) struct Timers {
-    pub(super) tick: Option<(Instant, Duration)>,
-    pub(super) heartbeat: Option<(Instant, Duration)>,
-    pub(super) accept_paused_until: Option<Instant>,
-    /// `WATCHDOG_USEC`: the next keep-alive for systemd, and the period.
-    pub(super) watchdog: Option<(Instant, Duration)>,
+    /// `--tick-ms`: the random walk.
+    pub(super) tick: Option<Periodic>,
+    /// `--heartbeat-s`.
+    heartbeat: Option<Periodic>,
     /// `--coalesce-ms`: the next fan-out may not come before this; `None` without it.
     pub(super) coalesce: Option<(Instant, Duration)>,
     pub(super) requests: DeadlineQueue,
@@ -25,12 +36,29 @@ pub(super) struct Timers {
 }
 
 impl Timers {
+    pub(super) fn new(config: &Config, now: Instant) -> Timers {
+        let every = |period: Option<Duration>| {
+            period.map(|period| Periodic {
+                at: now + period,
+                period,
+            })
+        };
+        Timers {
+            tick: every(config.tick),
+            heartbeat: every(config.heartbeat),
+            coalesce: config.coalesce.map(|p| (now, p)),
+            requests: DeadlineQueue::new(config.request_timeout),
+            lingering: DeadlineQueue::new(LINGER),
+            long_polls: DeadlineQueue::new(config.long_poll_hold),
+            ahead: DeadlineQueue::new(AHEAD_HOLD),
+        }
+    }
+
+    /// The earliest timer; the coalescing period counts only when clients are `woken`.
     pub(super) fn next(&self, woken: bool) -> Option<Instant> {
         [
-            self.tick.map(|(at, _)| at),
-            self.heartbeat.map(|(at, _)| at),
-            self.accept_paused_until,
-            self.watchdog.map(|(at, _)| at),
+            self.tick.map(|t| t.at),
+            self.heartbeat.map(|t| t.at),
             self.coalesce.filter(|_| woken).map(|(at, _)| at),
             self.requests.next(),
             self.lingering.next(),
@@ -43,48 +71,30 @@ impl Timers {
     }
 }
 
-impl Server {
-    pub(super) fn on_timers(&mut self, now: Instant) {
-        self.redis_timers(now);
-        self.upgrade_timers(now);
-        if let Some((at, period)) = self.timers.watchdog {
-            if at <= now {
-                crate::notify::watchdog();
-                self.timers.watchdog = Some((now + period, period));
-            }
-        }
+impl<I: Io> Core<I> {
+    pub(super) fn on_timers(&mut self) {
+        let now = self.now;
+        self.redis_timers();
         self.compact_deadlines();
-        if let Some((at, period)) = self.timers.tick {
-            if at <= now {
+        if let Some(tick) = &mut self.timers.tick {
+            if tick.at <= now {
                 // Keep the beat; after a stall, skip ahead rather than tick in a burst.
-                let next = if at + period > now {
-                    at + period
-                } else {
-                    now + period
+                tick.at = match tick.at + tick.period {
+                    next if next > now => next,
+                    _ => now + tick.period,
                 };
-                self.timers.tick = Some((next, period));
-                match self.redis {
-                    Some(_) => self.redis_walk(),
-                    None => self.feed.walk(&mut self.rng),
-                }
-                self.counters.ticks += 1;
+                self.walk();
             }
         }
-        if let Some((at, period)) = self.timers.heartbeat {
-            if at <= now {
-                self.timers.heartbeat = Some((now + period, period));
+        if let Some(beat) = &mut self.timers.heartbeat {
+            if beat.at <= now {
+                beat.at = now + beat.period;
                 self.heartbeat();
-            }
-        }
-        if self.timers.accept_paused_until.is_some_and(|at| at <= now) {
-            self.timers.accept_paused_until = None;
-            for index in 0..self.listeners.len() {
-                self.accept(index);
             }
         }
         while let Some((key, serial)) = self.timers.requests.pop_expired(now) {
             if let Some(conn) = self.clients.get_serial(key, serial) {
-                if matches!(conn.state, State::Reading { .. }) {
+                if conn.is_reading() {
                     log::warn!("{}: closed: request not complete in time", conn.describe());
                     self.close(key, CloseReason::RequestTimeout);
                 }
@@ -113,11 +123,20 @@ impl Server {
         }
         while let Some((key, serial)) = self.timers.lingering.pop_expired(now) {
             if let Some(conn) = self.clients.get_serial(key, serial) {
-                if matches!(conn.state, State::Lingering) {
+                if conn.is_lingering() {
                     self.close(key, CloseReason::LingerTimeout);
                 }
             }
         }
+    }
+
+    /// One tick of the random walk: every symbol moves once (through Redis with `--redis`).
+    fn walk(&mut self) {
+        match self.redis.is_some() {
+            true => self.redis_walk(),
+            false => self.feed.walk(&mut self.rng),
+        }
+        self.counters.ticks += 1;
     }
 
     /// Deadline entries outlive their connections (a closed one is skipped when its entry

@@ -1,15 +1,16 @@
-//! Carrying out a routed request: the answers, and the start of a stream or long poll
-//! (its symbols resolved, subscribed, sent what is due at once).
+//! Carrying out a routed request: the answers, and the start of a stream or long poll (its
+//! symbols resolved, subscribed, sent what is due at once).
 
 use std::rc::Rc;
-use std::time::Instant;
 
-use super::Server;
+use super::{Core, Io};
+use crate::answers::Answer;
 use crate::conn::Kind;
 use crate::feed;
 use crate::metrics::{self, FeedGauges};
+use crate::protocol::Protocol;
 use crate::publish::{self, PublishError};
-use crate::response::{self, Protocol};
+use crate::response;
 use crate::route::{Action, Choice};
 use crate::sse;
 use crate::universe::{Format, SymbolId, DEFAULT_SYMBOL};
@@ -33,7 +34,7 @@ impl PerProtocol {
 }
 
 pub(super) struct Shared {
-    pub(super) stream_start: PerProtocol,
+    stream_start: PerProtocol,
     page: PerProtocol,
     script: PerProtocol,
     pub(super) heartbeat: Rc<[u8]>,
@@ -56,17 +57,14 @@ impl Shared {
     }
 }
 
-impl Server {
+impl<I: Io> Core<I> {
     /// Carries out a routed request on connection `key`.
     pub(super) fn carry_out(&mut self, key: usize, action: Action) {
         let Some(conn) = self.clients.get(key) else {
             return;
         };
-        let p = conn.protocol;
-        let text = |status, extra: &[(&str, &str)], body: &str| -> Rc<[u8]> {
-            response::text(p, status, extra, body).into()
-        };
-        let answer = match action {
+        let p = conn.protocol();
+        let answer: Rc<[u8]> = match action {
             Action::Stream { last_id, symbols } => {
                 return self.start_stream(key, Kind::Stream, last_id, symbols)
             }
@@ -81,23 +79,7 @@ impl Server {
                 response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
             }
             Action::Metrics => {
-                let counts = self.clients.counts(Some(key));
-                let u = &self.feed.universe;
-                let gauges = FeedGauges {
-                    symbols: u.len(),
-                    subscriptions: self.feed.subscriptions(),
-                    updates: self.feed.updates,
-                    last_id: u.last_id(),
-                    default_cents: u.cents(DEFAULT_SYMBOL),
-                };
-                let redis = self.redis.as_ref().map(|r| r.gauges());
-                let body = metrics::render(
-                    &self.counters,
-                    &counts,
-                    self.max_clients,
-                    &gauges,
-                    redis.as_ref(),
-                );
+                let body = self.metrics(key);
                 response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes()).into()
             }
             Action::Publish(body) => {
@@ -105,56 +87,54 @@ impl Server {
                 match publish::parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s)) {
                     Ok(batch) if self.redis.is_some() => {
                         // Through Redis: answered when Redis has given the ids.
-                        let serial = conn.serial;
+                        let serial = conn.serial();
                         if self.redis_publish(key, serial, &batch) {
-                            if let Some(conn) = self.clients.get_mut(key) {
-                                conn.await_answer();
-                            }
                             return;
                         }
-                        self.counters.publish_refused += 1;
-                        let retry = [("Retry-After", "2")];
-                        text(503, &retry, "Redis is unavailable: try again\n")
+                        self.answer(p, Answer::RedisUnavailable)
                     }
                     Ok(batch) => {
                         // Applied now; the fan-out follows once the loop has handled every
                         // ready event, so publishes that arrive together fold into one.
                         let id = self.feed.apply(&batch);
-                        self.counters.published += 1;
-                        self.counters.ticks += 1;
-                        text(200, &[], &format!("{id}\n"))
+                        self.answer(p, Answer::Published { id })
                     }
                     Err(why) => {
-                        self.counters.publish_refused += 1;
+                        let why = why.to_string();
                         self.log_refusal(key, 400, &format!("publish refused: {why}"));
-                        text(400, &[], &format!("{why}\n"))
+                        self.answer(p, Answer::BadBatch(&why))
                     }
                 }
             }
-            Action::PublishRefused(why) => match why {
-                PublishError::Disabled => text(404, &[], "publishing is disabled\n"),
-                PublishError::Unauthorized => {
-                    self.counters.publish_refused += 1;
-                    self.log_refusal(key, 401, "publish refused: missing or wrong token");
-                    text(
-                        401,
-                        &[("WWW-Authenticate", "Bearer")],
-                        "missing or wrong token\n",
-                    )
-                }
-            },
+            Action::PublishRefused(PublishError::Disabled) => {
+                self.answer(p, Answer::PublishingDisabled)
+            }
+            Action::PublishRefused(PublishError::Unauthorized) => {
+                self.log_refusal(key, 401, "publish refused: missing or wrong token");
+                self.answer(p, Answer::Unauthorized)
+            }
             Action::Refuse(status, why) => {
                 self.log_refusal(key, status, &why);
-                text(status, &[], &format!("{why}\n"))
+                self.answer(p, Answer::Refused { status, why: &why })
             }
-            Action::NotFound => text(404, &[], "not found\n"),
+            Action::NotFound => self.answer(p, Answer::NotFound),
             Action::MethodNotAllowed { allow } => {
-                text(405, &[("Allow", allow)], "method not allowed\n")
+                self.answer(p, Answer::MethodNotAllowed { allow })
             }
         };
+        self.respond(key, answer);
+    }
+
+    /// Connection `key` starts writing a finite response.
+    pub(super) fn respond(&mut self, key: usize, answer: Rc<[u8]>) {
         if let Some(conn) = self.clients.get_mut(key) {
             conn.start_response(answer);
         }
+    }
+
+    /// A canned answer, its counter bumped.
+    pub(super) fn answer(&mut self, p: Protocol, answer: Answer) -> Rc<[u8]> {
+        answer.render(p, &mut self.counters).into()
     }
 
     fn log_refusal(&self, key: usize, status: u16, why: &str) {
@@ -163,18 +143,39 @@ impl Server {
         }
     }
 
+    /// The page for `GET /metrics`, asked on connection `key` (not counted in it).
+    fn metrics(&self, key: usize) -> String {
+        let counts = self.clients.counts(Some(key));
+        let u = &self.feed.universe;
+        let gauges = FeedGauges {
+            symbols: u.len(),
+            subscriptions: self.feed.subscriptions(),
+            updates: self.feed.updates,
+            last_id: u.last_id(),
+            default_cents: u.cents(DEFAULT_SYMBOL),
+        };
+        let redis = self.redis.as_ref().map(|r| r.gauges());
+        metrics::render(
+            &self.counters,
+            &counts,
+            self.max_clients,
+            &gauges,
+            redis.as_ref(),
+        )
+    }
+
     /// A stream or long poll of `symbols`, resuming after `last_id`: subscribed, then sent
     /// what is due at once (a stream's head with it). Unknown symbols: 404, nothing started.
     fn start_stream(&mut self, key: usize, kind: Kind, last_id: Option<u64>, symbols: Choice) {
+        let Some(p) = self.clients.get(key).map(|c| c.protocol()) else {
+            return;
+        };
         let (ids, format) = match self.resolve(&symbols) {
             Ok(chosen) => chosen,
             Err(why) => {
                 self.log_refusal(key, 404, &why);
-                if let Some(conn) = self.clients.get_mut(key) {
-                    let answer = response::text(conn.protocol, 404, &[], &format!("{why}\n"));
-                    conn.start_response(answer.into());
-                }
-                return;
+                let answer = self.answer(p, Answer::UnknownSymbols(&why));
+                return self.respond(key, answer);
             }
         };
         let Some(conn) = self.clients.get_mut(key) else {
@@ -197,16 +198,15 @@ impl Server {
             // With Redis, an id this instance has not reached is another instance's: the
             // stream waits (a second at most) for this one to catch up, then resumes exactly.
             Some(g) if g > newest && self.redis.is_some() => {
-                self.timers.ahead.start(Instant::now(), key, conn.serial);
+                self.timers.ahead.start(self.now, key, conn.serial());
                 g
             }
             _ => feed::resume_point(last_id, newest),
         };
         conn.start_stream(kind, after);
-        let head = (kind == Kind::Stream).then(|| self.shared.stream_start.get(conn.protocol));
+        let head = (kind == Kind::Stream).then(|| self.shared.stream_start.get(conn.protocol()));
         if kind == Kind::LongPoll {
-            let serial = conn.serial;
-            self.timers.long_polls.start(Instant::now(), key, serial);
+            self.timers.long_polls.start(self.now, key, conn.serial());
         }
         self.feed.subscribe(key, &ids, format);
         self.send_due(key, head);

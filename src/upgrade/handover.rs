@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 
 use crate::conn::{Kind, Waiter, Written};
 use crate::metrics::Counters;
-use crate::response::Protocol;
+use crate::protocol::Protocol;
 use crate::universe::Format;
 
 const MAGIC: &[u8; 16] = b"TICKERD-HANDOVER";
@@ -21,8 +21,6 @@ const MAGIC: &[u8; 16] = b"TICKERD-HANDOVER";
 pub const VERSION: u32 = 1;
 /// The record's descriptor (a memfd) in the next binary's environment.
 pub const STATE_ENV: &str = "TICKERD_HANDOVER_FD";
-/// The listeners' descriptors: `scgi:7,http:8`.
-pub const LISTENERS_ENV: &str = "TICKERD_HANDOVER_LISTENERS";
 /// The previous binary's poller, for the next one to close off its critical path.
 pub const POLLER_ENV: &str = "TICKERD_HANDOVER_POLLER";
 
@@ -95,7 +93,8 @@ impl fmt::Display for HandoverError {
     }
 }
 
-pub fn encode(h: &Handover) -> Vec<u8> {
+#[cfg(test)]
+fn encode(h: &Handover) -> Vec<u8> {
     encode_as(h, VERSION)
 }
 
@@ -398,44 +397,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The listeners' descriptors, as `LISTENERS_ENV` carries them.
-pub fn listeners_env(listeners: &[(RawFd, crate::inherit::Role)]) -> String {
-    listeners
-        .iter()
-        .map(|(fd, role)| format!("{}:{fd}", role.name()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// `scgi:7,http:8` back into descriptors and roles.
-pub fn parse_listeners_env(text: &str) -> Result<Vec<(RawFd, crate::inherit::Role)>, String> {
-    use crate::inherit::Role;
-    text.split(',')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (role, fd) = part
-                .split_once(':')
-                .ok_or_else(|| format!("{LISTENERS_ENV}: {part:?} is not ROLE:FD"))?;
-            let role = match role {
-                "scgi" => Role::Scgi,
-                "http" => Role::Http,
-                _ => return Err(format!("{LISTENERS_ENV}: unknown role {role:?}")),
-            };
-            let fd = fd
-                .parse::<RawFd>()
-                .ok()
-                .filter(|fd| *fd >= 0)
-                .ok_or_else(|| format!("{LISTENERS_ENV}: {fd:?} is not a descriptor"))?;
-            Ok((fd, role))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conn::CloseReason;
-    use crate::inherit::Role;
 
     fn sample() -> Handover {
         let mut counters = Counters {
@@ -568,16 +533,5 @@ mod tests {
             bytes.extend_from_slice(&body);
             let _ = decode(&bytes);
         }
-    }
-
-    #[test]
-    fn the_listeners_variable() {
-        let l = vec![(7, Role::Scgi), (8, Role::Http)];
-        assert_eq!(listeners_env(&l), "scgi:7,http:8");
-        assert_eq!(parse_listeners_env("scgi:7,http:8"), Ok(l));
-        assert_eq!(parse_listeners_env(""), Ok(vec![]));
-        assert!(parse_listeners_env("ftp:3").is_err());
-        assert!(parse_listeners_env("scgi:-1").is_err());
-        assert!(parse_listeners_env("scgi").is_err());
     }
 }

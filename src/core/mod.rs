@@ -1,0 +1,377 @@
+//! The core: everything that decides what each connection receives, with no socket or clock
+//! of its own (after quinn-proto's `Connection`). It owns the clients, the feed, the
+//! subscriptions, the deadline queues and the link to Redis; the loop in `server` hands it
+//! new connections, readiness and the time, and asks it when to wake next. What it needs of
+//! the operating system (registering interest, connecting to Redis) goes through [`Io`], so
+//! unit tests and the fuzz target drive the same core over fake sockets, and every deadline
+//! is tested without sleeping.
+//!
+//! Carrying out requests is in `requests`, timers in `timers`, the Redis side in `redis`.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+mod redis;
+mod requests;
+mod timers;
+mod upgrade;
+
+#[cfg(test)]
+mod tests;
+
+use self::redis::Redis;
+use self::requests::Shared;
+use self::timers::Timers;
+use crate::answers::Answer;
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::conn::{CloseReason, Connection, Flow, Input, RequestRules, Written};
+use crate::feed::Feed;
+use crate::io::Socket;
+use crate::io::{Io, Readiness};
+use crate::metrics::Counters;
+use crate::protocol::Protocol;
+use crate::universe::{Universe, DEFAULT_SYMBOL};
+use crate::{http, price, route, scgi};
+
+/// The largest HTTP request head taken.
+const MAX_HTTP_HEAD: usize = 8 * 1024;
+/// Refusals at `--max-clients` are logged at most this often, each line with the count.
+const FULL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refusals at `--max-clients`: when the last one was logged, and how many came after it.
+/// A flood, or a server that stays full while clients churn, must not fill the log.
+#[derive(Default)]
+struct FullLog {
+    logged_at: Option<Instant>,
+    unlogged: u64,
+}
+
+pub struct Core<I: Io> {
+    io: I,
+    clients: Clients<I::Socket>,
+    max_clients: usize,
+    feed: Feed,
+    rng: StdRng,
+    rules: RequestRules,
+    shared: Shared,
+    counters: Counters,
+    timers: Timers,
+    next_serial: u64,
+    full_log: FullLog,
+    /// `--redis`: the feed is shared through Redis.
+    redis: Option<Redis<I::Socket>>,
+    /// The time the loop last handed in.
+    now: Instant,
+    /// One read buffer for every socket: data is copied out of it at once.
+    scratch: Box<[u8]>,
+    /// Reused list of connections to settle after a heartbeat round.
+    settle_later: Vec<(usize, Flow)>,
+    /// Reused list of the clients a fan-out writes to.
+    woken: Vec<usize>,
+}
+
+impl<I: Io> Core<I> {
+    /// A core serving `config`'s universe, holding at most `max_clients` connections.
+    pub fn new(config: &Config, io: I, max_clients: usize, mut rng: StdRng, now: Instant) -> Self {
+        // With Redis the ids are the feed's, loaded at once: until then the universe's are
+        // provisional, below any of the feed's.
+        let first_id = match config.redis {
+            Some(_) => 1,
+            None => price::first_event_id(std::time::SystemTime::now()),
+        };
+        let max_body = config.max_publish_bytes;
+        let redis = config.redis.clone().map(|addr| {
+            let rng = StdRng::seed_from_u64(rng.gen());
+            Redis::new(addr, &config.redis_key, config.redis_maxlen, rng, now)
+        });
+        Core {
+            io,
+            clients: Clients::with_capacity(max_clients.min(1 << 16)),
+            max_clients,
+            feed: Feed::new(Universe::new(&config.universe, first_id)),
+            rng,
+            rules: RequestRules {
+                scgi: scgi::Limits {
+                    max_header: config.max_scgi_header,
+                    max_body,
+                },
+                http: http::Limits {
+                    max_head: MAX_HTTP_HEAD,
+                    max_body,
+                },
+                route: route::Rules {
+                    publish_token: config.publish_token.clone(),
+                    max_symbols: config.max_symbols_per_client,
+                },
+            },
+            shared: Shared::new(config.retry_ms),
+            counters: Counters::default(),
+            timers: Timers::new(config, now),
+            next_serial: 0,
+            full_log: FullLog::default(),
+            redis,
+            now,
+            scratch: vec![0; 64 * 1024].into_boxed_slice(),
+            settle_later: Vec::new(),
+            woken: Vec::new(),
+        }
+    }
+
+    /// The universe's size and default symbol, for the start-up log line.
+    pub(crate) fn universe(&self) -> (usize, String) {
+        let u = &self.feed.universe;
+        (u.len(), u.symbol(DEFAULT_SYMBOL).to_string())
+    }
+
+    pub(crate) fn max_clients(&self) -> usize {
+        self.max_clients
+    }
+
+    /// Open connections.
+    pub(crate) fn connections(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// The loop's counters (accepts, refusals at accept) are kept with the core's.
+    pub(crate) fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
+    /// When the core must be called again at the latest ([`Core::advance`]).
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let redis = self.redis.as_ref().and_then(Redis::next_deadline);
+        [self.timers.next(self.feed.has_woken()), redis]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A connection accepted on a `protocol` listener: registered and waiting for its
+    /// request, or, when `--max-clients` are open, answered 503 and closed.
+    pub fn accept(
+        &mut self,
+        mut socket: I::Socket,
+        protocol: Protocol,
+        peer: Option<SocketAddr>,
+        now: Instant,
+    ) {
+        self.now = now;
+        let key = self.clients.vacant_key();
+        if let Err(e) = self.io.register(&mut socket, key, false) {
+            log::warn!("cannot register a new connection: {e}");
+            return;
+        }
+        self.next_serial += 1;
+        let mut conn = Connection::new(socket, protocol, self.next_serial, peer);
+        if self.clients.len() >= self.max_clients {
+            self.log_full(&conn);
+            let answer = Answer::Full.render(protocol, &mut self.counters);
+            conn.start_response(answer.into());
+            let key = self.clients.insert(conn);
+            self.flush(key);
+        } else {
+            log::debug!("{}: accepted", conn.describe());
+            let key = self.clients.insert(conn);
+            self.timers.requests.start(now, key, self.next_serial);
+        }
+    }
+
+    fn log_full(&mut self, conn: &Connection<I::Socket>) {
+        let log = &mut self.full_log;
+        log.unlogged += 1;
+        if log
+            .logged_at
+            .is_none_or(|at| self.now.duration_since(at) >= FULL_LOG_EVERY)
+        {
+            log::warn!(
+                "{}: refused (503): --max-clients {} reached; {} refused since the last such line (one every {FULL_LOG_EVERY:?} at most)",
+                conn.describe(),
+                self.max_clients,
+                log.unlogged
+            );
+            log.logged_at = Some(self.now);
+            log.unlogged = 0;
+        }
+        log::debug!("{}: refused (503): full", conn.describe());
+    }
+
+    /// A readiness event on connection `key` (a late one, for a connection already closed,
+    /// is ignored).
+    pub fn on_socket(&mut self, key: usize, readiness: Readiness, now: Instant) {
+        self.now = now;
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
+        if readiness.input || readiness.gone {
+            // Input first, even on a hang-up: a request may have come with the close.
+            match conn.on_readable(&mut self.scratch, &self.rules) {
+                Input::Flow(Flow::Open) => {}
+                Input::Flow(flow) => return self.settle(key, flow),
+                Input::Request(action) => self.carry_out(key, action),
+            }
+        }
+        if readiness.gone {
+            // A read would not say so: after a FIN, read returns 0 before it reports the
+            // reset.
+            if let Some(conn) = self.clients.get_mut(key) {
+                let reason = match conn.is_lingering() {
+                    true => CloseReason::Done,
+                    false => CloseReason::Hangup,
+                };
+                return self.close(key, reason);
+            }
+        }
+        self.flush(key);
+    }
+
+    /// Fires the timers that are due at `now`, then writes to every client the updates
+    /// since the last call concern: the loop calls it once per wake-up, after the events.
+    pub fn advance(&mut self, now: Instant) {
+        self.now = now;
+        self.on_timers();
+        self.fan_out();
+    }
+
+    /// Closes every connection (each close ends its stream for the front-end or browser).
+    pub(crate) fn shut_down(&mut self) {
+        log::info!("stopping: closing {} connections", self.clients.len());
+        self.clients.drain().for_each(drop);
+    }
+
+    /// Writes what a connection has pending and settles the outcome. A stream whose write
+    /// completes gets what changed meanwhile in one more write (with `--coalesce-ms`, at the
+    /// next fan-out instead).
+    fn flush(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.clients.get_mut(key) else {
+                return;
+            };
+            let flow = conn.flush(&mut self.counters.written);
+            if flow != Flow::Open {
+                return self.settle(key, flow);
+            }
+            let Some(waiter) = conn.waiting() else { break };
+            if self.timers.coalesce.is_some() {
+                if self.feed.has_due(key, waiter.last_id) {
+                    self.feed.wake_client(key);
+                }
+                break;
+            }
+            if !self.send_due(key, None) {
+                break;
+            }
+        }
+        self.settle(key, Flow::Open);
+    }
+
+    /// A parked client starts writing what is due to it (`Feed::delivery`), after `head`
+    /// when given. Returns whether a write started: false when nothing is due or the client
+    /// is not parked.
+    fn send_due(&mut self, key: usize, head: Option<Rc<[u8]>>) -> bool {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return false;
+        };
+        let Some(waiter) = conn.waiting() else {
+            return false;
+        };
+        match self.feed.delivery(key, waiter, conn.protocol(), head) {
+            Some(d) => {
+                conn.deliver(d.out, d.last_id, d.events, &mut self.counters.written);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Acts on a handler's outcome: close, start lingering, or fix the interest.
+    fn settle(&mut self, key: usize, flow: Flow) {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
+        match flow {
+            Flow::Close(reason) => return self.close(key, reason),
+            Flow::Linger => self.timers.lingering.start(self.now, key, conn.serial()),
+            Flow::Open => {}
+        }
+        // Interest follows state: WRITABLE only while output waits for the socket to drain,
+        // so a client that keeps up costs no epoll_ctl call per tick.
+        if let Some(writable) = conn.interest_change() {
+            match self.io.reregister(conn.socket_mut(), key, writable) {
+                Ok(()) => conn.set_registered_writable(writable),
+                Err(_) => self.close(key, CloseReason::IoError),
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        // Before the key can be reused: its subscription goes with it.
+        self.feed.unsubscribe(key);
+        if let Some(conn) = self.clients.remove(key) {
+            self.counters.closed(reason);
+            log::debug!("{}: closed ({})", conn.describe(), reason.label());
+            // Dropping the socket closes it, which also takes it out of the poller.
+        }
+    }
+
+    /// The clients with updates since the last fan-out each start writing what is due to
+    /// them, in one write each. Updates that arrived during a long fan-out fold into the
+    /// next one: a client never holds more than its latest value per symbol.
+    fn fan_out(&mut self) {
+        if !self.feed.has_woken() {
+            return;
+        }
+        if let Some((at, period)) = &mut self.timers.coalesce {
+            if self.now < *at {
+                return;
+            }
+            *at = self.now + *period;
+        }
+        let mut woken = std::mem::take(&mut self.woken);
+        self.feed.take_woken(&mut woken);
+        for &key in &woken {
+            if self.send_due(key, None) {
+                self.flush(key);
+            }
+        }
+        self.woken = woken;
+    }
+
+    /// A heartbeat round: a comment to every parked stream that had no bytes since the last.
+    fn heartbeat(&mut self) {
+        // Updates not yet fanned out go first: a heartbeat must not hold up a parked stream.
+        self.fan_out();
+        let beat = &self.shared.heartbeat;
+        visit_all(
+            &mut self.clients,
+            &mut self.counters.written,
+            &mut self.settle_later,
+            |conn, written| conn.on_heartbeat(beat, written),
+        );
+        let mut pending = std::mem::take(&mut self.settle_later);
+        for (key, flow) in pending.drain(..) {
+            self.settle(key, flow);
+        }
+        self.settle_later = pending;
+    }
+}
+
+/// Runs `visit` on every connection and notes, for settling after, those that must close,
+/// linger, or change interest. (A free function: `visit` borrows other parts of the core.)
+fn visit_all<S: Socket>(
+    clients: &mut Clients<S>,
+    written: &mut Written,
+    settle_later: &mut Vec<(usize, Flow)>,
+    mut visit: impl FnMut(&mut Connection<S>, &mut Written) -> Flow,
+) {
+    for (key, conn) in clients.iter_mut() {
+        let flow = visit(conn, written);
+        if flow != Flow::Open || conn.interest_change().is_some() {
+            settle_later.push((key, flow));
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The core's side of `--redis`: events and timers of the links go to the driver
+//! (`crate::redis`) with the feed; publishes and random-walk ticks go to Redis instead of the
+//! feed; and the publishes Redis answered are answered to their clients.
+
+use std::time::Duration;
+
+use super::{Core, Io};
+use crate::answers::Answer;
+use crate::io::Readiness;
+use crate::redis::{Answered, Publisher};
+use crate::universe::SymbolId;
+
+/// How long a stream resuming from an id ahead of this instance waits for it.
+pub(super) const AHEAD_HOLD: Duration = Duration::from_secs(1);
+
+pub(super) type Redis<S> = crate::redis::Redis<S>;
+
+impl<I: Io> Core<I> {
+    /// Whether `token` is a link to Redis.
+    pub(crate) fn is_link(&self, token: usize) -> bool {
+        self.redis.is_some() && Redis::<I::Socket>::owns(token)
+    }
+
+    /// A readiness event on a link to Redis.
+    pub(crate) fn on_link(&mut self, token: usize, readiness: Readiness, now: std::time::Instant) {
+        self.now = now;
+        let Some(redis) = &mut self.redis else { return };
+        let mut answered = Vec::new();
+        redis.on_event(
+            token,
+            readiness,
+            &mut self.io,
+            &mut self.feed,
+            &mut self.scratch,
+            now,
+            &mut answered,
+        );
+        self.answer_publishes(answered);
+    }
+
+    pub(super) fn redis_timers(&mut self) {
+        let Some(redis) = &mut self.redis else { return };
+        let mut answered = Vec::new();
+        redis.on_timers(&mut self.io, self.now, &mut answered);
+        self.answer_publishes(answered);
+    }
+
+    /// A publish (checked against the universe) goes to Redis; connection `key` waits for
+    /// the answer. False: Redis is away, answer 503 now.
+    pub(super) fn redis_publish(
+        &mut self,
+        key: usize,
+        serial: u64,
+        batch: &[(SymbolId, u64)],
+    ) -> bool {
+        let Some(redis) = &mut self.redis else {
+            return false;
+        };
+        let mut answered = Vec::new();
+        let publisher = Publisher::Client { key, serial };
+        let sent = redis.publish(&self.feed, batch, publisher, self.now, &mut answered);
+        if sent {
+            if let Some(conn) = self.clients.get_mut(key) {
+                conn.await_answer();
+            }
+        }
+        // (After the wait began: a link that failed on the way has answered it already.)
+        self.answer_publishes(answered);
+        sent
+    }
+
+    /// A random-walk tick goes to Redis like a publish (skipped while Redis is away).
+    pub(super) fn redis_walk(&mut self) {
+        let Some(redis) = &mut self.redis else { return };
+        let moves = self.feed.universe.walk(&mut self.rng);
+        let mut answered = Vec::new();
+        redis.publish(&self.feed, &moves, Publisher::Walk, self.now, &mut answered);
+        self.answer_publishes(answered);
+    }
+
+    /// Answers the publishes that waited for Redis: 200 with the id of its last update, or
+    /// 503. A publisher that left is skipped.
+    fn answer_publishes(&mut self, answered: Vec<Answered>) {
+        for Answered { key, serial, id } in answered {
+            let Some(conn) = self.clients.get_serial(key, serial) else {
+                continue;
+            };
+            let answer = match id {
+                Some(id) => Answer::Published { id },
+                None => Answer::RedisUnavailable,
+            };
+            let bytes = answer.render(conn.protocol(), &mut self.counters);
+            conn.start_response(bytes.into());
+            self.flush(key);
+        }
+    }
+}

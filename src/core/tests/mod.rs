@@ -1,0 +1,282 @@
+//! The core driven over fake sockets and a fake clock: what each client receives, when, and
+//! in how many writes; which interest the poller is told; what deadlines do. No network,
+//! no sleeping.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+mod delivery;
+mod timers;
+
+use super::Core;
+use crate::config::{Config, ListenAddr};
+use crate::io::{Io, Readiness, Socket};
+use crate::protocol::Protocol;
+use crate::symbol::Symbol;
+
+/// One side of a fake connection: what the client sent, what the core wrote.
+#[derive(Default)]
+struct Pipe {
+    input: Vec<u8>,
+    /// After the input: EOF (true) or WouldBlock (false).
+    eof: bool,
+    output: Vec<u8>,
+    /// write/writev calls that took bytes.
+    writes: usize,
+    /// Takes nothing (WouldBlock) while set: a reader that stalled.
+    blocked: bool,
+    /// Each write fails with EPIPE: the peer is gone.
+    broken: bool,
+    /// Our write side was shut.
+    shut: bool,
+}
+
+#[derive(Clone)]
+struct FakeSocket {
+    pipe: Rc<RefCell<Pipe>>,
+    fd: RawFd,
+}
+
+impl Read for FakeSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut p = self.pipe.borrow_mut();
+        if p.input.is_empty() {
+            return match p.eof {
+                true => Ok(0),
+                false => Err(ErrorKind::WouldBlock.into()),
+            };
+        }
+        let n = buf.len().min(p.input.len());
+        buf[..n].copy_from_slice(&p.input[..n]);
+        p.input.drain(..n);
+        Ok(n)
+    }
+}
+
+impl Write for FakeSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut p = self.pipe.borrow_mut();
+        if p.broken {
+            return Err(ErrorKind::BrokenPipe.into());
+        }
+        if p.blocked {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        let mut n = 0;
+        for b in bufs {
+            p.output.extend_from_slice(b);
+            n += b.len();
+        }
+        p.writes += 1;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Socket for FakeSocket {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.pipe.borrow_mut().shut = true;
+        Ok(())
+    }
+}
+
+impl AsRawFd for FakeSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+/// What the core asked of the operating system: each token's interest (writable or not).
+#[derive(Default)]
+struct Registry {
+    writable: HashMap<usize, bool>,
+    /// Fake descriptor → the token it was registered under.
+    token_of: HashMap<RawFd, usize>,
+}
+
+struct FakeIo(Rc<RefCell<Registry>>);
+
+impl Io for FakeIo {
+    type Socket = FakeSocket;
+    fn register(&mut self, s: &mut FakeSocket, token: usize, writable: bool) -> io::Result<()> {
+        let mut r = self.0.borrow_mut();
+        r.writable.insert(token, writable);
+        r.token_of.insert(s.fd, token);
+        Ok(())
+    }
+    fn reregister(&mut self, _: &mut FakeSocket, token: usize, writable: bool) -> io::Result<()> {
+        self.0.borrow_mut().writable.insert(token, writable);
+        Ok(())
+    }
+    fn connect(&mut self, _: &ListenAddr) -> io::Result<FakeSocket> {
+        Err(io::Error::from(ErrorKind::ConnectionRefused))
+    }
+    fn connect_result(&mut self, _: &FakeSocket) -> Option<io::Result<()>> {
+        None
+    }
+}
+
+/// A client as the test sees it.
+struct Client {
+    socket: FakeSocket,
+    key: usize,
+}
+
+impl Client {
+    fn pipe(&self) -> std::cell::RefMut<'_, Pipe> {
+        self.socket.pipe.borrow_mut()
+    }
+
+    /// Everything written to it so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.pipe().output.clone()).unwrap()
+    }
+
+    /// The events written to it: (id, data).
+    fn events(&self) -> Vec<(u64, String)> {
+        let text = self.text();
+        text.split("\n\n")
+            .filter_map(|block| {
+                let id = block.lines().find_map(|l| l.strip_prefix("id: "))?;
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((id.parse().unwrap(), data.to_string()))
+            })
+            .collect()
+    }
+
+    fn writes(&self) -> usize {
+        self.pipe().writes
+    }
+}
+
+const TOKEN: &str = "t";
+
+struct Harness {
+    core: Core<FakeIo>,
+    registry: Rc<RefCell<Registry>>,
+    now: Instant,
+    next_fd: RawFd,
+}
+
+/// A config for `symbols`, each at 100.00, without the random walk.
+fn config(symbols: &[&str]) -> Config {
+    Config {
+        tick: None,
+        universe: symbols
+            .iter()
+            .map(|s| (Symbol::parse(s.as_bytes()).unwrap(), 10_000))
+            .collect(),
+        publish_token: Some(TOKEN.into()),
+        ..Config::default()
+    }
+}
+
+impl Harness {
+    fn new(config: &Config) -> Harness {
+        Harness::with_max_clients(config, 100)
+    }
+
+    fn with_max_clients(config: &Config, max_clients: usize) -> Harness {
+        let registry = Rc::new(RefCell::new(Registry::default()));
+        let now = Instant::now();
+        let io = FakeIo(registry.clone());
+        let rng = StdRng::seed_from_u64(7);
+        Harness {
+            core: Core::new(config, io, max_clients, rng, now),
+            registry,
+            now,
+            next_fd: 100,
+        }
+    }
+
+    /// A connection accepted on the HTTP listener that sends `request` (left open).
+    fn connect(&mut self, request: &str) -> Client {
+        self.connect_over(Protocol::Http, request.as_bytes())
+    }
+
+    fn connect_over(&mut self, protocol: Protocol, request: &[u8]) -> Client {
+        self.next_fd += 1;
+        let socket = FakeSocket {
+            pipe: Rc::default(),
+            fd: self.next_fd,
+        };
+        self.core.accept(socket.clone(), protocol, None, self.now);
+        let key = self.registry.borrow().token_of[&socket.fd];
+        let client = Client { socket, key };
+        self.send(&client, request);
+        client
+    }
+
+    /// The client sends `bytes`; the core reads them.
+    fn send(&mut self, c: &Client, bytes: &[u8]) {
+        c.pipe().input.extend_from_slice(bytes);
+        self.ready(
+            c,
+            Readiness {
+                input: true,
+                gone: false,
+            },
+        );
+    }
+
+    fn ready(&mut self, c: &Client, readiness: Readiness) {
+        self.core.on_socket(c.key, readiness, self.now);
+    }
+
+    /// A stream of `symbols` (`None`: the default symbol's plain stream).
+    fn stream(&mut self, symbols: Option<&str>, last_id: Option<u64>) -> Client {
+        let target = match symbols {
+            Some(s) => format!("/ticker?symbols={s}"),
+            None => "/ticker".into(),
+        };
+        let resume = last_id.map_or(String::new(), |g| format!("Last-Event-ID: {g}\r\n"));
+        self.connect(&format!("GET {target} HTTP/1.1\r\n{resume}\r\n"))
+    }
+
+    /// A publish of `body`: the answer's text.
+    fn publish(&mut self, body: &str) -> String {
+        let c = self.connect(&format!(
+            "POST /publish HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        c.text()
+    }
+
+    /// The end of a loop turn: timers due, then the fan-out.
+    fn turn(&mut self) {
+        self.core.advance(self.now);
+    }
+
+    fn later(&mut self, d: Duration) {
+        self.now += d;
+        self.turn();
+    }
+
+    fn writable(&self, c: &Client) -> bool {
+        self.registry.borrow().writable[&c.key]
+    }
+
+    fn last_id(&self) -> u64 {
+        self.core.feed.universe.last_id()
+    }
+}
+
+fn ids(events: &[(u64, String)]) -> Vec<u64> {
+    events.iter().map(|(id, _)| *id).collect()
+}
+
+fn price_of(data: &str) -> &str {
+    data.rsplit('"').nth(1).unwrap()
+}

@@ -1,0 +1,127 @@
+//! What time does: coalescing periods, heartbeats, long polls held and answered, request
+//! and linger deadlines.
+
+use super::*;
+
+#[test]
+fn coalescing_holds_a_client_to_one_write_per_period_with_the_latest_values() {
+    let config = Config {
+        coalesce: Some(Duration::from_millis(100)),
+        ..config(&["A", "B"])
+    };
+    let mut h = Harness::new(&config);
+    let c = h.stream(Some("A,B"), None);
+    h.publish("A=1");
+    h.turn();
+    let after_first = c.writes();
+    assert_eq!(c.events().len(), 3, "the first fan-out goes at once");
+    h.publish("A=2");
+    h.later(Duration::from_millis(10));
+    h.publish("B=3");
+    h.publish("A=4");
+    h.later(Duration::from_millis(10));
+    assert_eq!(c.writes(), after_first, "held until the period ends");
+    assert_eq!(
+        h.core.next_deadline(),
+        Some(h.now + Duration::from_millis(80)),
+        "the loop wakes when it ends"
+    );
+    h.later(Duration::from_millis(80));
+    assert_eq!(c.writes(), after_first + 1, "then one write");
+    let events = c.events();
+    let last: Vec<&str> = events[3..].iter().map(|(_, d)| price_of(d)).collect();
+    assert_eq!(last, ["3.00", "4.00"], "B, then A at its latest");
+}
+
+#[test]
+fn heartbeats_go_only_to_streams_that_had_nothing_since_the_last_round() {
+    let config = Config {
+        heartbeat: Some(Duration::from_secs(15)),
+        ..config(&["A", "B"])
+    };
+    let mut h = Harness::new(&config);
+    let idle = h.stream(Some("A"), None);
+    let busy = h.stream(Some("B"), None);
+    let poll = h.connect("GET /ticker?symbols=A HTTP/1.1\r\nX-Event-Source-Simulate: Long-Polling\r\nLast-Event-ID: 999999999999999999\r\n\r\n");
+    // Round 1 at 15 s: both had their snapshot since the start, so no beat yet.
+    h.later(Duration::from_secs(15));
+    assert!(!idle.text().contains(": heartbeat"));
+    h.later(Duration::from_secs(5));
+    h.publish("B=1");
+    // Round 2 at 30 s: the idle one had nothing since round 1; the busy one had B=1.
+    h.later(Duration::from_secs(10));
+    assert_eq!(idle.text().matches(": heartbeat\n\n").count(), 1);
+    assert_eq!(busy.text().matches(": heartbeat\n\n").count(), 0);
+    // Round 3: both idle now.
+    h.later(Duration::from_secs(15));
+    assert_eq!(idle.text().matches(": heartbeat\n\n").count(), 2);
+    assert_eq!(busy.text().matches(": heartbeat\n\n").count(), 1);
+    assert!(!poll.text().contains("heartbeat"), "never to a long poll");
+    assert_eq!(h.core.counters.written.heartbeats, 3);
+}
+
+#[test]
+fn a_long_poll_answers_once_with_a_length_and_a_held_one_gets_its_snapshot() {
+    let config = Config {
+        long_poll_hold: Duration::from_secs(30),
+        ..config(&["A", "B"])
+    };
+    let mut h = Harness::new(&config);
+    let now_id = h.last_id();
+    let request = |g: u64| {
+        format!("GET /ticker?symbols=A,B HTTP/1.1\r\nX-Event-Source-Simulate: Long-Polling\r\nLast-Event-ID: {g}\r\n\r\n")
+    };
+    // Up to date: it waits, then the next update answers it.
+    let waiting = h.connect(&request(now_id));
+    assert_eq!(waiting.text(), "");
+    h.publish("B=5");
+    h.turn();
+    let text = waiting.text();
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    assert!(
+        text.contains(&format!("Content-Length: {}\r\n", body.len())),
+        "{text}"
+    );
+    assert_eq!(waiting.events().len(), 1);
+    assert!(waiting.pipe().shut, "answered, then our side is shut");
+    h.publish("A=6");
+    h.turn();
+    assert_eq!(waiting.events().len(), 1, "one answer only");
+    // Held past --long-poll-s: answered with the current value of each symbol.
+    let held = h.connect(&request(h.last_id()));
+    h.later(Duration::from_secs(29));
+    assert_eq!(held.text(), "");
+    h.later(Duration::from_secs(1));
+    let prices: Vec<String> = held
+        .events()
+        .iter()
+        .map(|(_, d)| price_of(d).to_string())
+        .collect();
+    assert_eq!(prices, ["5.00", "6.00"]);
+}
+
+#[test]
+fn deadlines_close_a_slow_request_and_a_peer_that_never_closes() {
+    let config = Config {
+        request_timeout: Duration::from_secs(10),
+        ..config(&["A"])
+    };
+    let mut h = Harness::new(&config);
+    let slow = h.connect("GET /tick");
+    let answered = h.connect("GET /nope HTTP/1.1\r\n\r\n");
+    assert!(answered.text().starts_with("HTTP/1.1 404 "));
+    assert!(answered.pipe().shut, "lingering");
+    h.later(Duration::from_secs(2));
+    assert_eq!(
+        h.core.counters.closed[crate::conn::CloseReason::LingerTimeout as usize],
+        1
+    );
+    assert!(h.core.clients.get(answered.key).is_none());
+    h.later(Duration::from_secs(8));
+    assert_eq!(
+        h.core.counters.closed[crate::conn::CloseReason::RequestTimeout as usize],
+        1
+    );
+    assert!(h.core.clients.get(slow.key).is_none());
+    assert_eq!(h.core.connections(), 0);
+}

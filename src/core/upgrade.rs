@@ -1,0 +1,160 @@
+//! The core's side of a live upgrade: what it hands over (the universe, the counters, every
+//! connection with its subscription) and how the next binary takes it back. The orchestration
+//! (checking the new binary, the exec) is `crate::upgrade`'s; each connection's mapping to
+//! its record is `conn`'s.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use super::{Core, Io};
+use crate::answers::Answer;
+use crate::conn::{Connection, Kind, State};
+use crate::symbol::Symbol;
+use crate::universe::SymbolId;
+use crate::upgrade::handover::{Carried, Handover};
+
+/// How a take-over went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TakenOver {
+    pub connections: usize,
+    pub lost: usize,
+}
+
+impl<I: Io> Core<I>
+where
+    I::Socket: AsRawFd,
+{
+    /// Publishes waiting for Redis are answered 503 before a handover: their answer would be
+    /// lost with the link.
+    pub(crate) fn answer_awaiting(&mut self) {
+        let awaiting: Vec<usize> = self
+            .clients
+            .iter_mut()
+            .filter(|(_, c)| matches!(c.state(), State::Awaiting))
+            .map(|(key, _)| key)
+            .collect();
+        for key in awaiting {
+            if let Some(p) = self.clients.get(key).map(|c| c.protocol()) {
+                let answer = self.answer(p, Answer::Upgrading);
+                self.respond(key, answer);
+                self.flush(key);
+            }
+        }
+    }
+
+    /// Everything the next binary takes over (but the time of the handover, which the
+    /// orchestration stamps).
+    pub(crate) fn record(&mut self) -> Handover {
+        let u = &self.feed.universe;
+        let prices = (0..u.len() as SymbolId)
+            .map(|s| (u.symbol(s).to_string(), u.cents(s), u.updated_at(s)))
+            .collect();
+        let mut connections = Vec::with_capacity(self.clients.len());
+        for (key, conn) in self.clients.iter_mut() {
+            let symbols = self.feed.symbols_of(key).map(|(format, symbols)| {
+                let names = symbols.map(|s| u.symbol(s).to_string()).collect();
+                (format, names)
+            });
+            let fd = conn.socket_mut().as_raw_fd();
+            // (One still awaiting Redis could not be answered: it is dropped.)
+            connections.extend(conn.to_carried(fd, symbols));
+        }
+        Handover {
+            prices,
+            last_id: u.last_id(),
+            updates: self.feed.updates,
+            counters: self.counters.clone(),
+            next_serial: self.next_serial,
+            redis_loaded: self.redis.as_ref().is_some_and(|r| r.loaded()),
+            handed_at_us: 0,
+            connections,
+        }
+    }
+}
+
+impl<I: Io> Core<I> {
+    /// The new binary's side: the universe's prices and ids, the counters, and every
+    /// connection (its socket made by `socket_of` from the record), registered and going on
+    /// where it was: streams in the middle of a write go on, parked ones get anything due.
+    pub(crate) fn take_over(
+        &mut self,
+        record: Handover,
+        mut socket_of: impl FnMut(RawFd, bool) -> io::Result<I::Socket>,
+        now: Instant,
+    ) -> TakenOver {
+        self.now = now;
+        let u = &mut self.feed.universe;
+        let mut dropped_symbols = 0;
+        for (name, cents, id) in &record.prices {
+            match Symbol::parse(name.as_bytes()).ok().and_then(|s| u.find(&s)) {
+                Some(s) => u.restore(s, *cents, *id),
+                None => dropped_symbols += 1,
+            }
+        }
+        u.restore_last_id(record.last_id);
+        if dropped_symbols > 0 {
+            log::warn!("upgrade: {dropped_symbols} symbols of the previous binary are not in this one's universe: their subscribers lose them");
+        }
+        self.feed.updates = record.updates;
+        self.counters = record.counters;
+        self.next_serial = record.next_serial;
+        if record.redis_loaded {
+            if let Some(redis) = &mut self.redis {
+                redis.set_loaded_before(self.now);
+            }
+        }
+        let connections = record.connections.len();
+        let mut lost = 0;
+        let mut keys = Vec::with_capacity(connections);
+        for carried in record.connections {
+            let adopted = socket_of(carried.fd, carried.peer.is_some())
+                .and_then(|socket| self.adopt(socket, carried));
+            match adopted {
+                Ok(key) => keys.push(key),
+                Err(e) => {
+                    lost += 1;
+                    log::warn!("upgrade: a handed-over connection could not be taken: {e}");
+                }
+            }
+        }
+        for key in keys {
+            self.flush(key);
+        }
+        // The handover interrupted the beat: the next tick is due now, not a period after
+        // this process started.
+        if let Some(tick) = &mut self.timers.tick {
+            tick.at = self.now;
+        }
+        TakenOver { connections, lost }
+    }
+
+    /// One connection of the record: registered, its deadline started, subscribed.
+    fn adopt(&mut self, socket: I::Socket, mut carried: Carried) -> io::Result<usize> {
+        let symbols = carried.symbols.take();
+        let key = self.clients.vacant_key();
+        let mut conn = Connection::from_carried(socket, carried);
+        let writable = conn.wants_write();
+        self.io.register(conn.socket_mut(), key, writable)?;
+        conn.set_registered_writable(writable);
+        let serial = conn.serial();
+        match conn.state() {
+            State::Reading { .. } => self.timers.requests.start(self.now, key, serial),
+            State::Parked(w) | State::Writing { then: Some(w), .. } if w.kind == Kind::LongPoll => {
+                self.timers.long_polls.start(self.now, key, serial)
+            }
+            State::Lingering => self.timers.lingering.start(self.now, key, serial),
+            _ => {}
+        }
+        self.clients.insert(conn);
+        if let Some((format, names)) = symbols {
+            let u = &self.feed.universe;
+            let ids: Vec<SymbolId> = names
+                .iter()
+                .filter_map(|n| u.find(&Symbol::parse(n.as_bytes()).ok()?))
+                .collect();
+            self.feed.subscribe(key, &ids, format);
+        }
+        Ok(key)
+    }
+}
