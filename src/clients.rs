@@ -1,4 +1,4 @@
-//! The client registry: every open connection in one slab, keyed by its mio `Token`. The
+//! The client registry: every open connection in one slab, keyed by the token its socket is registered under. The
 //! slab entry's state is the only record of what a client is doing, so counts are taken
 //! from it rather than kept beside it.
 

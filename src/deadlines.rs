@@ -40,7 +40,7 @@ impl DeadlineQueue {
         }
     }
 
-    /// Drops the entries `keep` refuses (those of connections already gone). The loop calls
+    /// Drops the entries `keep` refuses (those of connections already gone). The core calls
     /// it when the queue holds far more entries than there are connections, so the queue
     /// stays proportional to live connections however fast they churn.
     pub fn retain(&mut self, mut keep: impl FnMut(usize, u64) -> bool) {

@@ -1,5 +1,5 @@
 //! What each client is due, and who must write now: the universe and the subscriptions
-//! together. The loop asks it; it never scans the clients.
+//! together. The core asks it; it never scans the clients.
 //!
 //! The resume rule. Events always go out in ascending id order, and each update takes the
 //! next id, so a client whose last id is `g` has had, for each of its symbols, every value

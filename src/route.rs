@@ -44,7 +44,7 @@ pub enum Action {
         limit: usize,
     },
     Metrics,
-    /// `POST /publish`, authorized: the body, checked against the universe by the loop.
+    /// `POST /publish`, authorized: the body, checked against the universe by the core.
     Publish(Vec<u8>),
     PublishRefused(PublishError),
     /// Refused before anything starts: a status and a one-line reason.

@@ -237,7 +237,7 @@ mod tests {
         s.subscribe(0, &[0], Format::Json);
         s.wake(0);
         s.remove(0);
-        // The woken list may still name the key (the loop asks the client on it what is
+        // The woken list may still name the key (the core asks the client on it what is
         // due, which is harmless); a new subscriber on the key is woken afresh.
         s.subscribe(0, &[0], Format::Json);
         s.wake(0);

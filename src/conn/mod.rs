@@ -1,6 +1,6 @@
 //! One client connection as a state machine over any `Read + Write` socket. It knows
 //! nothing of the event loop: each handler does its I/O until `WouldBlock` and returns what
-//! the loop should do next. Generic so that tests drive it over a fake socket.
+//! the core should do next. Generic so that tests drive it over a fake socket.
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -111,7 +111,7 @@ fn io_close_reason(e: &io::Error) -> CloseReason {
     }
 }
 
-/// What the loop should do after a handler ran.
+/// What the core should do after a handler ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     Open,
@@ -124,11 +124,11 @@ pub enum Flow {
 #[derive(Debug)]
 pub enum Input {
     Flow(Flow),
-    /// A whole request: the loop carries it out with `Connection::respond`.
+    /// A whole request (or one the parsers refuse): the core carries it out.
     Request(Action),
 }
 
-/// Per-connection counters the loop adds up for /metrics.
+/// Counters of what connections wrote, added up for /metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub bytes: u64,
@@ -335,7 +335,7 @@ impl<S: Socket> Connection<S> {
 
     /// A parked client starts writing `out`, which carries `events` events up to id
     /// `last_id`: a stream then waits for more, a long poll ends with it. Any other client
-    /// is left as it is (the loop only delivers to parked ones).
+    /// is left as it is (the core only delivers to parked ones).
     pub fn deliver(&mut self, out: Outbox, last_id: u64, events: u64, written: &mut Written) {
         let State::Parked(w) = self.state else {
             return;
@@ -632,7 +632,7 @@ mod tests {
     }
 
     /// The connection holds one outbox: a delivery to a client that is still writing is
-    /// refused (the loop hands it what changed when its write completes).
+    /// refused (the core hands it what changed when its write completes).
     #[test]
     fn a_client_still_writing_takes_no_second_delivery() {
         let mut w = Written::default();

@@ -2,7 +2,7 @@
 //! connection: `Down` (waiting to retry) → `Connecting` → `Up` (commands written, replies
 //! read in order, each matched to the request that asked) → `Down` again on any failure,
 //! with a jittered backoff that grows from 250 ms to 10 s. Generic over the socket, so that
-//! tests drive it over a fake one; the loop does the registering.
+//! tests drive it over a fake one; the driver connects and registers it through `Io`.
 //!
 //! A request has a deadline: a Redis that stops answering (SIGSTOP, a cut network) fails the
 //! link when the oldest request is overdue, so nothing waits on it for ever.

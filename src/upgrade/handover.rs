@@ -2,7 +2,7 @@
 //! counters, and every connection (its descriptor number, protocol, state, symbols and
 //! unwritten bytes), in one versioned binary record. The listeners go beside it, named in
 //! an environment variable, so that a binary that cannot read the record still has them.
-//! Pure: a `Handover` in, bytes out, and back; the loop gathers and restores.
+//! Pure: a `Handover` in, bytes out, and back; the core gathers and restores.
 //!
 //! Format: `TICKERD-HANDOVER` (16 bytes), the version (u32), the body's length (u64), the
 //! body. Integers are little-endian; a byte string is its length (u32) then its bytes.
