@@ -29,6 +29,8 @@ pub mod config;
 mod conn;
 pub mod core;
 mod deadlines;
+#[cfg(test)]
+mod fake;
 mod feed;
 pub mod http;
 pub mod io;

@@ -438,67 +438,8 @@ impl<S: Socket> Connection<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake::FakeSocket as Fake;
     use crate::{http, route, scgi};
-    use std::cell::Cell;
-    use std::io::{Read, Write};
-
-    /// A socket that takes at most `take` bytes per write, can be made to block or fail,
-    /// and serves scripted input.
-    #[derive(Default)]
-    struct Fake {
-        input: Vec<u8>,
-        /// After the input: EOF (true) or WouldBlock (false).
-        eof: bool,
-        output: Vec<u8>,
-        take: usize,
-        blocked: bool,
-        broken: bool,
-        shut: Cell<bool>,
-    }
-
-    impl Read for Fake {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.input.is_empty() {
-                return if self.eof {
-                    Ok(0)
-                } else {
-                    Err(ErrorKind::WouldBlock.into())
-                };
-            }
-            let n = buf.len().min(self.input.len());
-            buf[..n].copy_from_slice(&self.input[..n]);
-            self.input.drain(..n);
-            Ok(n)
-        }
-    }
-
-    impl Write for Fake {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.broken {
-                return Err(ErrorKind::BrokenPipe.into());
-            }
-            if self.blocked {
-                return Err(ErrorKind::WouldBlock.into());
-            }
-            let n = buf.len().min(if self.take == 0 {
-                usize::MAX
-            } else {
-                self.take
-            });
-            self.output.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Socket for Fake {
-        fn shutdown_write(&self) -> io::Result<()> {
-            self.shut.set(true);
-            Ok(())
-        }
-    }
 
     fn rules() -> RequestRules {
         RequestRules {
@@ -518,12 +459,7 @@ mod tests {
     }
 
     fn conn(input: &[u8], eof: bool) -> Connection<Fake> {
-        let fake = Fake {
-            input: input.to_vec(),
-            eof,
-            ..Fake::default()
-        };
-        Connection::new(fake, Protocol::Http, 1, None)
+        Connection::new(Fake::new(3, input, eof), Protocol::Http, 1, None)
     }
 
     fn head() -> Rc<[u8]> {
@@ -531,7 +467,7 @@ mod tests {
     }
 
     fn text(c: &Connection<Fake>) -> String {
-        String::from_utf8(c.socket.output.clone()).unwrap()
+        c.socket.text()
     }
 
     #[test]
@@ -542,7 +478,7 @@ mod tests {
             c.on_readable(&mut scratch, &rules()),
             Input::Flow(Flow::Open)
         ));
-        c.socket.input = b"er HTTP/1.1\r\nLast-Event-ID: 5\r\n\r\n".to_vec();
+        c.socket.pipe().input = b"er HTTP/1.1\r\nLast-Event-ID: 5\r\n\r\n".to_vec();
         match c.on_readable(&mut scratch, &rules()) {
             Input::Request(Action::Stream {
                 last_id: Some(5), ..
@@ -592,7 +528,7 @@ mod tests {
         ));
         streaming(&mut d, 10, &mut w);
         // EOF in a wake-up of its own: a heartbeat probes whether the peer is still there.
-        d.socket.eof = true;
+        d.socket.pipe().eof = true;
         assert!(matches!(
             d.on_readable(&mut scratch, &rules()),
             Input::Flow(Flow::Open)
@@ -600,7 +536,7 @@ mod tests {
         assert_eq!(d.flush(&mut w), Flow::Open);
         assert!(text(&d).ends_with(std::str::from_utf8(sse::HEARTBEAT).unwrap()));
         // A peer that left answers with a reset: the next write is the hang-up.
-        d.socket.broken = true;
+        d.socket.pipe().broken = true;
         d.deliver(events("id: 11\n\n"), 11, 1, &mut w);
         assert_eq!(d.flush(&mut w), Flow::Close(CloseReason::Hangup));
     }
@@ -624,7 +560,7 @@ mod tests {
         first.push(Rc::from(&b"id: 5\n\n"[..]));
         first.push(Rc::from(&b"id: 7\n\n"[..]));
         c.deliver(Outbox::new(first), 7, 2, &mut w);
-        c.socket.take = 3; // the socket takes 3 bytes per write
+        c.socket.pipe().take = 3; // the socket takes 3 bytes per write
         assert_eq!(c.flush(&mut w), Flow::Open);
         assert_eq!(text(&c), "HEAD|id: 5\n\nid: 7\n\n");
         assert_eq!(c.waiting().map(|w| w.last_id), Some(7));
@@ -637,13 +573,13 @@ mod tests {
     fn a_client_still_writing_takes_no_second_delivery() {
         let mut w = Written::default();
         let mut c = conn(b"", false);
-        c.socket.blocked = true;
+        c.socket.pipe().blocked = true;
         c.start_stream(Kind::Stream, 1);
         c.deliver(Outbox::one(head()), 1, 0, &mut w);
         assert_eq!(c.flush(&mut w), Flow::Open);
         assert!(c.waiting().is_none());
         c.deliver(events("id: 2\n\n"), 2, 1, &mut w);
-        c.socket.blocked = false;
+        c.socket.pipe().blocked = false;
         c.flush(&mut w);
         assert_eq!(text(&c), "HEAD|");
         assert_eq!(c.waiting().map(|w| w.last_id), Some(1));
@@ -660,7 +596,7 @@ mod tests {
         c.deliver(events("answer"), 5, 1, &mut w);
         assert_eq!(c.flush(&mut w), Flow::Linger);
         assert_eq!(text(&c), "answer");
-        assert!(c.socket.shut.get());
+        assert!(c.socket.pipe().shut);
         assert!(matches!(c.state, State::Lingering));
         // Nothing more is written.
         c.deliver(events("more"), 6, 1, &mut w);
@@ -687,7 +623,7 @@ mod tests {
         lp.on_heartbeat(&beat, &mut w);
         assert_eq!(text(&lp), "");
         // A broken pipe is the peer gone: a hang-up, decided in one place.
-        c.socket.broken = true;
+        c.socket.pipe().broken = true;
         assert_eq!(
             c.on_heartbeat(&beat, &mut w),
             Flow::Close(CloseReason::Hangup)
@@ -749,7 +685,7 @@ mod tests {
         ));
         streaming(&mut c, 0, &mut Written::default());
         input.clear();
-        c.socket.input = vec![b'x'; READ_BUDGET + 10];
+        c.socket.pipe().input = vec![b'x'; READ_BUDGET + 10];
         assert!(matches!(
             c.on_readable(&mut scratch, &rules()),
             Input::Flow(Flow::Close(CloseReason::UnexpectedInput))
@@ -771,15 +707,15 @@ mod tests {
             let limit = rules.max_request(if scgi { Protocol::Scgi } else { Protocol::Http });
             let mut c = conn(b"", false);
             c.protocol = if scgi { Protocol::Scgi } else { Protocol::Http };
-            c.socket.take = 7;
+            c.socket.pipe().take = 7;
             let mut scratch = [0u8; 97];
             let mut w = Written::default();
             let mut rest = &input[..];
             for cut in cuts.iter().cycle().take(64) {
                 let n = (*cut).min(rest.len());
-                c.socket.input.extend_from_slice(&rest[..n]);
+                c.socket.pipe().input.extend_from_slice(&rest[..n]);
                 rest = &rest[n..];
-                c.socket.eof = eof && rest.is_empty();
+                c.socket.pipe().eof = eof && rest.is_empty();
                 let flow = match c.on_readable(&mut scratch, &rules) {
                     Input::Flow(f) => f,
                     Input::Request(Action::Stream { last_id, .. } | Action::LongPoll { last_id, .. }) => {
@@ -800,7 +736,7 @@ mod tests {
                 if let Flow::Close(_) = c.flush(&mut w) {
                     break;
                 }
-                if rest.is_empty() && !c.socket.eof {
+                if rest.is_empty() && !c.socket.pipe().eof {
                     break;
                 }
             }

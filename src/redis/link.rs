@@ -269,44 +269,7 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    #[derive(Default)]
-    struct Fake {
-        input: Vec<u8>,
-        output: Vec<u8>,
-        eof: bool,
-        take: usize,
-    }
-
-    impl Read for Fake {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.input.is_empty() {
-                return if self.eof {
-                    Ok(0)
-                } else {
-                    Err(ErrorKind::WouldBlock.into())
-                };
-            }
-            let n = buf.len().min(self.input.len());
-            buf[..n].copy_from_slice(&self.input[..n]);
-            self.input.drain(..n);
-            Ok(n)
-        }
-    }
-
-    impl Write for Fake {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let n = buf.len().min(if self.take == 0 {
-                usize::MAX
-            } else {
-                self.take
-            });
-            self.output.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::fake::FakeSocket as Fake;
 
     fn up(now: Instant) -> Link<Fake, u32> {
         let mut link = Link::new(now);
@@ -324,15 +287,15 @@ mod tests {
         let later = now + Duration::from_secs(2);
         link.send(b"A", 1, later).unwrap();
         link.send(b"B", 2, later).unwrap();
-        link.socket().unwrap().take = 1;
+        link.socket().unwrap().pipe().take = 1;
         link.flush().unwrap();
         link.flush().unwrap();
-        assert_eq!(link.socket().unwrap().output, b"AB");
+        assert_eq!(link.socket().unwrap().pipe().output, b"AB");
         let mut scratch = [0u8; 3];
-        link.socket().unwrap().input = b":1\r\n$2".to_vec();
+        link.socket().unwrap().pipe().input = b":1\r\n$2".to_vec();
         let got = link.read(&mut scratch).unwrap();
         assert_eq!(got, [(1, Frame::Integer(1))]);
-        link.socket().unwrap().input = b"\r\nhi\r\n".to_vec();
+        link.socket().unwrap().pipe().input = b"\r\nhi\r\n".to_vec();
         let got = link.read(&mut scratch).unwrap();
         assert_eq!(got, [(2, Frame::BulkString(b"hi".to_vec()))]);
         assert_eq!(link.waiting(), 0);
@@ -344,16 +307,16 @@ mod tests {
         let mut scratch = [0u8; 64];
         let mut link = up(now);
         link.send(b"A", 1, now).unwrap();
-        link.socket().unwrap().input = b"?garbage\r\n".to_vec();
+        link.socket().unwrap().pipe().input = b"?garbage\r\n".to_vec();
         assert!(matches!(
             link.read(&mut scratch),
             Err(LinkError::Protocol(_))
         ));
         let mut link = up(now);
-        link.socket().unwrap().input = b"+OK\r\n".to_vec();
+        link.socket().unwrap().pipe().input = b"+OK\r\n".to_vec();
         assert!(matches!(link.read(&mut scratch), Err(LinkError::Unasked)));
         let mut link = up(now);
-        link.socket().unwrap().eof = true;
+        link.socket().unwrap().pipe().eof = true;
         assert!(matches!(link.read(&mut scratch), Err(LinkError::Closed)));
     }
 
@@ -388,7 +351,7 @@ mod tests {
         let mut link = up(now);
         link.backoff = BACKOFF_MAX;
         link.send(b"A", 1, now).unwrap();
-        link.socket().unwrap().input = b"+OK\r\n".to_vec();
+        link.socket().unwrap().pipe().input = b"+OK\r\n".to_vec();
         link.read(&mut [0u8; 16]).unwrap();
         link.fail(now, &mut rng);
         assert!(link.retry_in(now).unwrap() < BACKOFF_MIN * 2);

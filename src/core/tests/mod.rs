@@ -4,8 +4,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::{self, ErrorKind};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,86 +17,10 @@ mod timers;
 
 use super::Core;
 use crate::config::{Config, ListenAddr};
-use crate::io::{Io, Readiness, Socket};
+use crate::fake::{FakeSocket, Pipe};
+use crate::io::{Io, Readiness};
 use crate::protocol::Protocol;
 use crate::symbol::Symbol;
-
-/// One side of a fake connection: what the client sent, what the core wrote.
-#[derive(Default)]
-struct Pipe {
-    input: Vec<u8>,
-    /// After the input: EOF (true) or WouldBlock (false).
-    eof: bool,
-    output: Vec<u8>,
-    /// write/writev calls that took bytes.
-    writes: usize,
-    /// Takes nothing (WouldBlock) while set: a reader that stalled.
-    blocked: bool,
-    /// Each write fails with EPIPE: the peer is gone.
-    broken: bool,
-    /// Our write side was shut.
-    shut: bool,
-}
-
-#[derive(Clone)]
-struct FakeSocket {
-    pipe: Rc<RefCell<Pipe>>,
-    fd: RawFd,
-}
-
-impl Read for FakeSocket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut p = self.pipe.borrow_mut();
-        if p.input.is_empty() {
-            return match p.eof {
-                true => Ok(0),
-                false => Err(ErrorKind::WouldBlock.into()),
-            };
-        }
-        let n = buf.len().min(p.input.len());
-        buf[..n].copy_from_slice(&p.input[..n]);
-        p.input.drain(..n);
-        Ok(n)
-    }
-}
-
-impl Write for FakeSocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let mut p = self.pipe.borrow_mut();
-        if p.broken {
-            return Err(ErrorKind::BrokenPipe.into());
-        }
-        if p.blocked {
-            return Err(ErrorKind::WouldBlock.into());
-        }
-        let mut n = 0;
-        for b in bufs {
-            p.output.extend_from_slice(b);
-            n += b.len();
-        }
-        p.writes += 1;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Socket for FakeSocket {
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.pipe.borrow_mut().shut = true;
-        Ok(())
-    }
-}
-
-impl AsRawFd for FakeSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd
-    }
-}
 
 /// What the core asked of the operating system: each token's interest (writable or not).
 #[derive(Default)]
@@ -113,7 +37,7 @@ impl Io for FakeIo {
     fn register(&mut self, s: &mut FakeSocket, token: usize, writable: bool) -> io::Result<()> {
         let mut r = self.0.borrow_mut();
         r.writable.insert(token, writable);
-        r.token_of.insert(s.fd, token);
+        r.token_of.insert(std::os::fd::AsRawFd::as_raw_fd(s), token);
         Ok(())
     }
     fn reregister(&mut self, _: &mut FakeSocket, token: usize, writable: bool) -> io::Result<()> {
@@ -136,12 +60,12 @@ struct Client {
 
 impl Client {
     fn pipe(&self) -> std::cell::RefMut<'_, Pipe> {
-        self.socket.pipe.borrow_mut()
+        self.socket.pipe()
     }
 
     /// Everything written to it so far.
     fn text(&self) -> String {
-        String::from_utf8(self.pipe().output.clone()).unwrap()
+        self.socket.text()
     }
 
     /// The events written to it: (id, data).
@@ -208,12 +132,9 @@ impl Harness {
 
     fn connect_over(&mut self, protocol: Protocol, request: &[u8]) -> Client {
         self.next_fd += 1;
-        let socket = FakeSocket {
-            pipe: Rc::default(),
-            fd: self.next_fd,
-        };
+        let socket = FakeSocket::new(self.next_fd, b"", false);
         self.core.accept(socket.clone(), protocol, None, self.now);
-        let key = self.registry.borrow().token_of[&socket.fd];
+        let key = self.registry.borrow().token_of[&self.next_fd];
         let client = Client { socket, key };
         self.send(&client, request);
         client
