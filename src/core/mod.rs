@@ -207,7 +207,7 @@ impl<I: Io> Core<I> {
         let Some(conn) = self.clients.get_mut(key) else {
             return;
         };
-        if readiness.input || readiness.gone {
+        if readiness.input {
             // Input first, even on a hang-up: a request may have come with the close.
             match conn.on_readable(&mut self.scratch, &self.rules) {
                 Input::Flow(Flow::Open) => {}
