@@ -2,14 +2,13 @@
 
 use std::process::ExitCode;
 
-use tickerd::config::{Command, Config, HELP};
+use tickerd::config::{Command, Config};
 use tickerd::inherit::Source;
 use tickerd::server::upgrade::{self, Launch};
 use tickerd::server::Server;
 
 fn main() -> ExitCode {
-    let env_token = std::env::var("TICKERD_PUBLISH_TOKEN").ok();
-    let mut config = match Config::from_args(std::env::args().skip(1), env_token) {
+    let mut config = match Config::from_args(std::env::args_os().skip(1)) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Check(config)) => {
             println!(
@@ -19,12 +18,8 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Ok(Command::Help) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("tickerd {}", env!("CARGO_PKG_VERSION"));
+        Ok(Command::Help(text) | Command::Version(text)) => {
+            print!("{text}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
