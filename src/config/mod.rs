@@ -21,6 +21,8 @@ use crate::symbol::Symbol;
 
 mod cli;
 #[cfg(test)]
+mod generated;
+#[cfg(test)]
 mod tests;
 
 /// Where a listener binds.
@@ -143,11 +145,13 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
         ));
     }
     let (universe, universe_source) = match (&cli.symbols, &cli.symbols_file) {
-        (Some(_), Some(_)) => return Err(ConfigError(format!(
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(format!(
             "{}: the universe is already given by {}: use --symbols or --symbols-file, not both",
             from("symbols_file"),
             from("symbols")
-        ))),
+        )))
+        }
         (Some(list), None) => {
             let listed = listing::parse_list(list)
                 .map_err(|e| ConfigError(format!("{}: {e}", from("symbols"))))?;
