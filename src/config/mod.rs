@@ -146,11 +146,11 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
     }
     let (universe, universe_source) = match (&cli.symbols, &cli.symbols_file) {
         (Some(_), Some(_)) => {
+            let (file, list) = (from("symbols_file"), from("symbols"));
             return Err(ConfigError(format!(
-            "{}: the universe is already given by {}: use --symbols or --symbols-file, not both",
-            from("symbols_file"),
-            from("symbols")
-        )))
+                "{file}: the universe is already given by {list}: \
+                 use --symbols or --symbols-file, not both"
+            )));
         }
         (Some(list), None) => {
             let listed = listing::parse_list(list)
