@@ -16,7 +16,7 @@ const DAY_S: u64 = 86_400;
 const DAY_MS: u64 = DAY_S * 1000;
 
 /// What `tickerd --help` says after the options, and what the man page says in sections of
-/// its own (see `man_page` in the tests).
+/// its own (`man_page` in generated.rs).
 pub(super) const ENVIRONMENT: &str = "\
 Each option can be set with the variable shown beside it instead (TICKERD_ and the option's \
 name: TICKERD_TICK_MS=250); an option on the command line wins over its variable. \

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 
-static ENVIRONMENT: Mutex<()> = Mutex::new(());
+static ENV_LOCK: Mutex<()> = Mutex::new(());
 
 /// Every flag's variable, as the help must show it. A flag added without one, or with
 /// another name, fails `the_help_lists_every_flag_with_its_variable`.
@@ -37,7 +37,7 @@ const VARIABLES: &[(&str, &str)] = &[
 /// `args` parsed with exactly `vars` among the declared variables (the others unset for the
 /// parse, and everything restored after it).
 fn parse_with(args: &[&str], vars: &[(&str, &str)]) -> Result<Command, ConfigError> {
-    let _held = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+    let _held = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let declared: Vec<OsString> = cli::command()
         .get_arguments()
         .filter_map(|a| a.get_env().map(|v| v.to_owned()))
