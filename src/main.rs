@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use tickerd::config::{Command, Config, HELP};
+use tickerd::config::{Command, Config};
 
 fn main() -> ExitCode {
-    let env_token = std::env::var("TICKERD_PUBLISH_TOKEN").ok();
-    let config = match Config::from_args(std::env::args().skip(1), env_token) {
+    let config = match Config::from_args(std::env::args_os().skip(1)) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Check(config)) => {
             println!(
@@ -16,12 +15,8 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Ok(Command::Help) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("tickerd {}", env!("CARGO_PKG_VERSION"));
+        Ok(Command::Help(text) | Command::Version(text)) => {
+            print!("{text}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {

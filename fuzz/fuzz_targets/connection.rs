@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .map(|n| (Symbol::parse(n.as_bytes()).unwrap(), 100))
             .collect(),
-        ..Config::default()
+        ..Config::defaults()
     };
     let mut now = Instant::now();
     let registered = Rc::new(Cell::new(0));

@@ -103,7 +103,7 @@ fn config(symbols: &[&str]) -> Config {
             .map(|s| (Symbol::parse(s.as_bytes()).unwrap(), 10_000))
             .collect(),
         publish_token: Some(TOKEN.into()),
-        ..Config::default()
+        ..Config::defaults()
     }
 }
 

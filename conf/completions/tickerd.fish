@@ -1,0 +1,23 @@
+complete -c tickerd -l scgi -d 'SCGI listener: HOST:PORT, unix:PATH, or off' -r
+complete -c tickerd -l scgi-socket-mode -d 'Mode of the SCGI Unix socket file, in octal' -r
+complete -c tickerd -l http -d 'Built-in HTTP/1.1 listener: HOST:PORT, or off' -r
+complete -c tickerd -l symbols -d 'The universe: SYM or SYM=PRICE, comma separated; the first is the default symbol (without this or --symbols-file: eight demo symbols)' -r
+complete -c tickerd -l symbols-file -d 'The universe from a file: one SYM [PRICE] a line, # comments' -r -F
+complete -c tickerd -l initial-price -d 'Price of a symbol listed without one' -r
+complete -c tickerd -l tick-ms -d 'Random-walk period (each tick moves every symbol once); 0: prices only from publishers' -r
+complete -c tickerd -l heartbeat-s -d 'A comment line to idle streams every SECONDS; 0: off' -r
+complete -c tickerd -l retry-ms -d 'Reconnection delay announced to browsers (the stream\'s retry: field)' -r
+complete -c tickerd -l coalesce-ms -d 'At most one write per client per MS; 0: write as updates come' -r
+complete -c tickerd -l max-symbols-per-client -d 'Symbols one stream may ask for, at most 1024' -r
+complete -c tickerd -l long-poll-s -d 'A long poll with nothing due in SECONDS is answered with the event it has' -r
+complete -c tickerd -l max-clients -d 'Connections held at once (default: the open-file limit - 64); over it: 503' -r
+complete -c tickerd -l request-timeout-s -d 'A request not complete in SECONDS is dropped' -r
+complete -c tickerd -l max-scgi-header -d 'Cap on the SCGI netstring header' -r
+complete -c tickerd -l max-publish-bytes -d 'Cap on a request body (a publish batch); over it: 413' -r
+complete -c tickerd -l publish-token-file -d 'Enables POST /publish with the token in PATH (or set TICKERD_PUBLISH_TOKEN; tokens are never taken as arguments)' -r -F
+complete -c tickerd -l redis -d 'Share the feed with other instances through Redis: HOST:PORT or unix:PATH (default: none, a feed of its own)' -r
+complete -c tickerd -l redis-key -d 'Prefix of the feed\'s keys in Redis' -r
+complete -c tickerd -l redis-maxlen -d 'Publishes the Redis stream keeps, about' -r
+complete -c tickerd -l check -d 'Check the configuration and exit (0: it is valid); what a live upgrade asks the new binary'
+complete -c tickerd -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tickerd -s V -l version -d 'Print version'
