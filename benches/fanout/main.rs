@@ -40,6 +40,8 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use client::{Addr, Mode, MultiOptions, Proto, WorkerOptions};
 use multi::Many;
 use report::{ProcFigures, Row, Run};
@@ -751,14 +753,15 @@ fn run_one(opts: &Options) -> io::Result<Vec<Row>> {
     }
     let rows = measure_together(systems, opts)?;
     println!("{}", report::table(&rows, opts.mode == Mode::LongPoll));
-    let settings = format!(
-        "{{\"clients\":{},\"stalled\":{},\"rate\":{},\"seconds\":{},\"via\":\"{via}\",\"mode\":\"{mode}\",\"cores\":{}}}",
-        opts.clients,
-        opts.stalled,
-        opts.rate,
-        opts.seconds,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!("{}", report::json(&rows, &settings));
+    let settings = json!({
+        "clients": opts.clients,
+        "stalled": opts.stalled,
+        "rate": opts.rate,
+        "seconds": opts.seconds,
+        "via": via,
+        "mode": mode,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+    });
+    println!("{}", report::json(&rows, settings));
     Ok(rows)
 }

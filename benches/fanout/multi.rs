@@ -26,6 +26,8 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 use crate::client::{Mode, MultiOptions};
 use crate::feeder::{Answers, Batch, Feeder};
 use crate::report::{self, ManyRow};
@@ -554,33 +556,31 @@ pub fn run_one(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
     eprintln!(
         "machine load (1, 5, 15 min): {load_before} at the start, {load_after} at the end; while measured, the kernel (machine-wide) dropped {drops} packets (a CPU's input backlog full) and retransmitted {retransmits} TCP segments, each ≥ 200 ms late"
     );
-    let redis = match &opts.redis {
-        None => "null".to_string(),
-        Some(rows) => format!(
-            "[{}]",
-            rows.iter()
-                .map(|r| format!(
-                    "{{\"instances\":{},\"clients\":{}}}",
-                    r.count,
-                    r.clients.unwrap_or(opts.clients)
-                ))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    };
-    let settings = format!(
-        "{{\"clients\":{},\"symbols\":{},\"subscribe\":{},\"zipf\":{},\"rate\":{},\"batch\":{batch},\"floor_batch\":{floor_batch},\"seconds\":{},\"coalesce_ms\":{},\"redis\":{redis},\"unix\":{},\"cores\":{},\"load_before\":\"{load_before}\",\"load_after\":\"{load_after}\",\"backlog_drops\":{drops},\"tcp_retransmits\":{retransmits}}}",
-        opts.clients,
-        many.symbols,
-        many.subscribe,
-        many.zipf,
-        opts.rate,
-        opts.seconds,
-        many.coalesce_ms.map_or("null".into(), |m| m.to_string()),
-        opts.unix,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!("{}", report::many_json(&rows, &settings));
+    // Each `--redis` row with its clients.
+    let redis: Option<Vec<Value>> = opts.redis.as_ref().map(|rows| {
+        rows.iter()
+            .map(|r| json!({ "instances": r.count, "clients": r.clients.unwrap_or(opts.clients) }))
+            .collect()
+    });
+    let settings = json!({
+        "clients": opts.clients,
+        "symbols": many.symbols,
+        "subscribe": many.subscribe,
+        "zipf": many.zipf,
+        "rate": opts.rate,
+        "batch": batch,
+        "floor_batch": floor_batch,
+        "seconds": opts.seconds,
+        "coalesce_ms": many.coalesce_ms,
+        "redis": redis,
+        "unix": opts.unix,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "load_before": load_before,
+        "load_after": load_after,
+        "backlog_drops": drops,
+        "tcp_retransmits": retransmits,
+    });
+    println!("{}", report::many_json(&rows, settings));
     Ok(rows)
 }
 

@@ -1,9 +1,11 @@
 //! Figures from one run of one system: deliveries matched to publishes, latency and fan-out
-//! spread percentiles, CPU and memory; printed as a table and one JSON line.
+//! spread percentiles, CPU and memory; printed as a table and one JSON line (serde_json).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+use serde_json::{json, Value};
 
 /// What the coordinator measured around a run.
 #[derive(Debug, Default, Clone)]
@@ -230,37 +232,6 @@ pub fn table(rows: &[Row], long_poll: bool) -> String {
             }
         }
     }
-    out
-}
-
-/// One JSON line with every figure (hand-written: a handful of numbers and names).
-pub fn json(rows: &[Row], settings: &str) -> String {
-    let mut out = format!("{{\"settings\":{settings},\"rows\":[");
-    for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let procs: Vec<String> = r
-            .procs
-            .iter()
-            .map(|(n, cpu, rss, growth)| {
-                format!(
-                    "{{\"process\":\"{n}\",\"cpu_us_per_event\":{cpu:.3},\"rss_bytes_per_client\":{rss:.1},\"rss_growth_kib_while_publishing\":{},\"rss_growth_kib_second_half\":{}}}", growth.0, growth.1
-                )
-            })
-            .collect();
-        let _ = write!(
-            out,
-            "{{\"system\":\"{}\",\"clients\":{},\"stalled\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"disorder\":{},\"connect_ms\":{},\
-             \"published\":{},\"expected\":{},\"received\":{},\"missing\":{},\
-             \"latency_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\"spread_ms\":{{\"p50\":{:.3},\"p99\":{:.3}}},\
-             \"responses_per_s\":{:.1},\"processes\":[{}]}}",
-            r.name, r.clients, r.stalled, r.connected, r.failed, r.dropped, r.disorder, r.connect_ms, r.published, r.expected, r.received,
-            r.missing, r.latency_ms[0], r.latency_ms[1], r.latency_ms[2], r.spread_ms[0], r.spread_ms[1],
-            r.responses_per_s, procs.join(",")
-        );
-    }
-    out.push_str("]}");
     out
 }
 
@@ -903,74 +874,139 @@ pub fn cluster_table(rows: &[ManyRow]) -> String {
     out
 }
 
-fn json_opt(v: Option<f64>) -> String {
-    v.map_or("null".into(), |v| format!("{v:.4}"))
-}
-
-/// One JSON line with every many-symbol figure.
-pub fn many_json(rows: &[ManyRow], settings: &str) -> String {
-    let mut out = format!("{{\"settings\":{settings},\"rows\":[");
-    for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let procs: Vec<String> = r
-            .procs
-            .iter()
-            .map(|p| {
-                format!(
-                    "{{\"process\":\"{}\",\"cpu_us_per_update\":{:.4},\"rss_bytes_per_client\":{:.1},\"rss_growth_kib_while_publishing\":{},\"rss_growth_kib_second_half\":{}}}",
-                    p.name, p.cpu_per_update_us, p.rss_per_client, p.growth.0, p.growth.1
-                )
-            })
-            .collect();
-        let _ = write!(
-            out,
-            "{{\"system\":\"{}\",\"clients\":{},\"connected\":{},\"failed\":{},\"dropped\":{},\"connect_ms\":{},\
-             \"published\":{},\"received\":{},\"snapshot\":{},\"delivered_per_s\":{:.0},\
-             \"writes_per_client_per_s\":{},\"updates_per_write\":{},\"cpu_us_per_write\":{},\
-             \"segments_per_client_per_s\":{:.2},\"reads_per_client_per_s\":{:.2},\
-             \"latency_ms\":{{\"p50\":{:.3},\"p90\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"spread_ms\":{{\"p50\":{:.3},\"p99\":{:.3},\"p99_per_update\":{:.3}}},\
-             \"publish_answered_ms\":{},\"settled_ms\":{},\"stale_clients\":{},\"stale_symbols\":{},\"disorder\":{},\"violations\":\"{}\",\"publish_failed\":{},\"processes\":[{}],\"cluster\":{}}}",
-            r.name, r.clients, r.connected, r.failed, r.dropped, r.connect_ms,
-            r.published, r.received, r.snapshot, r.delivered_per_s,
-            json_opt(r.writes_per_client_s), json_opt(r.updates_per_write), json_opt(r.cpu_per_write_us),
-            r.segments_per_client_s, r.reads_per_client_s,
-            r.latency_ms[0], r.latency_p90_p999_ms[0], r.latency_ms[1], r.latency_p90_p999_ms[1], r.latency_ms[2], r.spread_ms[0], r.spread_ms[1], r.spread_per_update_p99_ms,
-            r.publish_answered_ms.map_or("null".into(), |[p50, p99]| format!("{{\"p50\":{p50:.3},\"p99\":{p99:.3}}}")),
-            r.settled_ms.map_or("null".into(), |m| format!("{m:.1}")),
-            r.stale_clients, r.stale_symbols, r.disorder, r.violations, r.publish_failed, procs.join(","),
-            cluster_json(r.cluster.as_ref())
-        );
-    }
-    out.push_str("]}");
-    out
-}
-
 impl ClusterRow {
     fn updates_per_publish(&self) -> f64 {
         self.published as f64 / self.publishes.max(1) as f64
     }
 }
 
-fn cluster_json(c: Option<&ClusterRow>) -> String {
-    let Some(c) = c else {
-        return "null".into();
-    };
-    format!(
-        "{{\"instances\":{},\"redis\":{},\"streams_per_instance\":[{}],\"publishes\":{},\"tickerd_cpu_us_per_delivered_update\":{:.4},\"redis_cpu_us_per_update\":{},\"redis_cpu_us_per_publish\":{},\"lighttpd_cpu_us_per_delivered_update\":{:.4}}}",
-        c.cluster.instances,
-        c.cluster.redis,
-        c.cluster
-            .streams
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-        c.publishes,
-        c.tickerd_cpu_per_delivered_us,
-        json_opt(c.redis_cpu_per_update_us),
-        json_opt(c.redis_cpu_per_publish_us),
-        c.front_cpu_per_delivered_us,
-    )
+/// `x` rounded to `places` decimals, as the JSON line carries it: the figure, not the
+/// float's noise.
+fn round(x: f64, places: i32) -> f64 {
+    let p = 10f64.powi(places);
+    (x * p).round() / p
+}
+
+/// One JSON line with every figure of a one-symbol run.
+pub fn json(rows: &[Row], settings: Value) -> Value {
+    let rows: Vec<Value> = rows.iter().map(row_json).collect();
+    json!({ "settings": settings, "rows": rows })
+}
+
+fn row_json(r: &Row) -> Value {
+    let procs: Vec<Value> = r
+        .procs
+        .iter()
+        .map(|(name, cpu, rss, growth)| {
+            json!({
+                "process": name,
+                "cpu_us_per_event": round(*cpu, 3),
+                "rss_bytes_per_client": round(*rss, 1),
+                "rss_growth_kib_while_publishing": growth.0,
+                "rss_growth_kib_second_half": growth.1,
+            })
+        })
+        .collect();
+    json!({
+        "system": r.name,
+        "clients": r.clients,
+        "stalled": r.stalled,
+        "connected": r.connected,
+        "failed": r.failed,
+        "dropped": r.dropped,
+        "disorder": r.disorder,
+        "connect_ms": r.connect_ms,
+        "published": r.published,
+        "expected": r.expected,
+        "received": r.received,
+        "missing": r.missing,
+        "latency_ms": {
+            "p50": round(r.latency_ms[0], 3),
+            "p99": round(r.latency_ms[1], 3),
+            "max": round(r.latency_ms[2], 3),
+        },
+        "spread_ms": {
+            "p50": round(r.spread_ms[0], 3),
+            "p99": round(r.spread_ms[1], 3),
+        },
+        "responses_per_s": round(r.responses_per_s, 1),
+        "processes": procs,
+    })
+}
+
+/// One JSON line with every many-symbol figure.
+pub fn many_json(rows: &[ManyRow], settings: Value) -> Value {
+    let rows: Vec<Value> = rows.iter().map(many_row_json).collect();
+    json!({ "settings": settings, "rows": rows })
+}
+
+fn many_row_json(r: &ManyRow) -> Value {
+    let procs: Vec<Value> = r
+        .procs
+        .iter()
+        .map(|p| {
+            json!({
+                "process": p.name,
+                "cpu_us_per_update": round(p.cpu_per_update_us, 4),
+                "rss_bytes_per_client": round(p.rss_per_client, 1),
+                "rss_growth_kib_while_publishing": p.growth.0,
+                "rss_growth_kib_second_half": p.growth.1,
+            })
+        })
+        .collect();
+    let round4 = |v: Option<f64>| v.map(|v| round(v, 4));
+    json!({
+        "system": r.name,
+        "clients": r.clients,
+        "connected": r.connected,
+        "failed": r.failed,
+        "dropped": r.dropped,
+        "connect_ms": r.connect_ms,
+        "published": r.published,
+        "received": r.received,
+        "snapshot": r.snapshot,
+        "delivered_per_s": round(r.delivered_per_s, 0),
+        "writes_per_client_per_s": round4(r.writes_per_client_s),
+        "updates_per_write": round4(r.updates_per_write),
+        "cpu_us_per_write": round4(r.cpu_per_write_us),
+        "segments_per_client_per_s": round(r.segments_per_client_s, 2),
+        "reads_per_client_per_s": round(r.reads_per_client_s, 2),
+        "latency_ms": {
+            "p50": round(r.latency_ms[0], 3),
+            "p90": round(r.latency_p90_p999_ms[0], 3),
+            "p99": round(r.latency_ms[1], 3),
+            "p999": round(r.latency_p90_p999_ms[1], 3),
+            "max": round(r.latency_ms[2], 3),
+        },
+        "spread_ms": {
+            "p50": round(r.spread_ms[0], 3),
+            "p99": round(r.spread_ms[1], 3),
+            "p99_per_update": round(r.spread_per_update_p99_ms, 3),
+        },
+        "publish_answered_ms": r.publish_answered_ms.map(|[p50, p99]| json!({
+            "p50": round(p50, 3),
+            "p99": round(p99, 3),
+        })),
+        "settled_ms": r.settled_ms.map(|m| round(m, 1)),
+        "stale_clients": r.stale_clients,
+        "stale_symbols": r.stale_symbols,
+        "disorder": r.disorder,
+        "violations": r.violations,
+        "publish_failed": r.publish_failed,
+        "processes": procs,
+        "cluster": r.cluster.as_ref().map(cluster_json),
+    })
+}
+
+fn cluster_json(c: &ClusterRow) -> Value {
+    json!({
+        "instances": c.cluster.instances,
+        "redis": c.cluster.redis,
+        "streams_per_instance": c.cluster.streams,
+        "publishes": c.publishes,
+        "tickerd_cpu_us_per_delivered_update": round(c.tickerd_cpu_per_delivered_us, 4),
+        "redis_cpu_us_per_update": c.redis_cpu_per_update_us.map(|v| round(v, 4)),
+        "redis_cpu_us_per_publish": c.redis_cpu_per_publish_us.map(|v| round(v, 4)),
+        "lighttpd_cpu_us_per_delivered_update": round(c.front_cpu_per_delivered_us, 4),
+    })
 }
