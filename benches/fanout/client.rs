@@ -113,6 +113,10 @@ struct Tally {
     disorder: u64,
 }
 
+/// What a client thread hands back when it stops: its tally, its arrivals (one symbol:
+/// (seq, ns) per event) and its summary (many symbols).
+type ThreadResult = (Tally, Vec<(u32, u64)>, Summary);
+
 /// The worker's main: runs until `STOP`, then reports.
 pub fn run(opts: WorkerOptions) -> io::Result<()> {
     // Thousands of streams: the soft limit may be 1024 where the hard one allows more.
@@ -152,7 +156,17 @@ pub fn run(opts: WorkerOptions) -> io::Result<()> {
     let ms = (now_ns() - started) / 1_000_000;
     println!("READY {} {} {ms}", total.connected, total.failed);
     io::stdout().flush()?;
-    // Wait for the coordinator.
+    follow_coordinator(&mark, &finals, &stale)?;
+    stop.store(true, Ordering::Relaxed);
+    hand_over(&opts, threads, total)
+}
+
+/// Takes the coordinator's lines on stdin (`MARK`, `FINAL <file>`, `STALE?`) until `STOP`.
+fn follow_coordinator(
+    mark: &AtomicBool,
+    finals: &OnceLock<Vec<u64>>,
+    stale: &[Arc<AtomicU64>],
+) -> io::Result<()> {
     for line in io::stdin().lock().lines() {
         let line = line?;
         let mut words = line.split_whitespace();
@@ -182,7 +196,15 @@ pub fn run(opts: WorkerOptions) -> io::Result<()> {
             _ => {}
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Once the threads stop: their arrivals (or summaries) to the `--out` file, then `DONE`.
+fn hand_over(
+    opts: &WorkerOptions,
+    threads: Vec<std::thread::JoinHandle<ThreadResult>>,
+    total: Tally,
+) -> io::Result<()> {
     let mut file = io::BufWriter::new(std::fs::File::create(&opts.out)?);
     let mut sum = Tally::default();
     let mut summary = Summary::default();
@@ -400,128 +422,206 @@ fn count_stale(clients: &Slab<Client>, finals: &[u64]) -> (u64, u64) {
         .fold((0, 0), |(c, s), n| (c + 1, s + n))
 }
 
+/// A client thread: its clients in one mio loop, opened at the ramp's pace, each event
+/// recorded as it comes; until `stop`.
 fn client_thread(
     opts: &WorkerOptions,
     share: usize,
     shared: &Shared,
     ready: mpsc::Sender<Tally>,
-) -> (Tally, Vec<(u32, u64)>, Summary) {
-    let stop = &shared.stop;
-    let zipf = opts.multi.map(|m| Zipf::new(m.symbols, m.zipf));
-    let epoch = opts.multi.map_or(0, |m| m.epoch);
-    let mut summary = Summary::default();
-    let mut stale_counted_at = 0;
-    // Segments received before `MARK`, once it came.
-    let mut marked: Option<u64> = None;
-    let mut poll = Poll::new().expect("poll");
+) -> ThreadResult {
+    let mut t = ClientThread::new(opts, share, shared);
     let mut events = Events::with_capacity(1024);
-    let mut clients: Slab<Client> = Slab::with_capacity(share);
-    let mut tally = Tally::default();
-    let mut arrivals: Vec<(u32, u64)> =
-        Vec::with_capacity(if opts.multi.is_some() { 0 } else { share * 16 });
-    let mut got: Vec<Event> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let per_thread_rate = (opts.ramp_per_s / opts.threads.max(1) as u64).max(1);
     let start = now_ns();
-    let mut opened = 0usize;
     let mut ready_sent = false;
-    while !stop.load(Ordering::Relaxed) {
-        // Ramp: open what the rate allows by now.
-        let due = (((now_ns() - start) as u128 * per_thread_rate as u128 / 1_000_000_000) as usize
-            + 1)
-        .min(share);
-        while opened < due {
-            let (watch, target) = choose(opts, zipf.as_ref(), shared.first + opened as u64);
-            match add_client(&poll, &mut clients, opts, false, None, watch, target) {
-                Ok(()) => opened += 1,
-                // A Unix listener's backlog is full: try again on the next round.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    tally.failed += 1;
-                    opened += 1;
-                }
-            }
-        }
-        if !ready_sent && opened == share && tally.connected + tally.failed == share as u64 {
-            let _ = ready.send(tally);
+    while !shared.stop.load(Ordering::Relaxed) {
+        t.open_due(start);
+        if !ready_sent && t.opened == share && t.tally.connected + t.tally.failed == share as u64 {
+            let _ = ready.send(t.tally);
             ready_sent = true;
         }
-        if marked.is_none() && shared.mark.load(Ordering::Relaxed) {
-            marked = Some(segments(&clients));
-        }
-        if let Some(finals) = shared.finals.get() {
-            let now = now_ns();
-            if now - stale_counted_at >= STALE_EVERY_NS {
-                stale_counted_at = now;
-                let (stale_clients, _) = count_stale(&clients, finals);
-                shared.stale.store(stale_clients, Ordering::Relaxed);
-            }
-        }
-        if poll
+        t.mark_and_count_stale();
+        if t.poll
             .poll(&mut events, Some(Duration::from_millis(5)))
             .is_err()
         {
             continue;
         }
         for ev in events.iter() {
-            let key = ev.token().0;
-            let Some(c) = clients.get_mut(key) else {
-                continue;
-            };
-            let outcome = serve(
-                c,
-                opts,
-                &mut buf,
-                &mut got,
-                &mut tally,
-                (&mut summary, epoch),
-            );
-            let now = now_ns();
-            for e in got.drain(..) {
-                if let Some(seq) = e.seq() {
-                    arrivals.push((seq, now));
-                    // Streams must see each of ours once, in order (0: the event current
-                    // at connect, not one of ours).
-                    if seq != 0 && seq <= c.last_seq {
-                        tally.disorder += 1;
-                    }
-                    c.last_seq = c.last_seq.max(seq);
-                }
-                if e.id.is_some() {
-                    c.last_id = e.id;
-                }
-            }
-            match outcome {
-                Outcome::Open => {}
-                Outcome::Close => {
-                    let mut c = clients.remove(key);
-                    let _ = poll.registry().deregister(c.sock.source());
-                }
-                Outcome::Again => {
-                    // A long poll answered: the next one, carrying the last id.
-                    let last = c.last_id.clone();
-                    let mut old = clients.remove(key);
-                    let _ = poll.registry().deregister(old.sock.source());
-                    let (watch, path) = (old.watch.take(), std::mem::take(&mut old.path));
-                    drop(old);
-                    // A poll that cannot reconnect is lost, as a browser's would be.
-                    let _ = add_client(&poll, &mut clients, opts, true, last, watch, path);
+            t.on_event(ev.token().0);
+        }
+    }
+    if !ready_sent {
+        let _ = ready.send(t.tally);
+    }
+    t.finish()
+}
+
+/// A client thread's state.
+struct ClientThread<'a> {
+    opts: &'a WorkerOptions,
+    shared: &'a Shared,
+    /// Its clients' share of the worker's.
+    share: usize,
+    /// Opened so far (or failed to open).
+    opened: usize,
+    per_thread_rate: u64,
+    zipf: Option<Zipf>,
+    epoch: u64,
+    poll: Poll,
+    clients: Slab<Client>,
+    tally: Tally,
+    /// One symbol: each event's (seq, ns).
+    arrivals: Vec<(u32, u64)>,
+    /// Many symbols: every event checked and summed up.
+    summary: Summary,
+    /// Events of the latest read (one symbol).
+    got: Vec<Event>,
+    buf: Vec<u8>,
+    stale_counted_at: u64,
+    /// Segments received before `MARK`, once it came.
+    marked: Option<u64>,
+}
+
+impl<'a> ClientThread<'a> {
+    fn new(opts: &'a WorkerOptions, share: usize, shared: &'a Shared) -> ClientThread<'a> {
+        ClientThread {
+            opts,
+            shared,
+            share,
+            opened: 0,
+            per_thread_rate: (opts.ramp_per_s / opts.threads.max(1) as u64).max(1),
+            zipf: opts.multi.map(|m| Zipf::new(m.symbols, m.zipf)),
+            epoch: opts.multi.map_or(0, |m| m.epoch),
+            poll: Poll::new().expect("poll"),
+            clients: Slab::with_capacity(share),
+            tally: Tally::default(),
+            arrivals: Vec::with_capacity(if opts.multi.is_some() { 0 } else { share * 16 }),
+            summary: Summary::default(),
+            got: Vec::new(),
+            buf: vec![0u8; 64 * 1024],
+            stale_counted_at: 0,
+            marked: None,
+        }
+    }
+
+    /// Ramp: opens what the rate allows by now (since `start`).
+    fn open_due(&mut self, start: u64) {
+        let due = (((now_ns() - start) as u128 * self.per_thread_rate as u128 / 1_000_000_000)
+            as usize
+            + 1)
+        .min(self.share);
+        while self.opened < due {
+            let n = self.shared.first + self.opened as u64;
+            let (watch, target) = choose(self.opts, self.zipf.as_ref(), n);
+            match add_client(
+                &self.poll,
+                &mut self.clients,
+                self.opts,
+                false,
+                None,
+                watch,
+                target,
+            ) {
+                Ok(()) => self.opened += 1,
+                // A Unix listener's backlog is full: try again on the next round.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.tally.failed += 1;
+                    self.opened += 1;
                 }
             }
         }
     }
-    if !ready_sent {
-        let _ = ready.send(tally);
+
+    /// Notes the segments received so far once `MARK` came; counts the stale clients
+    /// every `STALE_EVERY_NS` once the finals are known.
+    fn mark_and_count_stale(&mut self) {
+        if self.marked.is_none() && self.shared.mark.load(Ordering::Relaxed) {
+            self.marked = Some(segments(&self.clients));
+        }
+        if let Some(finals) = self.shared.finals.get() {
+            let now = now_ns();
+            if now - self.stale_counted_at >= STALE_EVERY_NS {
+                self.stale_counted_at = now;
+                let (stale_clients, _) = count_stale(&self.clients, finals);
+                self.shared.stale.store(stale_clients, Ordering::Relaxed);
+            }
+        }
     }
-    if let Some(finals) = shared.finals.get() {
-        let (stale_clients, stale_symbols) = count_stale(&clients, finals);
-        summary.counts.stale_clients = stale_clients;
-        summary.counts.stale_symbols = stale_symbols;
+
+    /// Serves a readiness event of client `key`, and records what it received.
+    fn on_event(&mut self, key: usize) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        let outcome = serve(
+            c,
+            self.opts,
+            &mut self.buf,
+            &mut self.got,
+            &mut self.tally,
+            (&mut self.summary, self.epoch),
+        );
+        let now = now_ns();
+        for e in self.got.drain(..) {
+            if let Some(seq) = e.seq() {
+                self.arrivals.push((seq, now));
+                // Streams must see each of ours once, in order (0: the event current at
+                // connect, not one of ours).
+                if seq != 0 && seq <= c.last_seq {
+                    self.tally.disorder += 1;
+                }
+                c.last_seq = c.last_seq.max(seq);
+            }
+            if e.id.is_some() {
+                c.last_id = e.id;
+            }
+        }
+        match outcome {
+            Outcome::Open => {}
+            Outcome::Close => {
+                let mut c = self.clients.remove(key);
+                let _ = self.poll.registry().deregister(c.sock.source());
+            }
+            Outcome::Again => self.poll_again(key),
+        }
     }
-    if let Some(before) = marked {
-        summary.counts.segments = segments(&clients).saturating_sub(before);
+
+    /// A long poll answered: the next one, carrying the last id.
+    fn poll_again(&mut self, key: usize) {
+        let mut old = self.clients.remove(key);
+        let _ = self.poll.registry().deregister(old.sock.source());
+        let (last, watch, path) = (
+            old.last_id.take(),
+            old.watch.take(),
+            std::mem::take(&mut old.path),
+        );
+        drop(old);
+        // A poll that cannot reconnect is lost, as a browser's would be.
+        let _ = add_client(
+            &self.poll,
+            &mut self.clients,
+            self.opts,
+            true,
+            last,
+            watch,
+            path,
+        );
     }
-    (tally, arrivals, summary)
+
+    /// The thread's results, with its clients' staleness and segments at the end.
+    fn finish(mut self) -> ThreadResult {
+        if let Some(finals) = self.shared.finals.get() {
+            let (stale_clients, stale_symbols) = count_stale(&self.clients, finals);
+            self.summary.counts.stale_clients = stale_clients;
+            self.summary.counts.stale_symbols = stale_symbols;
+        }
+        if let Some(before) = self.marked {
+            self.summary.counts.segments = segments(&self.clients).saturating_sub(before);
+        }
+        (self.tally, self.arrivals, self.summary)
+    }
 }
 
 /// Opens a connection and adds it to this thread's loop. `counted`: already counted as
@@ -574,24 +674,8 @@ fn serve(
 ) -> Outcome {
     let (summary, epoch) = multi;
     if let Phase::Connecting = c.phase {
-        match c.sock.connect_error() {
-            Ok(None) => {}
-            _ => {
-                tally.failed += 1;
-                return Outcome::Close;
-            }
-        }
-        let req = request(opts, &c.path, c.last_id.as_deref());
-        match c.sock.write(&req) {
-            Ok(n) if n == req.len() => c.phase = Phase::Reading,
-            // Not connected yet (a spurious wake-up): wait for the next event.
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::NotConnected => {
-                return Outcome::Open
-            }
-            _ => {
-                tally.failed += 1;
-                return Outcome::Close;
-            }
+        if let Some(outcome) = send_request(c, opts, tally) {
+            return outcome;
         }
     }
     if opts.mode == Mode::Stalled {
@@ -603,55 +687,95 @@ fn serve(
     }
     loop {
         match c.sock.read(buf) {
-            Ok(0) => {
-                if !c.counted {
-                    tally.failed += 1;
-                } else if opts.mode == Mode::Stream {
-                    tally.dropped += 1;
-                }
-                return Outcome::Close;
-            }
+            Ok(0) => return ended(c, opts, tally),
             Ok(n) => {
-                let fed = match &mut c.watch {
-                    Some(watch) => {
-                        summary.counts.reads += 1;
-                        let now = now_ns();
-                        c.reader.feed_with(&buf[..n], &mut |id, data| {
-                            summary.on_event(watch, now, epoch, id, data)
-                        })
-                    }
-                    None => c.reader.feed(&buf[..n], got),
-                };
-                if fed.is_err() {
-                    tally.failed += u64::from(!c.counted);
-                    return Outcome::Close;
-                }
-                match c.reader.status {
-                    Some(200) if !c.counted => {
-                        c.counted = true;
-                        tally.connected += 1;
-                    }
-                    Some(200) | None => {}
-                    Some(_) => {
-                        tally.failed += u64::from(!c.counted);
-                        return Outcome::Close;
-                    }
-                }
-                if opts.mode == Mode::LongPoll && c.reader.complete() {
-                    tally.responses += 1;
-                    return Outcome::Again;
+                if let Some(outcome) = take(c, opts, &buf[..n], got, tally, (summary, epoch)) {
+                    return outcome;
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Outcome::Open,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => {
-                if !c.counted {
-                    tally.failed += 1;
-                } else if opts.mode == Mode::Stream {
-                    tally.dropped += 1;
-                }
-                return Outcome::Close;
-            }
+            Err(_) => return ended(c, opts, tally),
         }
     }
+}
+
+/// A connecting client's socket is writable: sends its request. `None` once it is sent.
+fn send_request(c: &mut Client, opts: &WorkerOptions, tally: &mut Tally) -> Option<Outcome> {
+    match c.sock.connect_error() {
+        Ok(None) => {}
+        _ => {
+            tally.failed += 1;
+            return Some(Outcome::Close);
+        }
+    }
+    let req = request(opts, &c.path, c.last_id.as_deref());
+    match c.sock.write(&req) {
+        Ok(n) if n == req.len() => {
+            c.phase = Phase::Reading;
+            None
+        }
+        // Not connected yet (a spurious wake-up): wait for the next event.
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::NotConnected => {
+            Some(Outcome::Open)
+        }
+        _ => {
+            tally.failed += 1;
+            Some(Outcome::Close)
+        }
+    }
+}
+
+/// The connection ended (closed or failed): before its head it failed; a stream that had
+/// its head was dropped.
+fn ended(c: &Client, opts: &WorkerOptions, tally: &mut Tally) -> Outcome {
+    if !c.counted {
+        tally.failed += 1;
+    } else if opts.mode == Mode::Stream {
+        tally.dropped += 1;
+    }
+    Outcome::Close
+}
+
+/// Takes the bytes of one read: the response's head and events. `None` while the
+/// connection stays open and there may be more to read.
+fn take(
+    c: &mut Client,
+    opts: &WorkerOptions,
+    bytes: &[u8],
+    got: &mut Vec<Event>,
+    tally: &mut Tally,
+    multi: (&mut Summary, u64),
+) -> Option<Outcome> {
+    let (summary, epoch) = multi;
+    let fed = match &mut c.watch {
+        Some(watch) => {
+            summary.counts.reads += 1;
+            let now = now_ns();
+            c.reader.feed_with(bytes, &mut |id, data| {
+                summary.on_event(watch, now, epoch, id, data)
+            })
+        }
+        None => c.reader.feed(bytes, got),
+    };
+    if fed.is_err() {
+        tally.failed += u64::from(!c.counted);
+        return Some(Outcome::Close);
+    }
+    match c.reader.status {
+        Some(200) if !c.counted => {
+            c.counted = true;
+            tally.connected += 1;
+        }
+        Some(200) | None => {}
+        Some(_) => {
+            tally.failed += u64::from(!c.counted);
+            return Some(Outcome::Close);
+        }
+    }
+    if opts.mode == Mode::LongPoll && c.reader.complete() {
+        tally.responses += 1;
+        return Some(Outcome::Again);
+    }
+    None
 }
