@@ -25,24 +25,14 @@ impl<I: Io> Core<I> {
     pub(crate) fn on_link(&mut self, token: usize, readiness: Readiness, now: std::time::Instant) {
         self.now = now;
         let Some(redis) = &mut self.redis else { return };
-        let mut answered = Vec::new();
-        redis.on_event(
-            token,
-            readiness,
-            &mut self.io,
-            &mut self.feed,
-            &mut self.scratch,
-            now,
-            &mut answered,
-        );
-        self.answer_publishes(answered);
+        redis.on_event(token, readiness, &mut self.io, &mut self.feed, now);
+        self.answer_publishes();
     }
 
     pub(super) fn redis_timers(&mut self) {
         let Some(redis) = &mut self.redis else { return };
-        let mut answered = Vec::new();
-        redis.on_timers(&mut self.io, self.now, &mut answered);
-        self.answer_publishes(answered);
+        redis.on_timers(&mut self.io, self.now);
+        self.answer_publishes();
     }
 
     /// A publish (checked against the universe) goes to Redis; connection `key` waits for
@@ -56,16 +46,15 @@ impl<I: Io> Core<I> {
         let Some(redis) = &mut self.redis else {
             return false;
         };
-        let mut answered = Vec::new();
         let publisher = Publisher::Client { key, serial };
-        let sent = redis.publish(&self.feed, batch, publisher, self.now, &mut answered);
+        let sent = redis.publish(&self.feed, batch, publisher, self.now);
         if sent {
             if let Some(conn) = self.clients.get_mut(key) {
                 conn.await_answer();
             }
         }
         // (After the wait began: a link that failed on the way has answered it already.)
-        self.answer_publishes(answered);
+        self.answer_publishes();
         sent
     }
 
@@ -73,15 +62,15 @@ impl<I: Io> Core<I> {
     pub(super) fn redis_walk(&mut self) {
         let Some(redis) = &mut self.redis else { return };
         let moves = self.feed.universe.walk(&mut self.rng);
-        let mut answered = Vec::new();
-        redis.publish(&self.feed, &moves, Publisher::Walk, self.now, &mut answered);
-        self.answer_publishes(answered);
+        redis.publish(&self.feed, &moves, Publisher::Walk, self.now);
+        self.answer_publishes();
     }
 
     /// Answers the publishes that waited for Redis: 200 with the id of its last update, or
     /// 503. A publisher that left is skipped.
-    fn answer_publishes(&mut self, answered: Vec<Answered>) {
-        for Answered { key, serial, id } in answered {
+    fn answer_publishes(&mut self) {
+        let Some(redis) = &mut self.redis else { return };
+        for Answered { key, serial, id } in redis.take_answered() {
             let Some(conn) = self.clients.get_serial(key, serial) else {
                 continue;
             };

@@ -82,6 +82,10 @@ pub(crate) struct Redis<S> {
     session: Session,
     /// Jitters the links' backoff.
     rng: StdRng,
+    /// Publishes answered (or failed) since the core last took them.
+    answered: Vec<Answered>,
+    /// The links' read buffer (replies are copied out of it at once).
+    scratch: Box<[u8]>,
 }
 
 impl<S: Socket> Redis<S> {
@@ -94,7 +98,14 @@ impl<S: Socket> Redis<S> {
             commands: Link::new(now),
             tail: Link::new(now),
             rng,
+            answered: Vec::new(),
+            scratch: vec![0; 64 * 1024].into_boxed_slice(),
         }
+    }
+
+    /// The clients' publishes Redis answered, or never will, since the last call.
+    pub fn take_answered(&mut self) -> Vec<Answered> {
+        std::mem::take(&mut self.answered)
     }
 
     /// Whether `token` is one of the links'.
@@ -130,14 +141,9 @@ impl<S: Socket> Redis<S> {
     }
 
     /// Connects the links whose backoff is over; fails them when Redis is overdue.
-    pub fn on_timers<I: Io<Socket = S>>(
-        &mut self,
-        io: &mut I,
-        now: Instant,
-        answered: &mut Vec<Answered>,
-    ) {
+    pub fn on_timers<I: Io<Socket = S>>(&mut self, io: &mut I, now: Instant) {
         if self.commands.overdue(now) || self.tail.overdue(now) {
-            return self.failed(now, "no answer in time", answered);
+            return self.failed(now, "no answer in time");
         }
         for token in [COMMANDS_TOKEN, TAIL_TOKEN] {
             let due = match token {
@@ -154,22 +160,19 @@ impl<S: Socket> Redis<S> {
             match started {
                 Ok(socket) if token == COMMANDS_TOKEN => self.commands.connecting(socket, now),
                 Ok(socket) => self.tail.connecting(socket, now),
-                Err(e) => return self.failed(now, &format!("connect: {e}"), answered),
+                Err(e) => return self.failed(now, &format!("connect: {e}")),
             }
         }
     }
 
     /// A readiness event on link `token`: a connect that completes, replies, a failure.
-    #[allow(clippy::too_many_arguments)] // what one event touches: link, feed, time, answers
     pub fn on_event<I: Io<Socket = S>>(
         &mut self,
         token: usize,
         readiness: Readiness,
         io: &mut I,
         feed: &mut Feed,
-        scratch: &mut [u8],
         now: Instant,
-        answered: &mut Vec<Answered>,
     ) {
         let link_connecting = match token {
             COMMANDS_TOKEN => self.commands.is_connecting(),
@@ -182,7 +185,7 @@ impl<S: Socket> Redis<S> {
             };
             match socket.and_then(|s| io.connect_result(s)) {
                 None => return, // still in progress: a spurious wake-up
-                Some(Err(e)) => return self.failed(now, &format!("connect: {e}"), answered),
+                Some(Err(e)) => return self.failed(now, &format!("connect: {e}")),
                 Some(Ok(())) => {
                     match token {
                         COMMANDS_TOKEN => self.commands.connected(),
@@ -198,10 +201,10 @@ impl<S: Socket> Redis<S> {
         }
         if readiness.input {
             if token == COMMANDS_TOKEN {
-                match self.commands.read(scratch) {
+                match self.commands.read(&mut self.scratch) {
                     Ok(replies) => {
                         for (command, frame) in replies {
-                            self.on_reply(command, &frame, feed, now, answered);
+                            self.on_reply(command, &frame, feed, now);
                         }
                     }
                     // Redis closes idle clients when its `timeout` is set: no outage, the
@@ -216,40 +219,40 @@ impl<S: Socket> Redis<S> {
                         self.commands.reconnect_now(now);
                         return;
                     }
-                    Err(e) => return self.failed(now, &e.to_string(), answered),
+                    Err(e) => return self.failed(now, &e.to_string()),
                 }
             } else {
-                match self.tail.read(scratch) {
+                match self.tail.read(&mut self.scratch) {
                     Ok(replies) => {
                         for ((), frame) in replies {
-                            self.on_entries(&frame, feed, now, answered);
+                            self.on_entries(&frame, feed, now);
                         }
                     }
-                    Err(e) => return self.failed(now, &e.to_string(), answered),
+                    Err(e) => return self.failed(now, &e.to_string()),
                 }
             }
         }
-        self.flush(now, answered);
+        self.flush(now);
     }
 
     /// Writes what the links have queued.
-    fn flush(&mut self, now: Instant, answered: &mut Vec<Answered>) {
+    fn flush(&mut self, now: Instant) {
         if let Err(e) = self.commands.flush().and_then(|()| self.tail.flush()) {
-            self.failed(now, &e.to_string(), answered);
+            self.failed(now, &e.to_string());
         }
     }
 
     /// Redis is away (a link failed, or it did not answer in time): both links go, every
     /// publish waiting for it is answered 503, and the links are made again after a backoff.
     /// Clients keep their streams and the prices they have.
-    fn failed(&mut self, now: Instant, why: &str, answered: &mut Vec<Answered>) {
+    fn failed(&mut self, now: Instant, why: &str) {
         let pending = self.commands.fail(now, &mut self.rng);
         self.tail.fail(now, &mut self.rng);
         let retry = self.commands.retry_in(now).unwrap_or_default();
         self.session.failed(why, retry, now);
         for command in pending {
             if let Command::Publish(Publisher::Client { key, serial }) = command {
-                answered.push(Answered {
+                self.answered.push(Answered {
                     key,
                     serial,
                     id: None,
@@ -258,14 +261,7 @@ impl<S: Socket> Redis<S> {
         }
     }
 
-    fn on_reply(
-        &mut self,
-        command: Command,
-        frame: &Frame,
-        feed: &mut Feed,
-        now: Instant,
-        answered: &mut Vec<Answered>,
-    ) {
+    fn on_reply(&mut self, command: Command, frame: &Frame, feed: &mut Feed, now: Instant) {
         match command {
             Command::Load => match scripts::loaded(frame) {
                 Ok(loaded) => {
@@ -275,7 +271,7 @@ impl<S: Socket> Redis<S> {
                         self.send(request, now);
                     }
                 }
-                Err(e) => self.failed(now, &e.0, answered),
+                Err(e) => self.failed(now, &e.0),
             },
             Command::Seed => match scripts::seeded(frame) {
                 Ok(seeded) => {
@@ -283,13 +279,13 @@ impl<S: Socket> Redis<S> {
                         self.send(request, now);
                     }
                 }
-                Err(e) => self.failed(now, &e.0, answered),
+                Err(e) => self.failed(now, &e.0),
             },
             Command::Publish(Publisher::Client { key, serial }) => {
                 let id = scripts::published(frame)
                     .map_err(|e| log::warn!("redis: {e}"))
                     .ok();
-                answered.push(Answered { key, serial, id });
+                self.answered.push(Answered { key, serial, id });
             }
             Command::Publish(Publisher::Walk) => {
                 if let Err(e) = scripts::published(frame) {
@@ -303,20 +299,14 @@ impl<S: Socket> Redis<S> {
         }
     }
 
-    fn on_entries(
-        &mut self,
-        frame: &Frame,
-        feed: &mut Feed,
-        now: Instant,
-        answered: &mut Vec<Answered>,
-    ) {
+    fn on_entries(&mut self, frame: &Frame, feed: &mut Feed, now: Instant) {
         match scripts::entries(frame) {
             Ok(entries) => {
                 if let Some(request) = self.session.entries(entries, feed) {
                     self.send(request, now);
                 }
             }
-            Err(e) => self.failed(now, &e.0, answered),
+            Err(e) => self.failed(now, &e.0),
         }
     }
 
@@ -353,15 +343,14 @@ impl<S: Socket> Redis<S> {
 
     /// Updates to Redis as one publish, for `publisher`. The ids come from Redis: the
     /// commands link is all it needs (publishing goes on while the feed reloads). False:
-    /// Redis is away (answer 503 now). A link that fails on the way answers it in
-    /// `answered`.
+    /// Redis is away (answer 503 now). A link that fails on the way answers it among the
+    /// answered.
     pub fn publish(
         &mut self,
         feed: &Feed,
         updates: &[(SymbolId, u64)],
         publisher: Publisher,
         now: Instant,
-        answered: &mut Vec<Answered>,
     ) -> bool {
         if !self.commands.is_up() || !self.session.takes_publishes() {
             return false;
@@ -379,7 +368,7 @@ impl<S: Socket> Redis<S> {
         {
             return false;
         }
-        self.flush(now, answered);
+        self.flush(now);
         true
     }
 

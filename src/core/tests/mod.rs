@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 mod delivery;
+mod redis;
 mod timers;
 
 use super::Core;
@@ -22,12 +23,16 @@ use crate::io::{Io, Readiness};
 use crate::protocol::Protocol;
 use crate::symbol::Symbol;
 
-/// What the core asked of the operating system: each token's interest (writable or not).
+/// What the core asked of the operating system: each token's interest (writable or not),
+/// and the sockets it connected (to Redis).
 #[derive(Default)]
 struct Registry {
     writable: HashMap<usize, bool>,
     /// Fake descriptor → the token it was registered under.
     token_of: HashMap<RawFd, usize>,
+    /// Connects succeed (`Some`: with a socket the test keeps) or are refused (`None`).
+    accept_connects: bool,
+    connected: Vec<FakeSocket>,
 }
 
 struct FakeIo(Rc<RefCell<Registry>>);
@@ -45,10 +50,16 @@ impl Io for FakeIo {
         Ok(())
     }
     fn connect(&mut self, _: &ListenAddr) -> io::Result<FakeSocket> {
-        Err(io::Error::from(ErrorKind::ConnectionRefused))
+        let mut r = self.0.borrow_mut();
+        if !r.accept_connects {
+            return Err(io::Error::from(ErrorKind::ConnectionRefused));
+        }
+        let socket = FakeSocket::new(1000 + r.connected.len() as RawFd, b"", false);
+        r.connected.push(socket.clone());
+        Ok(socket)
     }
     fn connect_result(&mut self, _: &FakeSocket) -> Option<io::Result<()>> {
-        None
+        Some(Ok(()))
     }
 }
 
