@@ -413,6 +413,7 @@ fn start_lighttpd(backends: &[SocketAddr]) -> Lighttpd {
 
 #[test]
 fn lighttpd_over_three_instances_one_killed_under_2000_streams_every_browser_ends_level() {
+    let _heavy = heavy(); // 2,000 streams
     let report = kill_one_behind_a_front(3, 20, 2000, |backends| {
         let front = start_lighttpd(backends);
         (front.addr, Box::new(move || front.log()))

@@ -1,5 +1,6 @@
 //! Hostile and heavy clients against the real binary: slowloris, a publish flood beside a
-//! reader that never reads, SIGTERM with 10,000 streams open.
+//! reader that never reads, SIGTERM with 10,000 streams open. Each takes [`heavy`]: they load
+//! the machine (thousands of sockets, 200 ticks/s) and some bound how long things take.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -7,18 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// These tests load the machine (thousands of sockets, 200 ticks/s) and some bound how long
-/// things take: one at a time, so that they do not slow each other down.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    HEAVY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 #[test]
 fn slowloris_connections_are_dropped_at_their_deadline_while_streams_flow() {
-    let _one = one_at_a_time();
+    let _heavy = heavy();
     let t = Tickerd::start(&["--tick-ms", "50", "--request-timeout-s", "2"]);
     let mut healthy = http_stream(t.http(), "/ticker", &[]);
     let mut last = healthy.next_event().unwrap().id();
@@ -66,7 +58,7 @@ fn slowloris_connections_are_dropped_at_their_deadline_while_streams_flow() {
 
 #[test]
 fn a_publish_flood_reaches_a_reader_in_order_beside_a_stalled_stream() {
-    let _one = one_at_a_time();
+    let _heavy = heavy();
     let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "0"]);
     let first = t.current_id();
     let mut reader = http_stream(
@@ -117,7 +109,7 @@ fn a_publish_flood_reaches_a_reader_in_order_beside_a_stalled_stream() {
 
 #[test]
 fn sigterm_with_ten_thousand_streams_exits_zero_within_a_second() {
-    let _one = one_at_a_time();
+    let _heavy = heavy();
     let mut t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "0"]);
     let addr = t.http();
     // Four threads open 2,500 streams each.
@@ -189,7 +181,7 @@ fn read_consecutive(mut stream: SseReader<TcpStream>, until: Instant) -> (u64, D
 
 #[test]
 fn a_thousand_readers_that_never_read_cost_no_memory_and_slow_nobody() {
-    let _one = one_at_a_time();
+    let _heavy = heavy();
     // 200 ticks/s for 30 s. Each stalled stream holds at most one chunk of shared bytes in
     // tickerd (conflation), so its memory must not grow with time.
     let t = Tickerd::start(&["--tick-ms", "5", "--heartbeat-s", "0"]);
@@ -248,7 +240,7 @@ fn a_thousand_readers_that_never_read_cost_no_memory_and_slow_nobody() {
 
 #[test]
 fn a_flood_beyond_max_clients_gets_503s_and_the_streams_never_notice() {
-    let _one = one_at_a_time();
+    let _heavy = heavy();
     let t = Tickerd::start(&["--tick-ms", "20", "--max-clients", "1000"]);
     let mut healthy = http_stream(t.http(), "/ticker", &[]);
     let held: Vec<TcpStream> = (0..998)
@@ -353,7 +345,7 @@ fn a_flood_beyond_max_clients_gets_503s_and_the_streams_never_notice() {
 
 #[test]
 fn out_of_descriptors_with_streams_open_they_flow_and_accept_waits_near_idle() {
-    let _one = one_at_a_time();
+    let _heavy = heavy();
     // 600 descriptors and 500 streams: then a flood of 500 more connections finds no
     // descriptor left. --max-clients is above the limit so that accept itself fails.
     let t = Tickerd::start_with_fd_limit(

@@ -285,6 +285,7 @@ fn backend_down_gives_503_and_coming_back_serves_again() {
 
 #[test]
 fn lighttpd_dying_with_2000_streams_frees_every_backend_connection() {
+    let _heavy = heavy(); // 2,000 streams
     let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "0"]);
     let mut front = Lighttpd::start(t.scgi());
     let _streams: Vec<_> = (0..2000).map(|_| get(front.addr, "/ticker", &[])).collect();

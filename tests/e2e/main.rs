@@ -6,7 +6,7 @@
 //! once (matklad, "Delete Cargo Integration Tests"). A new concern is a new module here, not
 //! a new file in `tests/` (which would be one more binary linking everything again).
 //!
-//! `cargo test --test e2e symbols::` runs one module; `cargo test --test e2e -- --list` lists
+//! `cargo test --test e2e -- symbols::` runs one module; `cargo test --test e2e -- --list` lists
 //! every test.
 
 mod support;

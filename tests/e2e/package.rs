@@ -14,7 +14,7 @@
 //!   ever restarts or stops a socket, except a removal.
 //!
 //! They need root and the package installed, so they are ignored in a plain `cargo test`:
-//! `cargo test --test package -- --ignored` (after `dpkg -i`).
+//! `cargo test --test e2e -- --ignored package::` (after `dpkg -i`).
 
 use std::collections::HashMap;
 use std::io::Write;

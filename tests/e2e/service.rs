@@ -274,6 +274,7 @@ fn routing_follows_cgi_rules_under_a_prefix() {
 
 #[test]
 fn a_thousand_clients_vanish_and_their_slots_are_freed() {
+    let _heavy = heavy(); // 1,000 sockets
     let t = Tickerd::start(&["--tick-ms", "0", "--heartbeat-s", "0"]);
     let mut streams = Vec::new();
     for i in 0..1000 {

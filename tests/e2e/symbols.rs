@@ -392,6 +392,7 @@ fn bad_symbol_lists_and_batches_are_refused_and_harm_nobody() {
 /// symbol, once.
 #[test]
 fn a_stalled_reader_gets_the_latest_of_each_symbol_and_nothing_else() {
+    let _heavy = heavy(); // publishes flat out
     let t = start(&[]);
     let stalled = {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -452,6 +453,7 @@ fn a_stalled_reader_gets_the_latest_of_each_symbol_and_nothing_else() {
 
 #[test]
 fn a_thousand_clients_on_random_subsets_vanish_and_leave_no_subscription() {
+    let _heavy = heavy(); // 1,000 sockets
     use rand::seq::SliceRandom;
     use rand::{Rng, SeedableRng};
     let names: Vec<String> = (0..50).map(|i| format!("S{i}")).collect();

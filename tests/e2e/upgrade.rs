@@ -9,7 +9,7 @@
 //! The measurement at 10,000 streams (the default run uses 2,000):
 //!
 //! ```sh
-//! TICKERD_UPGRADE_STREAMS=10000 cargo test --release --test upgrade -- pause --nocapture
+//! TICKERD_UPGRADE_STREAMS=10000 cargo test --release --test e2e -- upgrade::pause --nocapture
 //! ```
 //!
 //! (`TICKERD_UPGRADE_ROUNDS=N` for more upgrades than 3.)
@@ -18,7 +18,6 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::support::clients::eventsource::EventSource;
@@ -26,14 +25,6 @@ use crate::support::clients::fleet::{Fleet, Spec, Stream};
 use crate::support::clients::probe::{LongPoller, Prober};
 use crate::support::clients::{accepted, install, install_bytes, log_count, wait_log_line, Via};
 use crate::support::*;
-
-/// The tests with thousands of streams run one at a time: they share two cores with tickerd,
-/// and the pause they measure must be tickerd's.
-static HEAVY: Mutex<()> = Mutex::new(());
-
-fn heavy() -> MutexGuard<'static, ()> {
-    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A copy of tickerd in a scratch directory: what the process under test was started from,
 /// and so what a live upgrade runs again.
@@ -166,6 +157,7 @@ fn wait_all_moved(fleet: &Fleet, before: &[u64], what: &str) -> Duration {
 
 #[test]
 fn five_upgrades_in_a_row_under_2000_streams_keep_every_connection_and_every_event() {
+    // Thousands of streams, sharing two cores with tickerd.
     let _heavy = heavy();
     let began = Instant::now();
     let bin = Binary::new("upgrade");
@@ -713,6 +705,7 @@ fn pause_in_delivery_during_an_upgrade() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    // Thousands of streams, and the pause it measures must be tickerd's.
     let _heavy = heavy();
     let began = Instant::now();
     let bin = Binary::new("upgrade-pause");

@@ -14,6 +14,19 @@ pub const TOKEN: &str = "test-token-123";
 /// The universe of tests that do not choose one: a single symbol.
 pub const ONE_SYMBOL: &str = "TICK";
 
+/// Taken first by the tests that load the machine: thousands of sockets, hundreds of ticks a
+/// second, a pause or a rate they measure. All tests of the crate run as threads of one
+/// process (`cargo test` runs 2 at a time here), sharing two cores and one limit of open
+/// files (20,000 here); these run one at a time, beside light tests only, so that they do not
+/// slow each other down, and the sockets open in this process stay near 10,000 at most (the
+/// heaviest: SIGTERM under 10,000 streams). A test that opens 1,000 sockets or more, or that
+/// drives tickerd flat out, takes it.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    // A heavy test that failed poisons the lock; the next one runs all the same.
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Polls `cond` until it holds or `within` passes; returns whether it held.
 pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
