@@ -142,7 +142,7 @@ fn eight_streams_on_one_h2c_connection_and_the_ninth_is_refused() {
         assert_eq!((s.head, s.data.len()), (None, 0), "stream {id}");
     }
     // One TCP connection to lighttpd, eight SCGI streams to tickerd.
-    assert_eq!(established_on(front.addr.port()), 1);
+    assert_eq!(established_on(front.addr), 1);
     assert_eq!(t.clients(), 8.0, "{:?}", t.metrics());
     // A cancelled stream (a closed tab) frees its backend slot, and a new stream fits.
     c.cancel(ids[0]);

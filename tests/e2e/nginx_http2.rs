@@ -199,7 +199,7 @@ fn a_hundred_streams_share_one_h2c_connection_through_nginx() {
     pump_until_events(&mut c, &ids, 5);
     assert_served(&c, &ids, 5);
     // One TCP connection to nginx, a hundred SCGI streams to tickerd.
-    assert_eq!(established_on(n.h2c.port()), 1);
+    assert_eq!(established_on(n.h2c), 1);
     assert_eq!(t.clients(), 100.0, "{:?}", t.metrics());
     // With a hundred streams open nginx still reads the connection's frames.
     c.ping();
@@ -273,7 +273,7 @@ fn streams_beyond_128_are_refused_at_once_and_the_connection_goes_on() {
     pump_until_events(&mut c, &[261], 3);
     assert_served(&c, &[261], 3);
     assert_eq!(t.clients(), f64::from(NGINX_STREAMS));
-    assert_eq!(established_on(n.h2c.port()), 1);
+    assert_eq!(established_on(n.h2c), 1);
     assert_eq!(c.goaway, None);
 }
 
@@ -306,7 +306,7 @@ fn a_silent_h2_stream_outlives_nginx_keepalive_timeout() {
     );
     assert_eq!(idle.goaway, Some(0), "the idle connection was not closed");
     assert_eq!(stream.goaway, None);
-    assert_eq!(established_on(n.h2c.port()), 1);
+    assert_eq!(established_on(n.h2c), 1);
     assert_eq!(t.clients(), 1.0);
     // The silent stream still delivers the next event.
     assert_eq!(t.publish("123.45").0, 200);
@@ -338,7 +338,7 @@ fn past_keepalive_requests_nginx_sends_goaway_and_open_streams_go_on() {
     pump_until_events(&mut c, &ids, before + 10);
     assert_served(&c, &ids, before + 10);
     assert_eq!(t.clients(), 3.0);
-    assert_eq!(established_on(n.h2c.port()), 1);
+    assert_eq!(established_on(n.h2c), 1);
     drop(c);
     assert!(
         wait_until(Duration::from_secs(10), || t.clients() == 0.0),

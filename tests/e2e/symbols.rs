@@ -302,7 +302,7 @@ fn long_polls_carry_every_due_event_with_a_length() {
             head.contains(&format!("Content-Length: {}\r\n", body.len())),
             "{head}"
         );
-        let mut r = SseReader::new(std::io::Cursor::new(format!("{head}\r\n\r\n{body}")));
+        let mut r = SseReader::new(std::io::Cursor::new(format!("{head}{body}")));
         std::iter::from_fn(|| r.next_event())
             .map(|e| update(&e))
             .collect::<Vec<_>>()

@@ -697,35 +697,13 @@ pub fn publish_to(http: SocketAddr, body: &str) -> Answer {
         body.len()
     );
     let start = Instant::now();
-    let (status, head, mut body) = super::http_request(http, &req);
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
+    let (status, head, body) = super::http_request(http, &req);
     Answer {
         status,
         head,
         body,
         took: start.elapsed(),
     }
-}
-
-/// A whole chunked body, decoded.
-fn dechunk(raw: &str) -> String {
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16)
-            .unwrap_or_else(|_| panic!("bad chunk size in {raw:?}"));
-        if size == 0 {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
-    out
 }
 
 impl Answer {

@@ -58,17 +58,28 @@ impl TestCert {
     }
 }
 
-/// TCP connections in ESTABLISHED state whose local port is `port`, from /proc/net/tcp:
-/// on a server's port, the clients it holds at this moment.
-pub fn established_on(port: u16) -> usize {
+/// TCP connections in ESTABLISHED state whose local address is `addr`, from /proc/net/tcp:
+/// on a server's address, the clients it holds at this moment. (The address, not the port
+/// alone: another process's client bound to 127.0.0.x may have the same local port.)
+pub fn established_on(addr: SocketAddr) -> usize {
+    let SocketAddr::V4(addr) = addr else {
+        panic!("{addr}: /proc/net/tcp lists IPv4 only")
+    };
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
     table
         .lines()
         .skip(1)
         .filter(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields[1].rsplit(':').next().unwrap();
-            u16::from_str_radix(local_port, 16) == Ok(port) && fields[3] == "01"
+            // "0100007F:1F90": the address as the kernel holds it (network order), the port.
+            let Some((ip, port)) = fields[1].split_once(':') else {
+                return false;
+            };
+            let ip =
+                u32::from_str_radix(ip, 16).map(|ip| std::net::Ipv4Addr::from(ip.to_ne_bytes()));
+            ip == Ok(*addr.ip())
+                && u16::from_str_radix(port, 16) == Ok(addr.port())
+                && fields[3] == "01"
         })
         .count()
 }
@@ -192,7 +203,7 @@ pub fn streams_share_one_tls_connection(
         t.metrics()
     );
     // n SCGI streams on tickerd's side, one client connection on the TLS port.
-    assert_eq!(established_on(tls.port()), 1);
+    assert_eq!(established_on(tls), 1);
     let (code, lines, stderr) = curl.finish(Duration::from_secs(seconds + 15));
     assert_eq!(code, Some(28), "{stderr}"); // 28: --max-time ended the endless streams
     let stats: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
