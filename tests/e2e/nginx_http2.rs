@@ -1,7 +1,7 @@
 //! HTTP/2 through nginx: the real nginx 1.22 from the shipped `conf/nginx.conf`, with the
 //! `listen ... ssl http2` and `listen ... http2` (h2c) lines its header documents written into
 //! its listen snippet, in front of the real tickerd. Where lighttpd 1.4.69 caps a connection
-//! at 8 streams (tests/http2.rs), nginx allows 128, so many tabs share one connection.
+//! at 8 streams (`http2`), nginx allows 128, so many tabs share one connection.
 //! Needs nginx-light, curl, openssl and nghttp2-client.
 
 use std::time::{Duration, Instant};
@@ -240,7 +240,7 @@ fn a_hundred_streams_share_one_tls_connection_with_curl() {
 
 #[test]
 fn streams_beyond_128_are_refused_at_once_and_the_connection_goes_on() {
-    // Unlike lighttpd (tests/http2.rs), which stops reading a connection that opened too
+    // Unlike lighttpd (`http2`), which stops reading a connection that opened too
     // many streams before acknowledging its SETTINGS, nginx answers every extra HEADERS with
     // RST_STREAM(REFUSED_STREAM), which tells a client it may retry the request.
     let t = Tickerd::start(&["--tick-ms", "100", "--heartbeat-s", "1"]);

@@ -18,7 +18,7 @@ use tokio::runtime::Runtime;
 use super::leftovers::live_processes;
 use super::{dies_with_its_starter, which, TempDir};
 
-/// One browser at a time per test binary: Chromium is heavy and the machine has two shared
+/// One browser at a time in the test process: Chromium is heavy and the machine has two shared
 /// cores, so parallel browsers would only make every test slower and its timing noisier.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

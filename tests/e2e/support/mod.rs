@@ -1,5 +1,8 @@
-//! Helpers for the end-to-end tests: start the real tickerd on free ports,
-//! open streams over real sockets, read /metrics, wait for conditions with deadlines.
+//! What the end-to-end tests share: start the real tickerd on free ports ([`Tickerd`]), talk
+//! to it over real sockets (SCGI requests here, responses and event streams in [`http`]),
+//! read /metrics, wait for conditions with deadlines, and keep the heavy tests apart
+//! ([`heavy`]). The front-ends are in [`fronts`], HTTP/2 in [`h2`], Redis in [`redis`],
+//! Chromium in [`browser`], the upgrade tests' clients in [`clients`].
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -580,9 +583,9 @@ pub mod browser;
 pub mod leftovers;
 pub use leftovers::dies_with_its_starter;
 
-/// Redis for the tests: a private server, a proxy to cut, a broken stand-in (tests/redis.rs).
+/// Redis for the tests: a private server, a proxy to cut, a broken stand-in (`redis`, `balance`).
 pub mod redis;
 
-/// Many streams, connection attempts every few ms, browsers that reconnect (tests/upgrade.rs,
-/// tests/systemd.rs).
+/// Many streams, connection attempts every few ms, browsers that reconnect (`upgrade`,
+/// `systemd`).
 pub mod clients;

@@ -1,6 +1,11 @@
-//! A front-end web server (nginx, Apache httpd) run by a test: started from its shipped file
-//! in `conf/`, on a free port, in a scratch directory of its own, stopped with its whole
-//! process group when dropped (its workers are its children).
+//! The front-ends, each started from its shipped file in `conf/` (or, for the package tests,
+//! from the packaged one): [`lighttpd`], [`nginx`], [`apache`]; and [`checks`], what every
+//! one of them must do in front of tickerd.
+//!
+//! [`Front`] is a front-end web server run by a test (nginx, Apache httpd, or the package
+//! tests' lighttpd): on a free port, in a scratch directory of its own, stopped with its whole
+//! process group when dropped (its workers are its children). The shipped lighttpd conf
+//! writes no pid file, so that one is a [`lighttpd::Lighttpd`].
 
 pub mod apache;
 pub mod checks;
