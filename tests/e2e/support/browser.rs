@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::wd::WebDriverCompatibleCommand;
@@ -60,17 +60,28 @@ impl Browser {
         // it started, even if the session could not be closed. Chromium's crash handlers
         // leave the group; XDG_CONFIG_HOME puts their database (named on their command line)
         // in the profile, which is how Drop finds them, and keeps them out of ~/.config.
-        let mut driver = dies_with_its_starter(&mut Command::new(chromedriver))
-            .arg("--port=0")
-            .env("XDG_CONFIG_HOME", profile.join("config"))
-            .env("XDG_CACHE_HOME", profile.join("cache"))
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let port = read_port(&mut driver).unwrap_or_else(|e| panic!("{e}"));
+        // Retried: under load, chromedriver has been seen to exit before it said its port.
+        let (driver, port) = (1..=3)
+            .find_map(|attempt| {
+                let mut driver = dies_with_its_starter(&mut Command::new(&chromedriver))
+                    .arg("--port=0")
+                    .env("XDG_CONFIG_HOME", profile.join("config"))
+                    .env("XDG_CACHE_HOME", profile.join("cache"))
+                    .process_group(0)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start chromedriver");
+                match read_port(&mut driver) {
+                    Ok(port) => Some((driver, port)),
+                    Err(e) => {
+                        eprintln!("chromedriver attempt {attempt}: {e}");
+                        None
+                    }
+                }
+            })
+            .expect("chromedriver did not start in 3 attempts (their output is above)");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -190,28 +201,35 @@ impl Drop for Browser {
     }
 }
 
-/// chromedriver prints "ChromeDriver was started successfully on port N." once listening.
+/// chromedriver prints "ChromeDriver was started successfully on port N." once listening;
+/// otherwise the error says what it printed and how it ended.
 fn read_port(driver: &mut Child) -> Result<u16, String> {
     let stdout = driver.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut sent = false;
         // Keep reading to the end so that chromedriver never blocks on a full pipe.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(rest) = line.split("successfully on port ").nth(1) {
-                    let _ = tx.send(rest.trim_end_matches('.').parse::<u16>().ok());
-                    sent = true;
-                }
-            }
+            let _ = tx.send(line);
         }
     });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Some(port)) => Ok(port),
-        other => {
-            let _ = driver.kill();
-            let _ = driver.wait();
-            Err(format!("chromedriver did not say its port: {other:?}"))
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut said = Vec::new();
+    loop {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let port = line.split("successfully on port ").nth(1);
+                if let Some(port) = port.and_then(|p| p.trim_end_matches('.').parse().ok()) {
+                    return Ok(port);
+                }
+                said.push(line);
+            }
+            Err(e) => {
+                let _ = driver.kill();
+                let status = driver.wait();
+                return Err(format!(
+                    "chromedriver did not say its port ({e:?}; {status:?}); it said {said:?}"
+                ));
+            }
         }
     }
 }
