@@ -377,7 +377,14 @@ fn bad_symbol_lists_and_batches_are_refused_and_harm_nobody() {
     let (status, _) = t.publish(&"AAPL=1\n".repeat(40));
     assert_eq!(status, 413, "over --max-publish-bytes");
     assert_eq!(t.current_id(), before, "nothing half-applied");
-    assert!(t.log().contains("publish refused: line 2"), "{}", t.log());
+    // The log is read by a thread of ours: give it a moment to catch up.
+    assert!(
+        wait_until(Duration::from_secs(2), || t
+            .log()
+            .contains("publish refused: line 2")),
+        "{}",
+        t.log()
+    );
     // The healthy stream saw none of it, and goes on.
     let id = published_id(t.publish("AAPL=9"));
     let next = update(&healthy.next_event().unwrap());
