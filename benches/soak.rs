@@ -6,8 +6,10 @@
 //! `cargo bench --bench soak -- [--seconds N] [--readers N] [--churners N]` (default 600 s).
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs for 60 s.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The end-to-end tests' helpers; the soak uses a few of them.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/e2e/support/mod.rs"]
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{http_stream, reset, scgi_get, wait_until, Tickerd};
+use support::{http_stream, reset, scgi_get, wait_until, Tickerd};
+
+/// Descriptors tickerd has open, from /proc (the leak check).
+fn open_fds(t: &Tickerd) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", t.pid())).map_or(0, |d| d.count())
+}
 
 /// A tiny xorshift: the soak needs variety, not quality.
 fn next(state: &mut u64) -> u64 {
@@ -49,7 +56,7 @@ fn main() {
     ]);
     let (http, scgi) = (t.http(), t.scgi());
     std::thread::sleep(Duration::from_millis(300));
-    let (rss0, fds0) = (t.rss_kib(), t.open_fds());
+    let (rss0, fds0) = (t.rss_kib(), open_fds(&t));
     eprintln!("soak: {seconds} s, {readers} readers, {churners} churners; tickerd baseline {rss0} KiB RSS, {fds0} fds");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -142,10 +149,10 @@ fn main() {
     }
     // Everything closed: tickerd must come back to where it started.
     let settled = wait_until(Duration::from_secs(15), || {
-        t.clients() == 0.0 && t.open_fds() == fds0
+        t.clients() == 0.0 && open_fds(&t) == fds0
     });
     std::thread::sleep(Duration::from_millis(500));
-    let (rss1, fds1) = (t.rss_kib(), t.open_fds());
+    let (rss1, fds1) = (t.rss_kib(), open_fds(&t));
     let log = t.log();
     let panics = log.matches("panicked").count();
     let m = t.metrics();

@@ -192,3 +192,85 @@ mod tests {
         );
     }
 }
+
+/// Property tests (moved from tests/parsers.rs), on the rule of `scgi::props`: over growing
+/// prefixes of any input the answer stays Partial until it settles once, and never changes.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::scgi::props::{check_prefixes, mutated, Answer};
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    const HTTP: Limits = Limits {
+        max_head: 512,
+        max_body: 64,
+    };
+
+    fn http_answer(input: &[u8]) -> Answer {
+        match parse(input, &HTTP) {
+            Ok(Status::Partial) => Answer::Partial,
+            Ok(Status::Complete((req, len))) => Answer::Done(format!("{req:?} {len}")),
+            Err(e) => Answer::Error(format!("{e:?}")),
+        }
+    }
+
+    fn http_mutated() -> impl Strategy<Value = Vec<u8>> {
+        ("/[a-z]{0,6}", "[0-9.]{0,6}").prop_flat_map(|(path, body)| {
+            let valid = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            mutated(valid.into_bytes())
+        })
+    }
+
+    /// Bytes that look like HTTP often enough to reach headers and bodies.
+    fn http_like() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop_oneof![
+            Just(b"GET /ticker HTTP/1.1\r\n".to_vec()),
+            Just(b"POST /publish HTTP/1.1\r\n".to_vec()),
+            Just(b"Content-Length: 3\r\n".to_vec()),
+            Just(b"Content-Length: 99999\r\n".to_vec()),
+            Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
+            Just(b"Last-Event-ID: 7\r\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            vec(any::<u8>(), 0..6),
+        ];
+        vec(token, 0..10).prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn http_any_bytes_settle_once(
+            input in prop_oneof![vec(any::<u8>(), 0..200), http_like(), http_mutated()]
+        ) {
+            check_prefixes(&input, http_answer)?;
+        }
+
+        #[test]
+        fn http_valid_requests_round_trip(
+            path in "/[a-z]{0,10}",
+            last_id in proptest::option::of(0u64..u64::MAX),
+            body in "[0-9.]{0,20}",
+        ) {
+            let lei = last_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
+            let input = format!(
+                "POST {path}?q=1 HTTP/1.1\r\nHost: x\r\n{lei}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let Ok(Status::Complete((req, len))) = parse(input.as_bytes(), &HTTP) else {
+                return Err(TestCaseError::fail("a valid request did not parse"));
+            };
+            prop_assert_eq!(len, input.len());
+            prop_assert_eq!(req.path, path.as_bytes());
+            prop_assert_eq!(req.body, body.as_bytes());
+            prop_assert_eq!(req.last_event_id(), last_id);
+            for cut in 0..input.len() {
+                prop_assert_eq!(http_answer(&input.as_bytes()[..cut]), Answer::Partial);
+            }
+        }
+    }
+}

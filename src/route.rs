@@ -270,3 +270,68 @@ mod tests {
         );
     }
 }
+
+/// Property tests (moved from tests/parsers.rs): routing takes any request without a panic,
+/// and any `symbols` query is refused with a 400 naming the problem or bounded.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::scgi::{self, Status};
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn rules() -> Rules {
+        Rules {
+            publish_token: Some("token".into()),
+            max_symbols: 4,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Routing any SCGI request never panics, whatever its variables hold.
+        #[test]
+        fn scgi_routing_takes_anything(vars in vec(("[A-Z_]{1,20}", ".{0,30}"), 0..10)) {
+            let pairs: Vec<(&str, &str)> = vars
+                .iter()
+                .filter(|(n, _)| n != "CONTENT_LENGTH" && n != "SCGI")
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let input = scgi::encode(&pairs, b"");
+            let big = scgi::Limits { max_header: 1 << 16, max_body: 0 };
+            if let Ok(Status::Complete(req)) = scgi::parse(&input, &big) {
+                let r = Request::from_scgi(&req);
+                let _ = route(&r, &rules());
+            }
+        }
+
+        /// Any query on /ticker: refused with a 400 naming the problem, or a stream of at most
+        /// `--max-symbols-per-client` distinct valid symbols.
+        #[test]
+        fn any_symbols_query_is_refused_or_bounded(
+            query in "(symbols=)?([a-zA-Z0-9.,_%+ -]|%2[cC]|%[0-9a-f]{0,2}){0,80}(&x=1)?",
+        ) {
+            let r = Request {
+                method: b"GET",
+                path: b"/ticker",
+                query: query.as_bytes(),
+                ..Request::default()
+            };
+            match route(&r, &rules()) {
+                Action::Stream { symbols: Choice::Named(names), .. } => {
+                    prop_assert!(!names.is_empty() && names.len() <= 4);
+                    let mut distinct = names.clone();
+                    distinct.sort();
+                    distinct.dedup();
+                    prop_assert_eq!(distinct.len(), names.len());
+                }
+                Action::Stream { symbols: Choice::Default, .. } => {
+                    prop_assert!(r.param("symbols").is_none());
+                }
+                Action::Refuse(400, why) => prop_assert!(why.starts_with("symbols: "), "{}", why),
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+}

@@ -425,3 +425,159 @@ mod tests {
         }
     }
 }
+
+/// Property tests (moved from tests/parsers.rs): any bytes, split anywhere, give the same
+/// answer as in one piece or a clean error, and never a panic. The parser re-reads what has
+/// arrived so far, so "split anywhere" means: over growing prefixes of any input, the answer
+/// goes Partial, Partial, … and then one final answer that longer input never changes.
+/// `check_prefixes`, `Answer` and `mutated` serve `http::props` too.
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    const SCGI: Limits = Limits {
+        max_header: 512,
+        max_body: 64,
+    };
+
+    /// A parse answer with nothing borrowed, so answers for different prefixes compare.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) enum Answer {
+        Partial,
+        Done(String),
+        Error(String),
+    }
+
+    fn scgi_answer(input: &[u8]) -> Answer {
+        match parse(input, &SCGI) {
+            Ok(Status::Partial) => Answer::Partial,
+            Ok(Status::Complete(req)) => {
+                let headers: Vec<_> = req.headers().collect();
+                Answer::Done(format!("{headers:?} {:?} {}", req.body, req.len))
+            }
+            Err(e) => Answer::Error(format!("{e:?}")),
+        }
+    }
+
+    /// Over growing prefixes: Partial until some length, then the same final answer.
+    pub(crate) fn check_prefixes(
+        input: &[u8],
+        answer: impl Fn(&[u8]) -> Answer,
+    ) -> Result<(), TestCaseError> {
+        let mut settled: Option<(usize, Answer)> = None;
+        for end in 0..=input.len() {
+            let a = answer(&input[..end]);
+            match (&settled, a) {
+                (None, Answer::Partial) => {}
+                (None, a) => settled = Some((end, a)),
+                (Some((at, first)), a) => prop_assert_eq!(
+                    &a,
+                    first,
+                    "prefix {} answered {:?}, but prefix {} already settled",
+                    end,
+                    a,
+                    at
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes that look like SCGI often enough to get past the length prefix.
+    fn scgi_like() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop_oneof![
+            Just(b"CONTENT_LENGTH\0".to_vec()),
+            Just(b"SCGI\x001\0".to_vec()),
+            Just(b"0\0".to_vec()),
+            Just(b"5\0".to_vec()),
+            Just(b",".to_vec()),
+            Just(b":".to_vec()),
+            "[0-9]{1,3}".prop_map(String::into_bytes),
+            vec(any::<u8>(), 0..4),
+        ];
+        vec(token, 0..12).prop_map(|parts| parts.concat())
+    }
+
+    /// A valid request with a few bytes changed and some bytes after it: the inputs closest
+    /// to the edges of the grammar.
+    pub(crate) fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+        let len = valid.len();
+        (
+            vec((0..len.max(1), any::<u8>()), 0..3),
+            vec(any::<u8>(), 0..8),
+        )
+            .prop_map(move |(edits, tail)| {
+                let mut v = valid.clone();
+                for (at, byte) in edits {
+                    if at < v.len() {
+                        v[at] = byte;
+                    }
+                }
+                v.extend_from_slice(&tail);
+                v
+            })
+    }
+
+    fn scgi_mutated() -> impl Strategy<Value = Vec<u8>> {
+        (
+            vec(("[A-Z_]{1,8}", "[ -~]{0,8}"), 0..4),
+            vec(any::<u8>(), 0..8),
+        )
+            .prop_flat_map(|(headers, body)| {
+                let pairs: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                mutated(encode(&pairs, &body))
+            })
+    }
+
+    proptest! {
+        // Failures found before are kept beside this file (`scgi.proptest-regressions`),
+        // not in a top-level folder, and run again first.
+        #![proptest_config(ProptestConfig {
+            cases: 2000,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+            )),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn scgi_any_bytes_settle_once(
+            input in prop_oneof![vec(any::<u8>(), 0..200), scgi_like(), scgi_mutated()]
+        ) {
+            check_prefixes(&input, scgi_answer)?;
+        }
+
+        /// A request as a front-end sends it comes back as sent, whole or byte by byte.
+        #[test]
+        fn scgi_valid_requests_round_trip(
+            headers in vec(("[A-Z_]{1,12}", "[ -~]{0,20}"), 0..8),
+            body in vec(any::<u8>(), 0..64),
+            trailing in vec(any::<u8>(), 0..8),
+        ) {
+            let headers: Vec<(String, String)> = headers
+                .into_iter()
+                .filter(|(n, _)| n != "CONTENT_LENGTH" && n != "SCGI")
+                .collect();
+            let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let mut input = encode(&pairs, &body);
+            let len = input.len();
+            input.extend_from_slice(&trailing);
+            let Ok(Status::Complete(req)) = parse(&input, &SCGI) else {
+                return Err(TestCaseError::fail("a valid request did not parse"));
+            };
+            prop_assert_eq!(req.body, &body[..]);
+            prop_assert_eq!(req.len, len);
+            let got: Vec<(&[u8], &[u8])> = req.headers().skip(2).collect();
+            let want: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+            prop_assert_eq!(got, want);
+            for cut in 0..len {
+                prop_assert_eq!(scgi_answer(&input[..cut]), Answer::Partial);
+            }
+        }
+    }
+}

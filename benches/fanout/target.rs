@@ -390,7 +390,7 @@ fn start_tickerd(
     Ok((p, http, scgi))
 }
 
-/// A private redis-server as tests/common/redis.rs starts one: from the shipped
+/// A private redis-server as tests/e2e/support/redis.rs starts one: from the shipped
 /// `conf/redis.conf`, on a Unix socket in `dir`, persistence off. Returns it with its
 /// `--redis` address once it answers PING.
 pub fn redis_server(dir: &Path) -> io::Result<(Proc, String)> {
