@@ -57,7 +57,10 @@ fn the_links_load_read_and_answer_a_publish_with_redis_s_id() {
     h.registry.borrow_mut().accept_connects = true;
     h.turn();
     assert_eq!(h.registry.borrow().connected.len(), 2, "both links connect");
-    assert!(h.registry.borrow().writable[&COMMANDS_TOKEN], "writable: the connect");
+    assert!(
+        h.registry.borrow().writable[&COMMANDS_TOKEN],
+        "writable: the connect"
+    );
     // Both connects complete: the feed is loaded on the commands link.
     h.core.on_link(COMMANDS_TOKEN, Readiness::default(), h.now);
     assert!(
