@@ -193,7 +193,7 @@ mod tests {
     }
 }
 
-/// Property tests (moved from tests/parsers.rs), on the rule of `scgi::props`: over growing
+/// Property tests, on the rule of `scgi::props`: over growing
 /// prefixes of any input the answer stays Partial until it settles once, and never changes.
 #[cfg(test)]
 mod props {

@@ -271,7 +271,7 @@ mod tests {
     }
 }
 
-/// Property tests (moved from tests/parsers.rs): routing takes any request without a panic,
+/// Property tests: routing takes any request without a panic,
 /// and any `symbols` query is refused with a 400 naming the problem or bounded.
 #[cfg(test)]
 mod props {

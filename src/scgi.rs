@@ -426,7 +426,7 @@ mod tests {
     }
 }
 
-/// Property tests (moved from tests/parsers.rs): any bytes, split anywhere, give the same
+/// Property tests: any bytes, split anywhere, give the same
 /// answer as in one piece or a clean error, and never a panic. The parser re-reads what has
 /// arrived so far, so "split anywhere" means: over growing prefixes of any input, the answer
 /// goes Partial, Partial, … and then one final answer that longer input never changes.
