@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::stats::round;
 use crate::sys;
 
 /// One measured process of a system.
@@ -46,6 +47,19 @@ impl ProcFigures {
             self.rss_end as i64 - self.rss_connected as i64,
             self.rss_end as i64 - self.rss_mid as i64,
         )
+    }
+
+    /// Its figures as a JSON object: `cpu` is the workload's CPU figure (its key and value,
+    /// already per event or per update), the rest is every process's.
+    pub fn json(&self, cpu: (&str, f64), connected: u64) -> serde_json::Value {
+        let growth = self.rss_growth_kib();
+        serde_json::json!({
+            "process": self.name,
+            cpu.0: cpu.1,
+            "rss_bytes_per_client": round(self.rss_bytes_per_client(connected), 1),
+            "rss_growth_kib_while_publishing": growth.0,
+            "rss_growth_kib_second_half": growth.1,
+        })
     }
 }
 

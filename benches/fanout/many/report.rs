@@ -364,16 +364,7 @@ fn row_json(r: &ManyRow) -> Value {
     let procs: Vec<Value> = r
         .procs
         .iter()
-        .map(|p| {
-            let growth = p.rss_growth_kib();
-            json!({
-                "process": p.name,
-                "cpu_us_per_update": round(r.cpu_us_per_update(p), 4),
-                "rss_bytes_per_client": round(p.rss_bytes_per_client(r.connected), 1),
-                "rss_growth_kib_while_publishing": growth.0,
-                "rss_growth_kib_second_half": growth.1,
-            })
-        })
+        .map(|p| p.json(("cpu_us_per_update", round(r.cpu_us_per_update(p), 4)), r.connected))
         .collect();
     let round4 = |v: Option<f64>| v.map(|v| round(v, 4));
     json!({

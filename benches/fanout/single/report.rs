@@ -214,16 +214,7 @@ fn row_json(r: &Row) -> Value {
     let procs: Vec<Value> = r
         .procs
         .iter()
-        .map(|p| {
-            let growth = p.rss_growth_kib();
-            json!({
-                "process": p.name,
-                "cpu_us_per_event": round(r.cpu_us_per_event(p), 3),
-                "rss_bytes_per_client": round(p.rss_bytes_per_client(r.connected), 1),
-                "rss_growth_kib_while_publishing": growth.0,
-                "rss_growth_kib_second_half": growth.1,
-            })
-        })
+        .map(|p| p.json(("cpu_us_per_event", round(r.cpu_us_per_event(p), 3)), r.connected))
         .collect();
     json!({
         "system": r.name,
