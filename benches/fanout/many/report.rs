@@ -364,7 +364,12 @@ fn row_json(r: &ManyRow) -> Value {
     let procs: Vec<Value> = r
         .procs
         .iter()
-        .map(|p| p.json(("cpu_us_per_update", round(r.cpu_us_per_update(p), 4)), r.connected))
+        .map(|p| {
+            p.json(
+                ("cpu_us_per_update", round(r.cpu_us_per_update(p), 4)),
+                r.connected,
+            )
+        })
         .collect();
     let round4 = |v: Option<f64>| v.map(|v| round(v, 4));
     json!({

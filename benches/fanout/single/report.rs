@@ -214,7 +214,12 @@ fn row_json(r: &Row) -> Value {
     let procs: Vec<Value> = r
         .procs
         .iter()
-        .map(|p| p.json(("cpu_us_per_event", round(r.cpu_us_per_event(p), 3)), r.connected))
+        .map(|p| {
+            p.json(
+                ("cpu_us_per_event", round(r.cpu_us_per_event(p), 3)),
+                r.connected,
+            )
+        })
         .collect();
     json!({
         "system": r.name,
