@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -31,8 +31,7 @@ use crate::clients::Clients;
 use crate::config::Config;
 use crate::conn::{CloseReason, Connection, Flow, Input, RequestRules, Written};
 use crate::feed::Feed;
-use crate::io::Socket;
-use crate::io::{Io, Readiness};
+use crate::io::{Io, Readiness, Socket};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
 use crate::universe::{Universe, DEFAULT_SYMBOL};
@@ -41,7 +40,7 @@ use crate::{http, price, route, scgi};
 /// The largest HTTP request head taken.
 const MAX_HTTP_HEAD: usize = 8 * 1024;
 /// Refusals at `--max-clients` are logged at most this often, each line with the count.
-const FULL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Refusals at `--max-clients`: when the last one was logged, and how many came after it.
 /// A flood, or a server that stays full while clients churn, must not fill the log.

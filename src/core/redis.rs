@@ -2,7 +2,7 @@
 //! (`crate::redis`) with the feed; publishes and random-walk ticks go to Redis instead of the
 //! feed; and the publishes Redis answered are answered to their clients.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Core, Io};
 use crate::answers::Answer;
@@ -22,7 +22,7 @@ impl<I: Io> Core<I> {
     }
 
     /// A readiness event on a link to Redis.
-    pub(crate) fn on_link(&mut self, token: usize, readiness: Readiness, now: std::time::Instant) {
+    pub(crate) fn on_link(&mut self, token: usize, readiness: Readiness, now: Instant) {
         self.now = now;
         let Some(redis) = &mut self.redis else { return };
         redis.on_event(token, readiness, &mut self.io, &mut self.feed, now);

@@ -8,7 +8,7 @@
 //! seeded first (`Seeding` → `Loading`); entries that skip ids (trimmed while this instance
 //! was behind) reload it (`Loaded` → `Loading`); any failure → `Away`.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::scripts::{Entry, Loaded, SeedIds};
 use crate::feed::Feed;
@@ -297,7 +297,7 @@ impl Session {
 
     /// Redis is away (a link failed, or it did not answer in time; the driver dropped both
     /// links): one warning per outage, not one per retry.
-    pub fn failed(&mut self, why: &str, retry_in: std::time::Duration, now: Instant) {
+    pub fn failed(&mut self, why: &str, retry_in: Duration, now: Instant) {
         let outage = match self.state {
             State::Away(o) | State::Loading(Some(o)) | State::Seeding(Some(o)) => o,
             State::Loading(None) | State::Seeding(None) | State::Loaded { .. } => Outage {
@@ -486,12 +486,8 @@ mod tests {
         let t0 = Instant::now();
         let mut feed = feed();
         let mut s = loaded(&mut feed, t0);
-        let t1 = t0 + std::time::Duration::from_secs(1);
-        s.failed(
-            "connect: refused",
-            std::time::Duration::from_millis(250),
-            t1,
-        );
+        let t1 = t0 + Duration::from_secs(1);
+        s.failed("connect: refused", Duration::from_millis(250), t1);
         let away = Outage {
             since: t1,
             warned: true,
@@ -500,18 +496,14 @@ mod tests {
         assert_eq!(s.state, State::Away(away));
         assert!(!s.is_up() && !s.takes_publishes() && s.ever_loaded());
         // Retries that fail again keep the same outage: no second warning, same start.
-        let t2 = t1 + std::time::Duration::from_secs(1);
-        s.failed(
-            "connect: refused",
-            std::time::Duration::from_millis(500),
-            t2,
-        );
+        let t2 = t1 + Duration::from_secs(1);
+        s.failed("connect: refused", Duration::from_millis(500), t2);
         assert_eq!(s.state, State::Away(away));
         // Back: loaded again above this instance's last id, counted as a reconnect.
         assert_eq!(s.links_up(&feed), Some(Request::Load { floor: 500 }));
         assert_eq!(s.state, State::Loading(Some(away)));
         // Failing while it loads is the same outage still.
-        s.failed("no answer in time", std::time::Duration::from_secs(1), t1);
+        s.failed("no answer in time", Duration::from_secs(1), t1);
         assert_eq!(s.state, State::Away(away));
         s.links_up(&feed);
         let mut out = Vec::new();
@@ -530,11 +522,7 @@ mod tests {
         let t0 = Instant::now();
         let feed = feed();
         let mut s = Session::new("test".into(), false, t0);
-        s.failed(
-            "connect: refused",
-            std::time::Duration::from_millis(250),
-            t0,
-        );
+        s.failed("connect: refused", Duration::from_millis(250), t0);
         assert_eq!(
             s.state,
             State::Away(Outage {
@@ -578,11 +566,7 @@ mod tests {
         let now = Instant::now();
         let mut feed = feed();
         let mut s = loaded(&mut feed, now);
-        s.failed(
-            "Redis closed the connection",
-            std::time::Duration::ZERO,
-            now,
-        );
+        s.failed("Redis closed the connection", Duration::ZERO, now);
         s.links_up(&feed);
         let mut out = Vec::new();
         s.loaded(load_reply(0, "0-0", vec![]), &mut feed, &mut out);
@@ -607,11 +591,7 @@ mod tests {
         assert_eq!(s.stats().unknown_symbols, 1);
         assert_eq!(cents_at(&feed, "A"), (42, 501), "the others still apply");
         // Redis restored from an older snapshot: A at 400 there, at 501 here.
-        s.failed(
-            "Redis closed the connection",
-            std::time::Duration::ZERO,
-            now,
-        );
+        s.failed("Redis closed the connection", Duration::ZERO, now);
         s.links_up(&feed);
         let mut out = Vec::new();
         s.loaded(
