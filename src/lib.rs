@@ -29,6 +29,7 @@ pub mod config;
 mod conn;
 pub mod core;
 mod deadlines;
+mod decimal;
 #[cfg(test)]
 mod fake;
 mod feed;
@@ -48,6 +49,7 @@ pub mod request;
 mod response;
 pub mod route;
 pub mod scgi;
+mod schema;
 mod selection;
 mod server;
 mod sse;
