@@ -3,6 +3,7 @@
 //! 503s of a full server, an absent Redis and an upgrade. The streams, the page and the
 //! listings are not canned: they are built where their content is.
 
+use crate::feed::Applied;
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
 use crate::response;
@@ -16,7 +17,7 @@ const RETRY_UPGRADE: &str = "1";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer<'a> {
     /// 200: a publish was applied; its last update took this id.
-    Published { id: u64 },
+    Published(Applied),
     /// A request the parsers or the router refused (400, 411, 413, 431): the reason.
     Refused { status: u16, why: &'a str },
     /// 400: a publish batch that does not check out; nothing of it was applied.
@@ -43,7 +44,7 @@ impl Answer<'_> {
     /// The status code.
     pub fn status(&self) -> u16 {
         match self {
-            Answer::Published { .. } => 200,
+            Answer::Published(_) => 200,
             Answer::Refused { status, .. } => *status,
             Answer::BadBatch(_) => 400,
             Answer::Unauthorized => 401,
@@ -57,7 +58,14 @@ impl Answer<'_> {
     pub fn render(&self, protocol: Protocol, counters: &mut Counters) -> Vec<u8> {
         self.count(counters);
         let (extra, body): (&[(&str, &str)], String) = match self {
-            Answer::Published { id } => (&[], format!("{id}\n")),
+            // The first line is the id, as before records, for the publishers that read it.
+            Answer::Published(a) => (
+                &[],
+                format!(
+                    "{}\napplied {}\nunchanged {}\n",
+                    a.last_id, a.changed, a.unchanged
+                ),
+            ),
             Answer::Refused { why, .. } | Answer::BadBatch(why) | Answer::UnknownSymbols(why) => {
                 (&[], format!("{why}\n"))
             }
@@ -86,7 +94,7 @@ impl Answer<'_> {
     /// The counter this answer bumps, if any.
     fn count(&self, c: &mut Counters) {
         match self {
-            Answer::Published { .. } => {
+            Answer::Published(_) => {
                 c.published += 1;
                 c.ticks += 1;
             }
@@ -116,9 +124,15 @@ mod tests {
 
     #[test]
     fn each_answer_its_status_headers_body_and_counter() {
-        let (t, c) = text(Answer::Published { id: 42 }, Protocol::Http);
+        let applied = Applied {
+            last_id: 42,
+            changed: 2,
+            unchanged: 1,
+        };
+        let (t, c) = text(Answer::Published(applied), Protocol::Http);
         assert!(
-            t.starts_with("HTTP/1.1 200 OK\r\n") && t.ends_with("\r\n\r\n42\n"),
+            t.starts_with("HTTP/1.1 200 OK\r\n")
+                && t.ends_with("\r\n\r\n42\napplied 2\nunchanged 1\n"),
             "{t}"
         );
         assert_eq!((c.published, c.ticks), (1, 1));

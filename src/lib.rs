@@ -58,3 +58,4 @@ mod subscriptions;
 pub mod symbol;
 mod universe;
 mod upgrade;
+mod walk;

@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 
 use crate::clients::StateCounts;
 use crate::conn::{CloseReason, Written};
-use crate::price::format_price;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
@@ -21,6 +20,8 @@ pub struct Counters {
     pub long_polls_started: u64,
     /// Stream or long-poll requests that carried a numeric Last-Event-ID (reconnections).
     pub requests_with_last_event_id: u64,
+    /// Bytes of the events written (heads, heartbeats and answers aside): what deltas save.
+    pub event_bytes: u64,
 }
 
 impl Counters {
@@ -32,7 +33,7 @@ impl Counters {
 
 /// What /metrics shows of the universe and the subscriptions (no per-symbol series: their
 /// number would grow with the universe).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedGauges {
     pub symbols: usize,
     pub subscriptions: usize,
@@ -40,7 +41,8 @@ pub struct FeedGauges {
     /// The universe's newest id.
     pub last_id: u64,
     /// The default symbol's price, in cents.
-    pub default_cents: u64,
+    /// The default symbol's headline, as written in events.
+    pub headline: String,
 }
 
 /// What /metrics shows of the link to Redis (`--redis` only).
@@ -124,6 +126,12 @@ pub fn render(
         "counter",
         "Events written to clients (streams and long polls).",
         &[("", c.written.events)],
+    );
+    metric(
+        "event_bytes_total",
+        "counter",
+        "Bytes of the events written to clients (their data; heads and heartbeats aside).",
+        &[("", c.event_bytes)],
     );
     metric(
         "bytes_written_total",
@@ -225,10 +233,10 @@ pub fn render(
     }
     let _ = writeln!(
         out,
-        "# HELP tickerd_price Current price of the default symbol."
+        "# HELP tickerd_price The default symbol's headline (its first field)."
     );
     let _ = writeln!(out, "# TYPE tickerd_price gauge");
-    let _ = writeln!(out, "tickerd_price {}", format_price(feed.default_cents));
+    let _ = writeln!(out, "tickerd_price {}", feed.headline);
     out
 }
 
@@ -252,7 +260,7 @@ mod tests {
             subscriptions: 20,
             updates: 30,
             last_id: 77,
-            default_cents: 12_345,
+            headline: "123.45".into(),
         };
         let redis = RedisGauges {
             up: true,

@@ -4,20 +4,9 @@
 //! Prices are kept in whole cents so that "two decimals" is exact and formatting never
 //! rounds differently from parsing.
 
-use std::fmt::Write as _;
-
-use rand::Rng;
-
 /// The largest price accepted, in cents (10^12 currency units): keeps arithmetic far from
 /// overflow and the text short.
 pub const MAX_CENTS: u64 = 100_000_000_000_000;
-
-/// One step of the random walk: up to ±0.5 % per tick, never below one cent.
-pub fn random_step<R: Rng>(cents: u64, rng: &mut R) -> u64 {
-    let cents = cents as f64;
-    let step = cents * rng.gen_range(-0.005..=0.005);
-    (cents + step).round().clamp(1.0, MAX_CENTS as f64) as u64
-}
 
 /// The first id of a run: the wall clock in microseconds. Ids grow by one per update of one
 /// symbol, so an earlier run's ids stay below it unless that run made more than a million
@@ -27,12 +16,6 @@ pub fn first_event_id(now: std::time::SystemTime) -> u64 {
     now.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(1)
-}
-
-pub fn format_price(cents: u64) -> String {
-    let mut s = String::with_capacity(16);
-    let _ = write!(s, "{}.{:02}", cents / 100, cents % 100);
-    s
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -58,14 +41,6 @@ pub fn parse_price(text: &str) -> Result<u64, BadPrice> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn formats_two_decimals() {
-        assert_eq!(format_price(10_000), "100.00");
-        assert_eq!(format_price(5), "0.05");
-        assert_eq!(format_price(12_345), "123.45");
-    }
 
     #[test]
     fn parses_publisher_prices() {
@@ -79,18 +54,6 @@ mod tests {
             assert_eq!(parse_price(bad), Err(BadPrice), "{bad:?}");
         }
         assert_eq!(parse_price("1000000000000000"), Err(BadPrice));
-    }
-
-    #[test]
-    fn the_walk_stays_positive_and_moves_little() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let mut cents = 1;
-        for _ in 0..1000 {
-            cents = random_step(cents, &mut rng);
-            assert!(cents >= 1);
-        }
-        let next = random_step(10_000, &mut rng);
-        assert!((9_950..=10_050).contains(&next), "{next}");
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Which endpoint a request is for, and what it asks of the server.
 
+use std::time::Duration;
+
+use crate::decimal::Decimal;
 use crate::publish::{self, PublishError};
 use crate::request::Request;
 use crate::selection;
-use crate::symbol::Symbol;
+use crate::symbol::{quoted, Symbol};
 
 /// What routing needs to know of the configuration.
 #[derive(Debug, Clone)]
@@ -22,22 +25,33 @@ pub enum Choice {
     Named(Vec<Symbol>),
 }
 
+/// What a stream or long poll asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAsk {
+    /// The client's Last-Event-ID, if a number.
+    pub last_id: Option<u64>,
+    pub symbols: Choice,
+    /// `fields=bid,ask`: only these (checked against the schema by the core); `None`: all.
+    pub fields: Option<Vec<String>>,
+    /// `max_hz=N`: at least this long between two of its rounds of events.
+    pub min_gap: Option<Duration>,
+}
+
+/// The highest `max_hz` a client may ask for.
+pub const MAX_HZ: u64 = 1000;
+
 /// What the server should do with a request. Owned, so that the request's buffer can go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// `GET /ticker`: an event stream. `last_id` is the client's Last-Event-ID, if a number.
-    Stream {
-        last_id: Option<u64>,
-        symbols: Choice,
-    },
+    /// `GET /ticker`: an event stream.
+    Stream(StreamAsk),
     /// `GET /ticker` with `X-Event-Source-Simulate: Long-Polling`: what is due, then the end.
-    LongPoll {
-        last_id: Option<u64>,
-        symbols: Choice,
-    },
+    LongPoll(StreamAsk),
     Page,
     /// `GET /tickerd.js`: the page's client logic, for other pages to embed.
     Script,
+    /// `GET /fields`: the record's schema.
+    Fields,
     /// `GET /symbols`: the universe (names starting with `prefix`, at most `limit`).
     Symbols {
         prefix: String,
@@ -61,6 +75,7 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
         b"/tickerd.js" => Endpoint::Script,
         b"/ticker" => Endpoint::Ticker,
         b"/symbols" => Endpoint::Symbols,
+        b"/fields" => Endpoint::Fields,
         b"/metrics" => Endpoint::Metrics,
         b"/publish" => Endpoint::Publish,
         _ => return Action::NotFound,
@@ -79,6 +94,7 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
         Endpoint::Script => Action::Script,
         Endpoint::Metrics => Action::Metrics,
         Endpoint::Symbols => symbols_listing(req),
+        Endpoint::Fields => Action::Fields,
         Endpoint::Ticker => {
             let symbols = match req.param("symbols") {
                 None => Choice::Default,
@@ -87,11 +103,37 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
                     Err(e) => return Action::Refuse(400, e.to_string()),
                 },
             };
-            let last_id = req.last_event_id();
+            let fields = match req.param("fields") {
+                None => None,
+                Some(_) if symbols == Choice::Default => {
+                    return Action::Refuse(
+                        400,
+                        "fields: needs symbols (without symbols, /ticker streams the default symbol's headline)"
+                            .into(),
+                    )
+                }
+                Some(list) => match field_names(&list) {
+                    Ok(names) => Some(names),
+                    Err(why) => return Action::Refuse(400, why),
+                },
+            };
+            let min_gap = match req.param("max_hz") {
+                None => None,
+                Some(hz) => match min_gap(&hz) {
+                    Ok(gap) => Some(gap),
+                    Err(why) => return Action::Refuse(400, why),
+                },
+            };
+            let ask = StreamAsk {
+                last_id: req.last_event_id(),
+                symbols,
+                fields,
+                min_gap,
+            };
             if req.wants_long_poll() {
-                Action::LongPoll { last_id, symbols }
+                Action::LongPoll(ask)
             } else {
-                Action::Stream { last_id, symbols }
+                Action::Stream(ask)
             }
         }
         Endpoint::Publish => match publish::authorize(token, req) {
@@ -99,6 +141,52 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
             Err(e) => Action::PublishRefused(e),
         },
     }
+}
+
+/// `fields=bid,ask`: distinct names in the order given (empty entries skipped); whether the
+/// schema has them is the core's to say.
+fn field_names(list: &[u8]) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in list.split(|&b| b == b',') {
+        let name = name.trim_ascii();
+        if name.is_empty() {
+            continue;
+        }
+        if name.len() > 32 || !name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+            return Err(format!("fields: {} is not a field name", quoted(name)));
+        }
+        let name = String::from_utf8_lossy(name).into_owned();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+        if names.len() > crate::schema::MAX_FIELDS {
+            return Err("fields: more names than a record has fields".into());
+        }
+    }
+    if names.is_empty() {
+        return Err("fields: the list is empty".into());
+    }
+    Ok(names)
+}
+
+/// `max_hz=N`, a decimal above 0 and at most 1000, as the time between two rounds. Parsed
+/// as an exact decimal, never a float.
+pub(crate) fn min_gap(text: &[u8]) -> Result<Duration, String> {
+    let refuse = || {
+        format!(
+            "max_hz: {} is not a number above 0 and at most {MAX_HZ}",
+            quoted(text)
+        )
+    };
+    let text = std::str::from_utf8(text).map_err(|_| refuse())?;
+    let hz = Decimal::parse(text.trim()).map_err(|_| refuse())?;
+    let unit = 10u64.pow(hz.scale() as u32);
+    let mantissa = u64::try_from(hz.mantissa()).map_err(|_| refuse())?;
+    if mantissa == 0 || mantissa > MAX_HZ * unit {
+        return Err(refuse());
+    }
+    // 1/hz seconds = unit / mantissa seconds, in nanoseconds (unit ≤ 10^9: no overflow).
+    Ok(Duration::from_nanos(1_000_000_000 * unit / mantissa))
 }
 
 /// `/symbols?prefix=AA&limit=20`, both optional: what the page's picker completes from.
@@ -121,6 +209,7 @@ enum Endpoint {
     Script,
     Ticker,
     Symbols,
+    Fields,
     Metrics,
     Publish,
 }
@@ -173,13 +262,16 @@ mod tests {
         assert_eq!(route(&get("/"), &r), Action::Page);
         assert_eq!(route(&get("/tickerd.js"), &r), Action::Script);
         assert_eq!(route(&get("/metrics"), &r), Action::Metrics);
+        assert_eq!(route(&get("/fields"), &r), Action::Fields);
         assert_eq!(route(&get("/nope"), &r), Action::NotFound);
         assert_eq!(
             route(&get("/ticker"), &r),
-            Action::Stream {
+            Action::Stream(StreamAsk {
                 last_id: None,
-                symbols: Choice::Default
-            }
+                symbols: Choice::Default,
+                fields: None,
+                min_gap: None,
+            })
         );
         let lp = Request {
             simulate: Some(b"long-polling"),
@@ -188,11 +280,53 @@ mod tests {
         };
         assert_eq!(
             route(&lp, &r),
-            Action::LongPoll {
+            Action::LongPoll(StreamAsk {
                 last_id: Some(7),
-                symbols: named(&["MSFT", "AAPL"])
-            }
+                symbols: named(&["MSFT", "AAPL"]),
+                fields: None,
+                min_gap: None,
+            })
         );
+    }
+
+    #[test]
+    fn fields_and_max_hz() {
+        let r = rules(None);
+        let Action::Stream(ask) = route(
+            &get("/ticker?symbols=A&fields=bid,%20ask,bid&max_hz=2.5"),
+            &r,
+        ) else {
+            panic!()
+        };
+        assert_eq!(ask.fields, Some(vec!["bid".to_string(), "ask".to_string()]));
+        assert_eq!(ask.min_gap, Some(Duration::from_millis(400)));
+        let Action::Stream(ask) = route(&get("/ticker?max_hz=1000"), &r) else {
+            panic!()
+        };
+        assert_eq!(ask.min_gap, Some(Duration::from_millis(1)));
+        let Action::Stream(ask) = route(&get("/ticker?max_hz=0.001"), &r) else {
+            panic!()
+        };
+        assert_eq!(ask.min_gap, Some(Duration::from_secs(1000)));
+        for (path, want) in [
+            ("/ticker?symbols=A&max_hz=", "max_hz: \"\" is not a number"),
+            ("/ticker?max_hz=0", "max_hz: \"0\" is not"),
+            ("/ticker?max_hz=-1", "max_hz: \"-1\""),
+            ("/ticker?max_hz=1000.1", "max_hz: \"1000.1\""),
+            ("/ticker?max_hz=abc", "max_hz: \"abc\""),
+            ("/ticker?max_hz=1e3", "max_hz: \"1e3\""),
+            ("/ticker?symbols=A&fields=", "fields: the list is empty"),
+            (
+                "/ticker?symbols=A&fields=b%3Cd",
+                "fields: \"b<d\" is not a field name",
+            ),
+            ("/ticker?fields=bid", "fields: needs symbols"),
+        ] {
+            match route(&get(path), &r) {
+                Action::Refuse(400, why) => assert!(why.starts_with(want), "{path}: {why}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -319,14 +453,14 @@ mod props {
                 ..Request::default()
             };
             match route(&r, &rules()) {
-                Action::Stream { symbols: Choice::Named(names), .. } => {
+                Action::Stream(StreamAsk { symbols: Choice::Named(names), .. }) => {
                     prop_assert!(!names.is_empty() && names.len() <= 4);
                     let mut distinct = names.clone();
                     distinct.sort();
                     distinct.dedup();
                     prop_assert_eq!(distinct.len(), names.len());
                 }
-                Action::Stream { symbols: Choice::Default, .. } => {
+                Action::Stream(StreamAsk { symbols: Choice::Default, .. }) => {
                     prop_assert!(r.param("symbols").is_none());
                 }
                 Action::Refuse(400, why) => prop_assert!(why.starts_with("symbols: "), "{}", why),

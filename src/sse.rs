@@ -1,12 +1,15 @@
 //! Server-Sent Events encoding (WHATWG HTML, "Server-sent events", event stream format).
 
-/// One event: `id:` then one `data:` line per line of `data`, then the blank line that
-/// dispatches it.
-pub fn event(id: u64, data: &str) -> Vec<u8> {
+/// One event: `id:` (when given) then one `data:` line per line of `data`, then the blank
+/// line that dispatches it. An event without `id:` leaves the browser's last event id as it
+/// was (WHATWG: the last event ID buffer is kept across events).
+pub fn event(id: Option<u64>, data: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + data.len());
-    out.extend_from_slice(b"id: ");
-    out.extend_from_slice(id.to_string().as_bytes());
-    out.push(b'\n');
+    if let Some(id) = id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.to_string().as_bytes());
+        out.push(b'\n');
+    }
     // A bare CR, LF or CRLF all end a line in the stream format; split on each so that a
     // value can never inject a field of its own.
     for line in data.split(['\n', '\r']) {
@@ -33,13 +36,18 @@ mod tests {
 
     #[test]
     fn single_line_event() {
-        assert_eq!(event(7, "101.25"), b"id: 7\ndata: 101.25\n\n");
+        assert_eq!(event(Some(7), "101.25"), b"id: 7\ndata: 101.25\n\n");
+    }
+
+    #[test]
+    fn without_an_id() {
+        assert_eq!(event(None, "1"), b"data: 1\n\n");
     }
 
     #[test]
     fn multi_line_data_cannot_inject_fields() {
         assert_eq!(
-            event(1, "a\nid: 99\rb"),
+            event(Some(1), "a\nid: 99\rb"),
             b"id: 1\ndata: a\ndata: id: 99\ndata: b\n\n".to_vec()
         );
     }

@@ -6,7 +6,7 @@
 //! A client's subscription is removed when its connection closes, before its key can be
 //! reused, so a new client on an old key starts with nothing of the old one's.
 
-use crate::universe::{Format, SymbolId};
+use crate::universe::{SymbolId, View};
 
 /// A symbol of a client's, with the position of that client in the symbol's list.
 type Held = (SymbolId, u32);
@@ -38,7 +38,7 @@ impl Symbols {
 struct Subscriber {
     /// Its symbols, each with the position of this client in that symbol's list.
     symbols: Symbols,
-    format: Format,
+    view: View,
     /// Already in the woken list of this round.
     woken: bool,
 }
@@ -66,8 +66,8 @@ impl Subscriptions {
         }
     }
 
-    /// Subscribes client `key` to `symbols` (distinct) in `format`, replacing what it had.
-    pub fn subscribe(&mut self, key: usize, symbols: &[SymbolId], format: Format) {
+    /// Subscribes client `key` to `symbols` (distinct) seeing `view`, replacing what it had.
+    pub fn subscribe(&mut self, key: usize, symbols: &[SymbolId], view: View) {
         self.remove(key);
         if self.by_client.len() <= key {
             self.by_client.resize_with(key + 1, || None);
@@ -85,7 +85,7 @@ impl Subscriptions {
         };
         self.by_client[key] = Some(Subscriber {
             symbols: mine,
-            format,
+            view,
             woken: false,
         });
     }
@@ -151,10 +151,10 @@ impl Subscriptions {
         !self.woken.is_empty()
     }
 
-    /// Client `key`'s symbols and format.
-    pub fn of(&self, key: usize) -> Option<(impl Iterator<Item = SymbolId> + '_, Format)> {
+    /// Client `key`'s symbols and view.
+    pub fn of(&self, key: usize) -> Option<(impl Iterator<Item = SymbolId> + '_, View)> {
         let sub = self.by_client.get(key)?.as_ref()?;
-        Some((sub.symbols.as_slice().iter().map(|&(s, _)| s), sub.format))
+        Some((sub.symbols.as_slice().iter().map(|&(s, _)| s), sub.view))
     }
 
     #[cfg(test)]
@@ -188,6 +188,16 @@ impl Subscriptions {
 
 #[cfg(test)]
 mod tests {
+    use crate::universe::Format;
+
+    const JSON: View = View {
+        format: Format::Json,
+        fields: 1,
+    };
+    const PLAIN: View = View {
+        format: Format::Plain,
+        fields: 1,
+    };
     use super::*;
     use proptest::prelude::*;
     use std::collections::{BTreeMap, BTreeSet};
@@ -203,9 +213,9 @@ mod tests {
     #[test]
     fn an_update_wakes_its_subscribers_once() {
         let mut s = Subscriptions::new(4);
-        s.subscribe(0, &[0, 1], Format::Json);
-        s.subscribe(1, &[1], Format::Json);
-        s.subscribe(2, &[3], Format::Plain);
+        s.subscribe(0, &[0, 1], JSON);
+        s.subscribe(1, &[1], JSON);
+        s.subscribe(2, &[3], PLAIN);
         s.wake(1);
         s.wake(0);
         s.wake(1);
@@ -218,10 +228,10 @@ mod tests {
     #[test]
     fn a_reused_key_gets_nothing_of_the_old_subscription() {
         let mut s = Subscriptions::new(3);
-        s.subscribe(5, &[0, 1], Format::Json);
+        s.subscribe(5, &[0, 1], JSON);
         s.remove(5);
         // The connection key 5 is reused by a client of symbol 2 only.
-        s.subscribe(5, &[2], Format::Json);
+        s.subscribe(5, &[2], JSON);
         s.wake(0);
         s.wake(1);
         assert!(woken(&mut s).is_empty(), "an old subscription's update");
@@ -234,12 +244,12 @@ mod tests {
     #[test]
     fn a_key_woken_then_reused_is_woken_for_its_new_client() {
         let mut s = Subscriptions::new(1);
-        s.subscribe(0, &[0], Format::Json);
+        s.subscribe(0, &[0], JSON);
         s.wake(0);
         s.remove(0);
         // The woken list may still name the key (the core asks the client on it what is
         // due, which is harmless); a new subscriber on the key is woken afresh.
-        s.subscribe(0, &[0], Format::Json);
+        s.subscribe(0, &[0], JSON);
         s.wake(0);
         let mut out = Vec::new();
         s.take_woken(&mut out);
@@ -278,7 +288,7 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Join(key, symbols) => {
-                        s.subscribe(key, &symbols, Format::Json);
+                        s.subscribe(key, &symbols, JSON);
                         model.insert(key, symbols.into_iter().collect());
                     }
                     Op::Leave(key) => {

@@ -23,7 +23,7 @@ _tickerd() {
 
     case "${cmd}" in
         tickerd)
-            opts="-h -V --check --scgi --scgi-socket-mode --http --symbols --symbols-file --initial-price --tick-ms --heartbeat-s --retry-ms --coalesce-ms --max-symbols-per-client --long-poll-s --max-clients --request-timeout-s --max-scgi-header --max-publish-bytes --publish-token-file --redis --redis-key --redis-maxlen --help --version"
+            opts="-h -V --check --scgi --scgi-socket-mode --http --symbols --symbols-file --fields --decimals --initial-price --tick-ms --heartbeat-s --retry-ms --coalesce-ms --max-hz --max-symbols-per-client --long-poll-s --max-clients --request-timeout-s --max-scgi-header --max-publish-bytes --publish-token-file --redis --redis-key --redis-maxlen --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -60,6 +60,14 @@ _tickerd() {
                     fi
                     return 0
                     ;;
+                --fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --decimals)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --initial-price)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -77,6 +85,10 @@ _tickerd() {
                     return 0
                     ;;
                 --coalesce-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-hz)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,13 +1,16 @@
 complete -c tickerd -l scgi -d 'SCGI listener: HOST:PORT, unix:PATH, or off' -r
 complete -c tickerd -l scgi-socket-mode -d 'Mode of the SCGI Unix socket file, in octal' -r
 complete -c tickerd -l http -d 'Built-in HTTP/1.1 listener: HOST:PORT, or off' -r
-complete -c tickerd -l symbols -d 'The universe: SYM or SYM=PRICE, comma separated; the first is the default symbol (without this or --symbols-file: eight demo symbols)' -r
-complete -c tickerd -l symbols-file -d 'The universe from a file: one SYM [PRICE] a line, # comments' -r -F
-complete -c tickerd -l initial-price -d 'Price of a symbol listed without one' -r
+complete -c tickerd -l symbols -d 'The universe: SYM or SYM=PRICE, comma separated; the first is the default symbol' -r
+complete -c tickerd -l symbols-file -d 'The universe from a file: one SYM [PRICE] [decimals=N] [field=value ...] a line' -r -F
+complete -c tickerd -l fields -d 'Each symbol\'s record: NAME:TYPE comma separated, the first the headline' -r
+complete -c tickerd -l decimals -d 'Decimals of a symbol whose precision is not given otherwise (0 to 9)' -r
+complete -c tickerd -l initial-price -d 'Headline of a symbol listed without a price' -r
 complete -c tickerd -l tick-ms -d 'Random-walk period (each tick moves every symbol once); 0: prices only from publishers' -r
 complete -c tickerd -l heartbeat-s -d 'A comment line to idle streams every SECONDS; 0: off' -r
 complete -c tickerd -l retry-ms -d 'Reconnection delay announced to browsers (the stream\'s retry: field)' -r
 complete -c tickerd -l coalesce-ms -d 'At most one write per client per MS; 0: write as updates come' -r
+complete -c tickerd -l max-hz -d 'The most events per second per symbol any stream may ask for with max_hz (a decimal, above 0, at most 1000); a stream asking more, or nothing, gets this. Default: no cap' -r
 complete -c tickerd -l max-symbols-per-client -d 'Symbols one stream may ask for, at most 1024' -r
 complete -c tickerd -l long-poll-s -d 'A long poll with nothing due in SECONDS is answered with the event it has' -r
 complete -c tickerd -l max-clients -d 'Connections held at once (default: the open-file limit - 64); over it: 503' -r

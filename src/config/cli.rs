@@ -4,11 +4,14 @@
 //! parsed values into a [`Config`](super::Config) is the parent module's.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, ValueHint};
 
 use super::ListenAddr;
+use crate::decimal::Decimal;
+use crate::schema::Schema;
 
 /// Durations are capped at a day: longer is surely a typo, and timer arithmetic on
 /// `Instant` must not overflow.
@@ -95,7 +98,10 @@ pub(super) struct Cli {
     pub http: Listen,
 
     /// The universe: SYM or SYM=PRICE, comma separated; the first is the default symbol
-    /// (without this or --symbols-file: eight demo symbols)
+    ///
+    /// A price written with a point gives the symbol its precision (EURUSD=1.08345: 5
+    /// decimals); otherwise the symbol takes --decimals. Without this or --symbols-file: the
+    /// demo universe of stocks, FX and crypto quotes.
     #[arg(
         long,
         value_name = "LIST",
@@ -104,17 +110,33 @@ pub(super) struct Cli {
     )]
     pub symbols: Option<String>,
 
-    /// The universe from a file: one SYM [PRICE] a line, # comments
+    /// The universe from a file: one SYM [PRICE] [decimals=N] [field=value ...] a line
     ///
-    /// Blank lines are ignored. Give --symbols or --symbols-file, not both.
+    /// # comments and blank lines are ignored. Give --symbols or --symbols-file, not both.
     #[arg(long, value_name = "PATH", env = "TICKERD_SYMBOLS_FILE", value_hint = ValueHint::FilePath,
           help_heading = "Prices")]
     pub symbols_file: Option<PathBuf>,
 
-    /// Price of a symbol listed without one
-    #[arg(long, value_name = "PRICE", env = "TICKERD_INITIAL_PRICE", default_value = "100.00",
+    /// Each symbol's record: NAME:TYPE comma separated, the first the headline
+    ///
+    /// Types: price (at the symbol's precision), qty (a non-negative decimal, kept as
+    /// published), int (64-bit), time (ms since 1970). Without it: price:price, or the demo's
+    /// quote (last:price,bid:price,ask:price,size:qty,volume:qty,time:time) for the demo
+    /// universe.
+    #[arg(long, value_name = "LIST", env = "TICKERD_FIELDS", value_parser = fields,
+          help_heading = "Prices")]
+    pub fields: Option<Schema>,
+
+    /// Decimals of a symbol whose precision is not given otherwise (0 to 9)
+    #[arg(long, value_name = "N", env = "TICKERD_DECIMALS", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(0..=crate::decimal::MAX_SCALE as i64),
+          help_heading = "Prices")]
+    pub decimals: u8,
+
+    /// Headline of a symbol listed without a price
+    #[arg(long, value_name = "PRICE", env = "TICKERD_INITIAL_PRICE", default_value = "100",
           value_parser = price, help_heading = "Prices")]
-    pub initial_price: u64,
+    pub initial_price: Decimal,
 
     /// Random-walk period (each tick moves every symbol once); 0: prices only from publishers
     ///
@@ -137,6 +159,12 @@ pub(super) struct Cli {
     #[arg(long, value_name = "MS", env = "TICKERD_COALESCE_MS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=60_000), help_heading = "Streams")]
     pub coalesce_ms: u64,
+
+    /// The most events per second per symbol any stream may ask for with max_hz (a decimal,
+    /// above 0, at most 1000); a stream asking more, or nothing, gets this. Default: no cap
+    #[arg(long, value_name = "N", env = "TICKERD_MAX_HZ", value_parser = max_hz,
+          help_heading = "Streams")]
+    pub max_hz: Option<Duration>,
 
     /// Symbols one stream may ask for, at most 1024
     #[arg(long, value_name = "N", env = "TICKERD_MAX_SYMBOLS_PER_CLIENT", default_value_t = 64,
@@ -260,8 +288,21 @@ fn octal_mode(text: &str) -> Result<u32, String> {
         .ok_or_else(|| "expected an octal mode from 0 to 777, such as 660".into())
 }
 
-fn price(text: &str) -> Result<u64, String> {
-    crate::price::parse_price(text).map_err(|_| "expected a positive price such as 100.00".into())
+fn price(text: &str) -> Result<Decimal, String> {
+    Decimal::parse(text).map_err(|e| format!("expected a price such as 100.00: {e}"))
+}
+
+fn max_hz(text: &str) -> Result<Duration, String> {
+    crate::route::min_gap(text.as_bytes()).map_err(|e| {
+        e.trim_start_matches("max_hz: ")
+            .trim_start_matches(|c| c != ' ')
+            .trim_start()
+            .to_string()
+    })
+}
+
+fn fields(text: &str) -> Result<Schema, String> {
+    Schema::parse(text)
 }
 
 fn redis_key(text: &str) -> Result<String, String> {

@@ -16,8 +16,10 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches};
 
+use crate::decimal::Decimal;
 use crate::listing;
-use crate::symbol::Symbol;
+use crate::schema::{FieldType, Schema, HEADLINE};
+use crate::universe::Listed;
 
 mod cli;
 #[cfg(test)]
@@ -60,14 +62,22 @@ pub struct Config {
     /// A long poll with no tick in this long is answered with the event it has.
     pub long_poll_hold: Duration,
     pub max_scgi_header: usize,
-    pub initial_price_cents: u64,
-    /// The universe, in order, with first prices; the first is the default symbol.
-    pub universe: Vec<(Symbol, u64)>,
+    /// `--decimals`: the precision of a symbol whose listing gives none.
+    pub decimals: u8,
+    /// `--initial-price`: the headline of a symbol listed without one.
+    pub initial_price: Decimal,
+    /// The record each symbol carries (`--fields`).
+    pub schema: Schema,
+    /// The universe, in order, with precisions and first values; the first is the default
+    /// symbol.
+    pub universe: Vec<Listed>,
     /// Where it came from, for the start-up line.
     pub universe_source: String,
     pub max_symbols_per_client: usize,
     /// Cap on a request body, which only `POST /publish` has.
     pub max_publish_bytes: usize,
+    /// `--max-hz`, as the least time between two rounds of a stream; `None`: no cap.
+    pub max_hz: Option<Duration>,
     /// At most one write per client per this period; `None`: write as updates come.
     pub coalesce: Option<Duration>,
     /// `--redis`: every update goes through Redis, shared with other instances.
@@ -157,6 +167,17 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
                 .into(),
         ));
     }
+    let defaults = listing::Defaults {
+        decimals: cli.decimals,
+        price: cli.initial_price,
+    };
+    let given = cli.symbols.is_some() || cli.symbols_file.is_some();
+    // The demo universe is a quote; a listed one is a price, unless --fields says.
+    let schema = match (cli.fields.clone(), given) {
+        (Some(schema), _) => schema,
+        (None, true) => Schema::single_price(),
+        (None, false) => Schema::quote(),
+    };
     let (universe, universe_source) = match (&cli.symbols, &cli.symbols_file) {
         (Some(_), Some(_)) => {
             let (file, list) = (from("symbols_file"), from("symbols"));
@@ -166,25 +187,45 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
             )));
         }
         (Some(list), None) => {
-            let listed = listing::parse_list(list)
+            let listed = listing::parse_list(list, &schema, defaults)
                 .map_err(|e| ConfigError(format!("{}: {e}", from("symbols"))))?;
-            listed_universe(listed, cli.initial_price, &from("symbols"))
+            listed_universe(listed, &from("symbols"))
         }
         (None, Some(path)) => {
             let name = from("symbols_file");
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ConfigError(format!("{name}: cannot read {}: {e}", path.display())))?;
-            let listed = listing::parse_file(&text)
+            let listed = listing::parse_file(&text, &schema, defaults)
                 .map_err(|e| ConfigError(format!("{name}: {}: {e}", path.display())))?;
-            listed_universe(listed, cli.initial_price, &name)
+            listed_universe(listed, &name)
         }
-        (None, None) => (
-            crate::universe::DEMO
-                .iter()
-                .map(|&(name, cents)| (Symbol::parse(name.as_bytes()).expect("valid"), cents))
-                .collect(),
-            "the demo universe".to_string(),
-        ),
+        (None, None) if cli.fields.is_some() => {
+            // The demo's symbols with the given record: their prices as headlines when the
+            // headline is a price, --initial-price otherwise.
+            let headline = schema.field(HEADLINE).ty;
+            let listed = listing::demo()
+                .into_iter()
+                .map(|l| {
+                    let text = match headline {
+                        FieldType::Price => l.values[0].1.to_string(),
+                        _ => cli.initial_price.to_string(),
+                    };
+                    let value = headline.parse(&text, l.decimals).map_err(|e| {
+                        ConfigError(format!(
+                            "{}: the demo universe: {}: {e}",
+                            from("fields"),
+                            l.symbol
+                        ))
+                    })?;
+                    Ok(Listed {
+                        values: vec![(HEADLINE, value)],
+                        ..l
+                    })
+                })
+                .collect::<Result<Vec<Listed>, ConfigError>>()?;
+            (listed, "the demo universe".to_string())
+        }
+        (None, None) => (listing::demo(), "the demo universe".to_string()),
     };
     let publish_token = match (&cli.publish_token_file, cli.publish_token) {
         (Some(path), _) => Some(read_token(path, &from("publish_token_file"))?),
@@ -211,11 +252,14 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
         request_timeout: Duration::from_secs(cli.request_timeout_s),
         long_poll_hold: Duration::from_secs(cli.long_poll_s),
         max_scgi_header: cli.max_scgi_header,
-        initial_price_cents: cli.initial_price,
+        decimals: cli.decimals,
+        initial_price: cli.initial_price,
+        schema,
         universe,
         universe_source,
         max_symbols_per_client: cli.max_symbols_per_client,
         max_publish_bytes: cli.max_publish_bytes,
+        max_hz: cli.max_hz,
         coalesce: (cli.coalesce_ms > 0).then(|| Duration::from_millis(cli.coalesce_ms)),
         redis: cli.redis.and_then(|r| r.0),
         redis_key: cli.redis_key,
@@ -231,18 +275,10 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// A listed universe with first prices, and where it came from (for the start-up line).
-fn listed_universe(
-    listed: Vec<listing::Listed>,
-    initial_price: u64,
-    from: &Origin,
-) -> (Vec<(Symbol, u64)>, String) {
+/// A listed universe, and where it came from (for the start-up line).
+fn listed_universe(listed: Vec<Listed>, from: &Origin) -> (Vec<Listed>, String) {
     let count = listed.len();
-    let universe = listed
-        .into_iter()
-        .map(|(s, cents)| (s, cents.unwrap_or(initial_price)))
-        .collect();
-    (universe, format!("{from} ({count} symbols)"))
+    (listed, format!("{from} ({count} symbols)"))
 }
 
 fn read_token(path: &Path, from: &Origin) -> Result<String, ConfigError> {

@@ -5,13 +5,12 @@ use std::os::fd::RawFd;
 
 use super::{Connection, State};
 use crate::outbox::Outbox;
-use crate::universe::Format;
-use crate::upgrade::handover::{Carried, CarriedState};
+use crate::upgrade::handover::{Carried, CarriedState, CarriedSubscription};
 
 impl<S> Connection<S> {
     /// This connection as a live upgrade's record carries it, with its descriptor and
     /// subscription; `None` for one awaiting Redis (answered before the handover).
-    pub fn to_carried(&self, fd: RawFd, symbols: Option<(Format, Vec<String>)>) -> Option<Carried> {
+    pub fn to_carried(&self, fd: RawFd, symbols: Option<CarriedSubscription>) -> Option<Carried> {
         let state = match &self.state {
             State::Reading { buf, input_closed } => CarriedState::Reading {
                 buf: buf.clone(),

@@ -5,6 +5,7 @@
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 mod carried;
 mod input;
@@ -38,6 +39,19 @@ pub struct Waiter {
     pub input_closed: bool,
     /// Bytes went to it since the last heartbeat round, so it needs no heartbeat.
     pub active: bool,
+    /// `max_hz`: how often it may be written events.
+    pub rate: Option<Rate>,
+}
+
+/// A stream's `max_hz`: at least `gap` between two rounds of events (the snapshot does not
+/// count); what changes meanwhile is merged into the next round, the latest of each field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub gap: Duration,
+    /// No round before this.
+    pub not_before: Option<Instant>,
+    /// A wake-up is set for `not_before` (so that only one is).
+    pub scheduled: bool,
 }
 
 #[derive(Debug)]
@@ -293,14 +307,27 @@ impl<S: Socket> Connection<S> {
     /// Starts a stream or long poll resuming after id `after`: the client waits, and the
     /// loop hands it what is due with `deliver` (a stream's head goes with its first
     /// delivery).
-    pub fn start_stream(&mut self, kind: Kind, after: u64) {
+    pub fn start_stream(&mut self, kind: Kind, after: u64, gap: Option<Duration>) {
         let input_closed = self.input_closed();
         self.state = State::Parked(Waiter {
             kind,
             last_id: after,
             input_closed,
             active: false,
+            rate: gap.map(|gap| Rate {
+                gap,
+                not_before: None,
+                scheduled: false,
+            }),
         });
+    }
+
+    /// The `max_hz` of a stream waiting or writing.
+    pub fn rate_mut(&mut self) -> Option<&mut Rate> {
+        match &mut self.state {
+            State::Parked(w) | State::Writing { then: Some(w), .. } => w.rate.as_mut(),
+            _ => None,
+        }
     }
 
     /// The request is carried out elsewhere; `start_response` answers it later.
@@ -480,9 +507,9 @@ mod tests {
         ));
         c.socket.pipe().input = b"er HTTP/1.1\r\nLast-Event-ID: 5\r\n\r\n".to_vec();
         match c.on_readable(&mut scratch, &rules()) {
-            Input::Request(Action::Stream {
+            Input::Request(Action::Stream(crate::route::StreamAsk {
                 last_id: Some(5), ..
-            }) => {}
+            })) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -493,7 +520,7 @@ mod tests {
 
     /// A stream started after `after`, its head delivered and written.
     fn streaming(c: &mut Connection<Fake>, after: u64, w: &mut Written) {
-        c.start_stream(Kind::Stream, after);
+        c.start_stream(Kind::Stream, after, None);
         c.deliver(Outbox::one(head()), after, 0, w);
         c.flush(w);
     }
@@ -554,7 +581,7 @@ mod tests {
     fn a_stream_parks_after_each_delivery_with_its_last_id() {
         let mut w = Written::default();
         let mut c = conn(b"", false);
-        c.start_stream(Kind::Stream, 4);
+        c.start_stream(Kind::Stream, 4, None);
         assert_eq!(c.waiting().map(|w| w.last_id), Some(4));
         let mut first: Vec<Rc<[u8]>> = vec![head()];
         first.push(Rc::from(&b"id: 5\n\n"[..]));
@@ -574,7 +601,7 @@ mod tests {
         let mut w = Written::default();
         let mut c = conn(b"", false);
         c.socket.pipe().blocked = true;
-        c.start_stream(Kind::Stream, 1);
+        c.start_stream(Kind::Stream, 1, None);
         c.deliver(Outbox::one(head()), 1, 0, &mut w);
         assert_eq!(c.flush(&mut w), Flow::Open);
         assert!(c.waiting().is_none());
@@ -590,7 +617,7 @@ mod tests {
     fn a_long_poll_sends_one_answer_then_lingers() {
         let mut w = Written::default();
         let mut c = conn(b"", false);
-        c.start_stream(Kind::LongPoll, 4);
+        c.start_stream(Kind::LongPoll, 4, None);
         assert_eq!(c.flush(&mut w), Flow::Open);
         assert_eq!(text(&c), "");
         c.deliver(events("answer"), 5, 1, &mut w);
@@ -618,7 +645,7 @@ mod tests {
         assert_eq!(w.heartbeats, 1);
         // A long poll never gets one.
         let mut lp = conn(b"", false);
-        lp.start_stream(Kind::LongPoll, 1);
+        lp.start_stream(Kind::LongPoll, 1, None);
         lp.on_heartbeat(&beat, &mut w);
         lp.on_heartbeat(&beat, &mut w);
         assert_eq!(text(&lp), "");
@@ -718,7 +745,8 @@ mod tests {
                 c.socket.pipe().eof = eof && rest.is_empty();
                 let flow = match c.on_readable(&mut scratch, &rules) {
                     Input::Flow(f) => f,
-                    Input::Request(Action::Stream { last_id, .. } | Action::LongPoll { last_id, .. }) => {
+                    Input::Request(Action::Stream(ask) | Action::LongPoll(ask)) => {
+                        let last_id = ask.last_id;
                         streaming(&mut c, last_id.unwrap_or(0), &mut w);
                         Flow::Open
                     }

@@ -8,6 +8,7 @@
 //!
 //! Carrying out requests is in `requests`, timers in `timers`, the Redis side in `redis`.
 
+use std::cmp::Reverse;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -62,10 +63,15 @@ pub struct Core<I: Io> {
     timers: Timers,
     next_serial: u64,
     full_log: FullLog,
+    /// `--max-hz`, as the least time between two rounds of a stream.
+    min_gap: Option<Duration>,
     /// `--redis`: the feed is shared through Redis.
     redis: Option<Redis<I::Socket>>,
     /// The time the loop last handed in.
     now: Instant,
+    /// The wall clock when the core was made, and the time then: a `time` field the walk
+    /// sets is that plus the time since, so the core reads no clock of its own.
+    wall_at_start: (Instant, std::time::SystemTime),
     /// One read buffer for every socket: data is copied out of it at once.
     scratch: Box<[u8]>,
     /// Reused list of connections to settle after a heartbeat round.
@@ -79,9 +85,10 @@ impl<I: Io> Core<I> {
     pub fn new(config: &Config, io: I, max_clients: usize, mut rng: StdRng, now: Instant) -> Self {
         // With Redis the ids are the feed's, loaded at once: until then the universe's are
         // provisional, below any of the feed's.
+        let wall = std::time::SystemTime::now();
         let first_id = match config.redis {
             Some(_) => 1,
-            None => price::first_event_id(std::time::SystemTime::now()),
+            None => price::first_event_id(wall),
         };
         let max_body = config.max_publish_bytes;
         let redis = config.redis.clone().map(|addr| {
@@ -92,7 +99,11 @@ impl<I: Io> Core<I> {
             io,
             clients: Clients::with_capacity(max_clients.min(1 << 16)),
             max_clients,
-            feed: Feed::new(Universe::new(&config.universe, first_id)),
+            feed: Feed::new(Universe::new(
+                config.schema.clone(),
+                &config.universe,
+                first_id,
+            )),
             rng,
             rules: RequestRules {
                 scgi: scgi::Limits {
@@ -113,8 +124,10 @@ impl<I: Io> Core<I> {
             timers: Timers::new(config, now),
             next_serial: 0,
             full_log: FullLog::default(),
+            min_gap: config.max_hz,
             redis,
             now,
+            wall_at_start: (now, wall),
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
             settle_later: Vec::new(),
             woken: Vec::new(),
@@ -125,6 +138,14 @@ impl<I: Io> Core<I> {
     pub(crate) fn universe(&self) -> (usize, String) {
         let u = &self.feed.universe;
         (u.len(), u.symbol(DEFAULT_SYMBOL).to_string())
+    }
+
+    /// The wall clock at the time the loop last handed in, in ms since the epoch.
+    fn wall_ms(&self) -> i64 {
+        let (at, wall) = self.wall_at_start;
+        let now = wall + self.now.saturating_duration_since(at);
+        now.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
     }
 
     pub(crate) fn max_clients(&self) -> usize {
@@ -269,8 +290,9 @@ impl<I: Io> Core<I> {
     }
 
     /// A parked client starts writing what is due to it (`Feed::delivery`), after `head`
-    /// when given. Returns whether a write started: false when nothing is due or the client
-    /// is not parked.
+    /// when given (the start of a stream: the snapshot, which its `max_hz` does not count).
+    /// Returns whether a write started: false when nothing is due, the client is not parked,
+    /// or its `max_hz` holds it back (it is woken when its next round may go).
     fn send_due(&mut self, key: usize, head: Option<Rc<[u8]>>) -> bool {
         let Some(conn) = self.clients.get_mut(key) else {
             return false;
@@ -278,9 +300,26 @@ impl<I: Io> Core<I> {
         let Some(waiter) = conn.waiting() else {
             return false;
         };
+        let snapshot = head.is_some();
+        if let Some(rate) = waiter.rate {
+            if let Some(at) = rate.not_before.filter(|&at| at > self.now) {
+                if !rate.scheduled && self.feed.has_due(key, waiter.last_id) {
+                    let serial = conn.serial();
+                    if let Some(rate) = conn.rate_mut() {
+                        rate.scheduled = true;
+                    }
+                    self.timers.throttled.push(Reverse((at, key, serial)));
+                }
+                return false;
+            }
+        }
         match self.feed.delivery(key, waiter, conn.protocol(), head) {
             Some(d) => {
+                self.counters.event_bytes += d.event_bytes;
                 conn.deliver(d.out, d.last_id, d.events, &mut self.counters.written);
+                if let (false, Some(rate)) = (snapshot, conn.rate_mut()) {
+                    rate.not_before = Some(self.now + rate.gap);
+                }
                 true
             }
             None => false,

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use super::{Core, Io};
 use crate::answers::Answer;
+use crate::feed::Applied;
 use crate::io::Readiness;
 use crate::redis::{Answered, Publisher};
-use crate::universe::SymbolId;
+use crate::universe::Update;
 
 /// How long a stream resuming from an id ahead of this instance waits for it.
 pub(super) const AHEAD_HOLD: Duration = Duration::from_secs(1);
@@ -37,12 +38,7 @@ impl<I: Io> Core<I> {
 
     /// A publish (checked against the universe) goes to Redis; connection `key` waits for
     /// the answer. False: Redis is away, answer 503 now.
-    pub(super) fn redis_publish(
-        &mut self,
-        key: usize,
-        serial: u64,
-        batch: &[(SymbolId, u64)],
-    ) -> bool {
+    pub(super) fn redis_publish(&mut self, key: usize, serial: u64, batch: &[Update]) -> bool {
         let Some(redis) = &mut self.redis else {
             return false;
         };
@@ -60,8 +56,9 @@ impl<I: Io> Core<I> {
 
     /// A random-walk tick goes to Redis like a publish (skipped while Redis is away).
     pub(super) fn redis_walk(&mut self) {
+        let wall = self.wall_ms();
         let Some(redis) = &mut self.redis else { return };
-        let moves = self.feed.universe.walk(&mut self.rng);
+        let moves = self.feed.walk_moves(&mut self.rng, wall);
         redis.publish(&self.feed, &moves, Publisher::Walk, self.now);
         self.answer_publishes();
     }
@@ -70,12 +67,21 @@ impl<I: Io> Core<I> {
     /// 503. A publisher that left is skipped.
     fn answer_publishes(&mut self) {
         let Some(redis) = &mut self.redis else { return };
-        for Answered { key, serial, id } in redis.take_answered() {
+        for Answered {
+            key,
+            serial,
+            published,
+        } in redis.take_answered()
+        {
             let Some(conn) = self.clients.get_serial(key, serial) else {
                 continue;
             };
-            let answer = match id {
-                Some(id) => Answer::Published { id },
+            let answer = match published {
+                Some(p) => Answer::Published(Applied {
+                    last_id: p.last_id,
+                    changed: p.changed as usize,
+                    unchanged: p.unchanged as usize,
+                }),
                 None => Answer::RedisUnavailable,
             };
             let bytes = answer.render(conn.protocol(), &mut self.counters);

@@ -11,9 +11,10 @@ use crate::metrics::{self, FeedGauges};
 use crate::protocol::Protocol;
 use crate::publish::{self, PublishError};
 use crate::response;
-use crate::route::{Action, Choice};
+use crate::route::{Action, Choice, StreamAsk};
+use crate::schema::HEADLINE;
 use crate::sse;
-use crate::universe::{Format, SymbolId, DEFAULT_SYMBOL};
+use crate::universe::{Format, SymbolId, View, DEFAULT_SYMBOL};
 
 /// The page, embedded in the binary.
 pub const PAGE: &str = include_str!("../page.html");
@@ -64,64 +65,81 @@ impl<I: Io> Core<I> {
             return;
         };
         let p = conn.protocol();
-        let answer: Rc<[u8]> = match action {
-            Action::Stream { last_id, symbols } => {
-                return self.start_stream(key, Kind::Stream, last_id, symbols)
-            }
-            Action::LongPoll { last_id, symbols } => {
-                return self.start_stream(key, Kind::LongPoll, last_id, symbols)
-            }
-            Action::Page => self.shared.page.get(p),
-            Action::Script => self.shared.script.get(p),
-            Action::Symbols { prefix, limit } => {
-                let body = self.feed.universe.listing_json(&prefix, limit);
-                let extra = [("Cache-Control", "no-cache")];
-                response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
-            }
-            Action::Metrics => {
-                let body = self.metrics(key);
-                response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes()).into()
-            }
-            Action::Publish(body) => {
-                let universe = &self.feed.universe;
-                match publish::parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s)) {
-                    Ok(batch) if self.redis.is_some() => {
-                        // Through Redis: answered when Redis has given the ids.
-                        let serial = conn.serial();
-                        if self.redis_publish(key, serial, &batch) {
-                            return;
+        let answer: Rc<[u8]> =
+            match action {
+                Action::Stream(ask) => return self.start_stream(key, Kind::Stream, ask),
+                Action::LongPoll(ask) => return self.start_stream(key, Kind::LongPoll, ask),
+                Action::Fields => {
+                    let body = self.feed.universe.schema().json();
+                    let extra = [("Cache-Control", "no-cache")];
+                    response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
+                }
+                Action::Page => self.shared.page.get(p),
+                Action::Script => self.shared.script.get(p),
+                Action::Symbols { prefix, limit } => {
+                    let body = self.feed.universe.listing_json(&prefix, limit);
+                    let extra = [("Cache-Control", "no-cache")];
+                    response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
+                }
+                Action::Metrics => {
+                    let body = self.metrics(key);
+                    response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes()).into()
+                }
+                Action::Publish(body) => {
+                    let universe = &self.feed.universe;
+                    let parsed = publish::parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s))
+                        .map(|batch| {
+                            batch
+                                .into_iter()
+                                .map(|(symbol, cents)| crate::universe::Update {
+                                    symbol,
+                                    values: vec![(
+                                        HEADLINE,
+                                        crate::schema::Value::Decimal(
+                                            crate::decimal::Decimal::new(cents as i64, 2),
+                                        ),
+                                    )],
+                                })
+                                .collect::<Vec<_>>()
+                        });
+                    match parsed {
+                        Ok(batch) if self.redis.is_some() => {
+                            // Through Redis: answered when Redis has given the ids.
+                            let serial = conn.serial();
+                            if self.redis_publish(key, serial, &batch) {
+                                return;
+                            }
+                            self.answer(p, Answer::RedisUnavailable)
                         }
-                        self.answer(p, Answer::RedisUnavailable)
-                    }
-                    Ok(batch) => {
-                        // Applied now; the fan-out follows once the loop has handled every
-                        // ready event, so publishes that arrive together fold into one.
-                        let id = self.feed.apply(&batch);
-                        self.answer(p, Answer::Published { id })
-                    }
-                    Err(why) => {
-                        let why = why.to_string();
-                        self.log_refusal(key, 400, &format!("publish refused: {why}"));
-                        self.answer(p, Answer::BadBatch(&why))
+                        Ok(batch) => {
+                            // Applied now; the fan-out follows once the loop has handled every
+                            // ready event, so publishes that arrive together fold into one.
+                            let applied = self.feed.apply(&batch);
+                            self.answer(p, Answer::Published(applied))
+                        }
+                        Err(why) => {
+                            let why = why.to_string();
+                            self.log_refusal(key, 400, &format!("publish refused: {why}"));
+                            self.answer(p, Answer::BadBatch(&why))
+                        }
                     }
                 }
-            }
-            Action::PublishRefused(PublishError::Disabled) => {
-                self.answer(p, Answer::PublishingDisabled)
-            }
-            Action::PublishRefused(PublishError::Unauthorized) => {
-                self.log_refusal(key, 401, "publish refused: missing or wrong token");
-                self.answer(p, Answer::Unauthorized)
-            }
-            Action::Refuse(status, why) => {
-                self.log_refusal(key, status, &why);
-                self.answer(p, Answer::Refused { status, why: &why })
-            }
-            Action::NotFound => self.answer(p, Answer::NotFound),
-            Action::MethodNotAllowed { allow } => {
-                self.answer(p, Answer::MethodNotAllowed { allow })
-            }
-        };
+                Action::PublishRefused(PublishError::Disabled) => {
+                    self.answer(p, Answer::PublishingDisabled)
+                }
+                Action::PublishRefused(PublishError::Unauthorized) => {
+                    self.log_refusal(key, 401, "publish refused: missing or wrong token");
+                    self.answer(p, Answer::Unauthorized)
+                }
+                Action::Refuse(status, why) => {
+                    self.log_refusal(key, status, &why);
+                    self.answer(p, Answer::Refused { status, why: &why })
+                }
+                Action::NotFound => self.answer(p, Answer::NotFound),
+                Action::MethodNotAllowed { allow } => {
+                    self.answer(p, Answer::MethodNotAllowed { allow })
+                }
+            };
         self.respond(key, answer);
     }
 
@@ -152,7 +170,10 @@ impl<I: Io> Core<I> {
             subscriptions: self.feed.subscriptions(),
             updates: self.feed.updates,
             last_id: u.last_id(),
-            default_cents: u.cents(DEFAULT_SYMBOL),
+            headline: u
+                .value(DEFAULT_SYMBOL, HEADLINE)
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
         };
         let redis = self.redis.as_ref().map(|r| r.gauges());
         metrics::render(
@@ -165,16 +186,31 @@ impl<I: Io> Core<I> {
     }
 
     /// A stream or long poll of `symbols`, resuming after `last_id`: subscribed, then sent
-    /// what is due at once (a stream's head with it). Unknown symbols: 404, nothing started.
-    fn start_stream(&mut self, key: usize, kind: Kind, last_id: Option<u64>, symbols: Choice) {
+    /// what is due at once (a stream's head with it). Unknown symbols: 404, unknown fields:
+    /// 400, nothing started.
+    fn start_stream(&mut self, key: usize, kind: Kind, ask: StreamAsk) {
         let Some(p) = self.clients.get(key).map(|c| c.protocol()) else {
             return;
         };
-        let (ids, format) = match self.resolve(&symbols) {
+        let (ids, format) = match self.resolve(&ask.symbols) {
             Ok(chosen) => chosen,
             Err(why) => {
                 self.log_refusal(key, 404, &why);
                 let answer = self.answer(p, Answer::UnknownSymbols(&why));
+                return self.respond(key, answer);
+            }
+        };
+        let view = match self.view(format, ask.fields.as_deref()) {
+            Ok(view) => view,
+            Err(why) => {
+                self.log_refusal(key, 400, &why);
+                let answer = self.answer(
+                    p,
+                    Answer::Refused {
+                        status: 400,
+                        why: &why,
+                    },
+                );
                 return self.respond(key, answer);
             }
         };
@@ -185,6 +221,7 @@ impl<I: Io> Core<I> {
             Kind::Stream => self.counters.streams_started += 1,
             Kind::LongPoll => self.counters.long_polls_started += 1,
         }
+        let last_id = ask.last_id;
         if last_id.is_some() {
             self.counters.requests_with_last_event_id += 1;
         }
@@ -203,13 +240,50 @@ impl<I: Io> Core<I> {
             }
             _ => feed::resume_point(last_id, newest),
         };
-        conn.start_stream(kind, after);
+        // A client asking more than --max-hz, or nothing, gets --max-hz.
+        let gap = match (ask.min_gap, self.min_gap) {
+            (Some(asked), Some(cap)) => Some(asked.max(cap)),
+            (asked, cap) => asked.or(cap),
+        };
+        conn.start_stream(kind, after, gap);
         let head = (kind == Kind::Stream).then(|| self.shared.stream_start.get(conn.protocol()));
         if kind == Kind::LongPoll {
             self.timers.long_polls.start(self.now, key, conn.serial());
         }
-        self.feed.subscribe(key, &ids, format);
+        self.feed.subscribe(key, &ids, view);
         self.send_due(key, head);
+    }
+
+    /// What a stream sees of each symbol: every field, or those `fields` names (an unknown
+    /// one: the 400 reason).
+    fn view(&self, format: Format, fields: Option<&[String]>) -> Result<View, String> {
+        let schema = self.feed.universe.schema();
+        let Some(names) = fields else {
+            return Ok(View {
+                format,
+                fields: schema.all(),
+            });
+        };
+        let mut mask = 0;
+        let mut unknown = Vec::new();
+        for name in names {
+            match schema.find(name) {
+                Some(f) => mask |= 1 << f,
+                None => unknown.push(name.as_str()),
+            }
+        }
+        if !unknown.is_empty() {
+            let known: Vec<&str> = schema.fields().iter().map(|f| f.name.as_str()).collect();
+            return Err(format!(
+                "fields: unknown: {} (the fields are {})",
+                unknown.join(", "),
+                known.join(", ")
+            ));
+        }
+        Ok(View {
+            format,
+            fields: mask,
+        })
     }
 
     /// The universe's ids of a stream's symbols, and the format its events take; the

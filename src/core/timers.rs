@@ -2,6 +2,8 @@
 //! per-connection deadline queues. The loop takes the earliest from `Core::next_deadline`
 //! as its poll timeout and calls `Core::advance` with the time; nothing here reads a clock.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::redis::AHEAD_HOLD;
@@ -33,6 +35,9 @@ pub(super) struct Timers {
     /// Streams resuming from an id ahead of this instance (`--redis`), held until it
     /// catches up or this passes.
     pub(super) ahead: DeadlineQueue,
+    /// Streams held back by their `max_hz`, each until its next round may go: a heap, as
+    /// each stream has its own period. One entry per held stream at most (`Rate::scheduled`).
+    pub(super) throttled: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
 
 impl Timers {
@@ -51,6 +56,7 @@ impl Timers {
             lingering: DeadlineQueue::new(LINGER),
             long_polls: DeadlineQueue::new(config.long_poll_hold),
             ahead: DeadlineQueue::new(AHEAD_HOLD),
+            throttled: BinaryHeap::new(),
         }
     }
 
@@ -64,6 +70,7 @@ impl Timers {
             self.lingering.next(),
             self.long_polls.next(),
             self.ahead.next(),
+            self.throttled.peek().map(|Reverse((at, _, _))| *at),
         ]
         .into_iter()
         .flatten()
@@ -111,6 +118,21 @@ impl<I: Io> Core<I> {
                 }
             }
         }
+        while let Some(&Reverse((at, key, serial))) = self.timers.throttled.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.throttled.pop();
+            // Its next round may go: it joins the next fan-out.
+            if let Some(rate) = self
+                .clients
+                .get_serial(key, serial)
+                .and_then(|c| c.rate_mut())
+            {
+                rate.scheduled = false;
+                self.feed.wake_client(key);
+            }
+        }
         while let Some((key, serial)) = self.timers.long_polls.pop_expired(now) {
             // Held too long (front-ends and browsers give up on silent requests): answered
             // with what it has, its symbols' current values; the client simply polls again.
@@ -134,7 +156,10 @@ impl<I: Io> Core<I> {
     fn walk(&mut self) {
         match self.redis.is_some() {
             true => self.redis_walk(),
-            false => self.feed.walk(&mut self.rng),
+            false => {
+                let wall = self.wall_ms();
+                self.feed.walk(&mut self.rng, wall)
+            }
         }
         self.counters.ticks += 1;
     }

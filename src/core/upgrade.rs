@@ -11,8 +11,8 @@ use super::{Core, Io};
 use crate::answers::Answer;
 use crate::conn::{Connection, Kind, State};
 use crate::symbol::Symbol;
-use crate::universe::SymbolId;
-use crate::upgrade::handover::{Carried, Handover};
+use crate::universe::{SymbolId, View};
+use crate::upgrade::handover::{Carried, CarriedSubscription, Handover};
 
 /// How a take-over went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,21 +47,37 @@ where
     /// orchestration stamps).
     pub(crate) fn record(&mut self) -> Handover {
         let u = &self.feed.universe;
-        let prices = (0..u.len() as SymbolId)
-            .map(|s| (u.symbol(s).to_string(), u.cents(s), u.updated_at(s)))
+        let schema = u.schema();
+        let records = (0..u.len() as SymbolId)
+            .map(|s| {
+                let fields = (0..schema.len())
+                    .filter_map(|f| {
+                        let value = u.value(s, f)?.to_string();
+                        Some((schema.field(f).name.clone(), value, u.changed_at(s, f)))
+                    })
+                    .collect();
+                (u.symbol(s).to_string(), fields)
+            })
             .collect();
         let mut connections = Vec::with_capacity(self.clients.len());
         for (key, conn) in self.clients.iter_mut() {
-            let symbols = self.feed.symbols_of(key).map(|(format, symbols)| {
-                let names = symbols.map(|s| u.symbol(s).to_string()).collect();
-                (format, names)
+            let symbols = self.feed.symbols_of(key).map(|(view, symbols)| {
+                let fields = (0..schema.len())
+                    .filter(|f| view.fields & (1 << f) != 0)
+                    .map(|f| schema.field(f).name.clone())
+                    .collect();
+                CarriedSubscription {
+                    format: view.format,
+                    fields,
+                    symbols: symbols.map(|s| u.symbol(s).to_string()).collect(),
+                }
             });
             let fd = conn.socket_mut().as_raw_fd();
             // (One still awaiting Redis could not be answered: it is dropped.)
             connections.extend(conn.to_carried(fd, symbols));
         }
         Handover {
-            prices,
+            records,
             last_id: u.last_id(),
             updates: self.feed.updates,
             counters: self.counters.clone(),
@@ -85,16 +101,29 @@ impl<I: Io> Core<I> {
     ) -> TakenOver {
         self.now = now;
         let u = &mut self.feed.universe;
-        let mut dropped_symbols = 0;
-        for (name, cents, id) in &record.prices {
-            match Symbol::parse(name.as_bytes()).ok().and_then(|s| u.find(&s)) {
-                Some(s) => u.restore(s, *cents, *id),
-                None => dropped_symbols += 1,
+        let (mut dropped_symbols, mut dropped_values) = (0, 0);
+        for (name, fields) in &record.records {
+            let Some(s) = Symbol::parse(name.as_bytes()).ok().and_then(|s| u.find(&s)) else {
+                dropped_symbols += 1;
+                continue;
+            };
+            for (field, text, id) in fields {
+                let value = u.schema().find(field).and_then(|f| {
+                    let ty = u.schema().field(f).ty;
+                    Some((f, ty.parse(text, u.decimals(s)).ok()?))
+                });
+                match value {
+                    Some((f, value)) => u.restore(s, f, value, *id),
+                    None => dropped_values += 1,
+                }
             }
         }
         u.restore_last_id(record.last_id);
         if dropped_symbols > 0 {
             log::warn!("upgrade: {dropped_symbols} symbols of the previous binary are not in this one's universe: their subscribers lose them");
+        }
+        if dropped_values > 0 {
+            log::warn!("upgrade: {dropped_values} values of the previous binary do not fit this one's --fields or precisions: left out");
         }
         self.feed.updates = record.updates;
         self.counters = record.counters;
@@ -147,13 +176,23 @@ impl<I: Io> Core<I> {
             _ => {}
         }
         self.clients.insert(conn);
-        if let Some((format, names)) = symbols {
+        if let Some(sub) = symbols {
             let u = &self.feed.universe;
-            let ids: Vec<SymbolId> = names
+            let ids: Vec<SymbolId> = sub
+                .symbols
                 .iter()
                 .filter_map(|n| u.find(&Symbol::parse(n.as_bytes()).ok()?))
                 .collect();
-            self.feed.subscribe(key, &ids, format);
+            let fields = sub
+                .fields
+                .iter()
+                .filter_map(|n| u.schema().find(n))
+                .fold(0, |mask, f| mask | 1 << f);
+            let view = View {
+                format: sub.format,
+                fields,
+            };
+            self.feed.subscribe(key, &ids, view);
         }
         Ok(key)
     }

@@ -22,6 +22,7 @@ use rand::rngs::StdRng;
 
 use self::link::{Link, LinkError};
 use self::scripts::Keys;
+pub(crate) use self::scripts::Published;
 use self::session::{Request, Session};
 use self::wire::Frame;
 use crate::config::ListenAddr;
@@ -29,7 +30,7 @@ use crate::feed::Feed;
 use crate::io::{Io, Readiness, Socket};
 use crate::metrics::RedisGauges;
 use crate::symbol::Symbol;
-use crate::universe::SymbolId;
+use crate::universe::Update;
 
 /// The links' tokens, below the loop's own (signals, listeners).
 pub(crate) const COMMANDS_TOKEN: usize = usize::MAX - 16;
@@ -65,12 +66,12 @@ enum Command {
     Merge,
 }
 
-/// A client's publish that Redis answered (`id`: its last update's) or never will (`None`).
+/// A client's publish that Redis answered (what it did) or never will (`None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Answered {
     pub key: usize,
     pub serial: u64,
-    pub id: Option<u64>,
+    pub published: Option<Published>,
 }
 
 pub(crate) struct Redis<S> {
@@ -255,7 +256,7 @@ impl<S: Socket> Redis<S> {
                 self.answered.push(Answered {
                     key,
                     serial,
-                    id: None,
+                    published: None,
                 });
             }
         }
@@ -282,19 +283,23 @@ impl<S: Socket> Redis<S> {
                 Err(e) => self.failed(now, &e.0),
             },
             Command::Publish(Publisher::Client { key, serial }) => {
-                let id = scripts::published(frame)
+                let published = scripts::published(frame)
                     .map_err(|e| log::warn!("redis: {e}"))
                     .ok();
-                self.answered.push(Answered { key, serial, id });
+                self.answered.push(Answered {
+                    key,
+                    serial,
+                    published,
+                });
             }
             Command::Publish(Publisher::Walk) => {
                 if let Err(e) = scripts::published(frame) {
                     log::warn!("redis: random walk: {e}");
                 }
             }
-            Command::Merge => match scripts::published(frame) {
-                Ok(n) => log::info!("redis: put back {n} newer prices Redis had lost"),
-                Err(e) => log::warn!("redis: putting back newer prices: {e}"),
+            Command::Merge => match scripts::merged(frame) {
+                Ok(n) => log::info!("redis: put back newer values of {n} symbols Redis had lost"),
+                Err(e) => log::warn!("redis: putting back newer values: {e}"),
             },
         }
     }
@@ -322,8 +327,12 @@ impl<S: Socket> Redis<S> {
                     .send(&bytes, Command::Load, now + LOAD_TIMEOUT)
                     .map_err(drop)
             }
-            Request::Seed { floor, ids, prices } => {
-                scripts::seed(&mut bytes, keys, maxlen, floor, ids, prices.into_iter());
+            Request::Seed {
+                floor,
+                ids,
+                records,
+            } => {
+                scripts::seed(&mut bytes, keys, maxlen, floor, ids, records.into_iter());
                 self.commands
                     .send(&bytes, Command::Seed, now + LOAD_TIMEOUT)
                     .map_err(drop)
@@ -348,7 +357,7 @@ impl<S: Socket> Redis<S> {
     pub fn publish(
         &mut self,
         feed: &Feed,
-        updates: &[(SymbolId, u64)],
+        updates: &[Update],
         publisher: Publisher,
         now: Instant,
     ) -> bool {
@@ -356,7 +365,17 @@ impl<S: Socket> Redis<S> {
             return false;
         }
         let u = &feed.universe;
-        let named: Vec<(Symbol, u64)> = updates.iter().map(|&(s, c)| (u.symbol(s), c)).collect();
+        let named: Vec<(Symbol, scripts::Named)> = updates
+            .iter()
+            .map(|update| {
+                let values = update
+                    .values
+                    .iter()
+                    .map(|(f, v)| (u.schema().field(*f).name.clone(), v.to_string()))
+                    .collect();
+                (u.symbol(update.symbol), values)
+            })
+            .collect();
         let mut bytes = Vec::new();
         let deadline = self.deadline_ms(PUBLISH_TIMEOUT);
         scripts::publish(&mut bytes, &self.keys, self.maxlen, deadline, &named);

@@ -4,15 +4,20 @@
 //!
 //! Under the prefix `P` (`--redis-key`):
 //! - `P:id`: the counter, the last id given to an update;
-//! - `P:prices`: a hash, symbol → `"<cents> <id>"`, each symbol's current price and the id of
-//!   its last update;
-//! - `P:updates`: a stream, one entry per publish: `first` (the id of its first update) and
-//!   `updates` (`"SYM cents SYM cents …"`), trimmed to about `--redis-maxlen` entries.
+//! - `P:records`: a hash, symbol → its record, `name=value@id …`: each field's value and the
+//!   id of the update that last changed it;
+//! - `P:updates`: a stream, one entry per publish that changed something: `u`, one line per
+//!   update that changed something, `ID SYM name=value …` (the fields it changed), trimmed to
+//!   about `--redis-maxlen` entries.
 //!
-//! A publish is one script: the next ids from the counter, the hash, and the stream entry,
-//! so no two instances can interleave and the entries' ids follow each other without gaps.
-//! An instance that (re)connects loads the counter, the hash and the stream's last entry id
-//! in one script, then reads the stream on from there.
+//! A publish is one script: it compares each update with the record, gives the next id to
+//! each that changes something, and writes the hash and the stream entry, so no two
+//! instances can interleave, every instance holds the same per-field ids, and the entries'
+//! ids follow each other without gaps. An instance that (re)connects loads the counter, the
+//! hash and the stream's last entry id in one script, then reads the stream on from there.
+//!
+//! Values travel as the text tickerd writes them (a price at its symbol's precision), which
+//! has no space, `=` or `@`; records compare by that text, as the universe does.
 
 use std::fmt;
 
@@ -23,7 +28,7 @@ use crate::symbol::Symbol;
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     counter: String,
-    prices: String,
+    records: String,
     updates: String,
 }
 
@@ -31,7 +36,7 @@ impl Keys {
     pub fn new(prefix: &str) -> Keys {
         Keys {
             counter: format!("{prefix}:id"),
-            prices: format!("{prefix}:prices"),
+            records: format!("{prefix}:records"),
             updates: format!("{prefix}:updates"),
         }
     }
@@ -40,10 +45,32 @@ impl Keys {
 // Ids are integers near 1.8e15: exact in Lua's doubles, but `..` would print them as
 // 1.7964234598506e+15, so every id is formatted with %d.
 
-/// KEYS: counter, prices, updates. ARGV: deadline, maxlen, then SYM, cents pairs. Returns
-/// the last id; changes nothing when Redis's clock (ms) is past the deadline (0: none): a
-/// publish that reaches Redis late, after tickerd gave up on it and answered 503 (Redis was
-/// frozen, or the network held it), is never applied.
+/// Lua: a record's text as a table name → {value, id} and the names in order.
+const PARSE_RECORD: &str = "\
+local function parse(text)
+  local rec, order = {}, {}
+  if text then
+    for name, value, id in string.gmatch(text, '([^ =]+)=([^ @]+)@(%d+)') do
+      rec[name] = {value, id}
+      order[#order + 1] = name
+    end
+  end
+  return rec, order
+end
+local function write(rec, order)
+  local out = {}
+  for _, name in ipairs(order) do
+    out[#out + 1] = name .. '=' .. rec[name][1] .. '@' .. rec[name][2]
+  end
+  return table.concat(out, ' ')
+end
+";
+
+/// KEYS: counter, records, updates. ARGV: deadline, maxlen, then per update SYM, N and N
+/// name, value pairs. Returns {the counter, updates that changed something, updates that
+/// changed nothing}; changes nothing when Redis's clock (ms) is past the deadline (0: none):
+/// a publish that reaches Redis late, after tickerd gave up on it and answered 503 (Redis
+/// was frozen, or the network held it), is never applied.
 const PUBLISH: &str = "\
 if tonumber(ARGV[1]) > 0 then
   local t = redis.call('TIME')
@@ -51,20 +78,42 @@ if tonumber(ARGV[1]) > 0 then
     return redis.error_reply('LATE the publish reached Redis after its deadline')
   end
 end
-local n = (#ARGV - 2) / 2
-local last = redis.call('INCRBY', KEYS[1], n)
-local first = last - n + 1
-for i = 0, n - 1 do
-  redis.call('HSET', KEYS[2], ARGV[3 + 2 * i], ARGV[4 + 2 * i] .. ' ' .. string.format('%d', first + i))
+local lines, changed, unchanged = {}, 0, 0
+local i = 3
+while i <= #ARGV do
+  local sym, n = ARGV[i], tonumber(ARGV[i + 1])
+  local rec, order = parse(redis.call('HGET', KEYS[2], sym))
+  local diff = {}
+  for j = 0, n - 1 do
+    local name, value = ARGV[i + 2 + 2 * j], ARGV[i + 3 + 2 * j]
+    if not rec[name] or rec[name][1] ~= value then diff[#diff + 1] = {name, value} end
+  end
+  if #diff > 0 then
+    local id = string.format('%d', redis.call('INCR', KEYS[1]))
+    local parts = {id, sym}
+    for _, d in ipairs(diff) do
+      if not rec[d[1]] then order[#order + 1] = d[1] end
+      rec[d[1]] = {d[2], id}
+      parts[#parts + 1] = d[1] .. '=' .. d[2]
+    end
+    redis.call('HSET', KEYS[2], sym, write(rec, order))
+    lines[#lines + 1] = table.concat(parts, ' ')
+    changed = changed + 1
+  else
+    unchanged = unchanged + 1
+  end
+  i = i + 2 + 2 * n
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
-  'first', string.format('%d', first), 'updates', table.concat(ARGV, ' ', 3))
-return last
+if #lines > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'u', table.concat(lines, '\\n'))
+end
+return {string.format('%d', tonumber(redis.call('GET', KEYS[1]) or '0')), changed, unchanged}
 ";
 
-/// KEYS: counter, prices, updates. ARGV: floor. Raises the counter to at least the floor
+/// KEYS: counter, records, updates. ARGV: floor. Raises the counter to at least the floor
 /// (an instance's last id: ids never go backwards, even after Redis lost its data), and
-/// returns {counter, the stream's last entry id or 0-0, HGETALL prices, Redis's clock in ms}.
+/// returns {counter, the stream's last entry id or 0-0, HGETALL records, Redis's clock in
+/// ms}.
 const LOAD: &str = "\
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur < tonumber(ARGV[1]) then
@@ -79,96 +128,137 @@ local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return {string.format('%d', cur), pos, redis.call('HGETALL', KEYS[2]), string.format('%d', ms)}
 ";
 
-/// KEYS: counter, prices, updates. ARGV: maxlen, floor, mode, then SYM, cents, id triples.
-/// Only into an empty hash (returns 0 otherwise, changing nothing). `keep`: the symbols keep
-/// the ids given (an instance that had loaded this feed before Redis lost it); `fresh`: they
-/// take new ids above the counter and the floor, and one stream entry tells the instances
-/// already reading.
+/// KEYS: counter, records, updates. ARGV: maxlen, floor, mode, then SYM, record pairs.
+/// Only into an empty hash (returns 0 otherwise, changing nothing). `keep`: the records
+/// keep the ids given (an instance that had loaded this feed before Redis lost it);
+/// `fresh`: each symbol takes a new id above the counter and the floor, and one stream
+/// entry tells the instances already reading.
 const SEED: &str = "\
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur < tonumber(ARGV[2]) then cur = tonumber(ARGV[2]) end
-local first = cur + 1
-local n = (#ARGV - 3) / 3
-local parts = {}
-for i = 0, n - 1 do
-  local id = ARGV[6 + 3 * i]
+local lines = {}
+for i = 4, #ARGV, 2 do
+  local sym, rec = ARGV[i], ARGV[i + 1]
   if ARGV[3] == 'fresh' then
     cur = cur + 1
-    id = string.format('%d', cur)
-    parts[#parts + 1] = ARGV[4 + 3 * i] .. ' ' .. ARGV[5 + 3 * i]
+    local id = string.format('%d', cur)
+    rec = string.gsub(rec, '@%d+', '@' .. id)
+    local plain = string.gsub(rec, '@%d+', '')
+    lines[#lines + 1] = id .. ' ' .. sym .. ' ' .. plain
   end
-  redis.call('HSET', KEYS[2], ARGV[4 + 3 * i], ARGV[5 + 3 * i] .. ' ' .. id)
+  redis.call('HSET', KEYS[2], sym, rec)
 end
 redis.call('SET', KEYS[1], string.format('%d', cur))
-if ARGV[3] == 'fresh' and n > 0 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*',
-    'first', string.format('%d', first), 'updates', table.concat(parts, ' '))
+if #lines > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'u', table.concat(lines, '\\n'))
 end
 return 1
 ";
 
-/// KEYS: counter, prices, updates. ARGV: maxlen, then SYM, cents, seen triples. Each symbol
-/// whose hash entry still has the id `seen` takes the next id with these cents; one stream
-/// entry tells the instances. Returns how many were taken.
+/// KEYS: counter, records, updates. ARGV: maxlen, then per symbol SYM, SEEN, N and N name,
+/// value pairs. Each symbol whose record's newest id is still `SEEN` takes the next id for
+/// these values; one stream entry tells the instances. Returns how many were taken.
 const MERGE: &str = "\
-local parts = {}
-local first = nil
-for i = 0, (#ARGV - 1) / 3 - 1 do
-  local sym, cents, seen = ARGV[2 + 3 * i], ARGV[3 + 3 * i], ARGV[4 + 3 * i]
-  local cur = redis.call('HGET', KEYS[2], sym)
-  if cur and string.match(cur, ' (%d+)$') == seen then
-    local id = redis.call('INCR', KEYS[1])
-    if not first then first = id end
-    redis.call('HSET', KEYS[2], sym, cents .. ' ' .. string.format('%d', id))
-    parts[#parts + 1] = sym .. ' ' .. cents
+local lines = {}
+local i = 2
+while i <= #ARGV do
+  local sym, seen, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local rec, order = parse(redis.call('HGET', KEYS[2], sym))
+  local newest = 0
+  for _, name in ipairs(order) do
+    if tonumber(rec[name][2]) > newest then newest = tonumber(rec[name][2]) end
   end
+  if #order > 0 and string.format('%d', newest) == seen then
+    local id = string.format('%d', redis.call('INCR', KEYS[1]))
+    local parts = {id, sym}
+    for j = 0, n - 1 do
+      local name, value = ARGV[i + 3 + 2 * j], ARGV[i + 4 + 2 * j]
+      if not rec[name] then order[#order + 1] = name end
+      rec[name] = {value, id}
+      parts[#parts + 1] = name .. '=' .. value
+    end
+    redis.call('HSET', KEYS[2], sym, write(rec, order))
+    lines[#lines + 1] = table.concat(parts, ' ')
+  end
+  i = i + 3 + 2 * n
 end
-if first then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*',
-    'first', string.format('%d', first), 'updates', table.concat(parts, ' '))
+if #lines > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'u', table.concat(lines, '\\n'))
 end
-return #parts
+return #lines
 ";
 
+/// A field as Redis holds it: its name, its value's text, the id that last changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredField {
+    pub name: String,
+    pub value: String,
+    pub id: u64,
+}
+
+/// A record's text in the hash: `name=value@id …`.
+pub(crate) fn record_text(fields: &[StoredField]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{}={}@{}", f.name, f.value, f.id))
+        .collect();
+    parts.join(" ")
+}
+
+/// Values named for Redis: (field name, value text).
+pub(crate) type Named = Vec<(String, String)>;
+
 fn eval(out: &mut Vec<u8>, script: &str, keys: &Keys, argv: Vec<String>) {
+    let script = match script {
+        PUBLISH | MERGE => format!("{PARSE_RECORD}{script}"),
+        _ => script.to_string(),
+    };
     let mut args: Vec<String> = vec![
         "EVAL".into(),
-        script.into(),
+        script,
         "3".into(),
         keys.counter.clone(),
-        keys.prices.clone(),
+        keys.records.clone(),
         keys.updates.clone(),
     ];
     args.extend(argv);
     wire::command(out, &args);
 }
 
-/// A publish of `updates` (symbol, cents), in order, void after `deadline` (Redis's clock,
-/// in ms since the epoch; 0: never).
+/// A publish of `updates` (symbol, values), in order, void after `deadline` (Redis's
+/// clock, in ms since the epoch; 0: never).
 pub(crate) fn publish(
     out: &mut Vec<u8>,
     keys: &Keys,
     maxlen: u64,
     deadline: u64,
-    updates: &[(Symbol, u64)],
+    updates: &[(Symbol, Named)],
 ) {
-    let mut argv = Vec::with_capacity(2 + 2 * updates.len());
-    argv.push(deadline.to_string());
-    argv.push(maxlen.to_string());
-    for (symbol, cents) in updates {
+    let mut argv = vec![deadline.to_string(), maxlen.to_string()];
+    for (symbol, values) in updates {
         argv.push(symbol.to_string());
-        argv.push(cents.to_string());
+        argv.push(values.len().to_string());
+        for (name, value) in values {
+            argv.extend([name.clone(), value.clone()]);
+        }
     }
     eval(out, PUBLISH, keys, argv);
 }
 
-/// Putting back `prices` (symbol, cents, the id the hash was seen with) that are newer here
-/// than in the feed.
-pub(crate) fn merge(out: &mut Vec<u8>, keys: &Keys, maxlen: u64, prices: &[(Symbol, u64, u64)]) {
+/// Putting back `records` (symbol, the newest id the hash was seen with, the values newer
+/// here than in the feed).
+pub(crate) fn merge(out: &mut Vec<u8>, keys: &Keys, maxlen: u64, records: &[(Symbol, u64, Named)]) {
     let mut argv = vec![maxlen.to_string()];
-    for (symbol, cents, seen) in prices {
-        argv.extend([symbol.to_string(), cents.to_string(), seen.to_string()]);
+    for (symbol, seen, values) in records {
+        argv.extend([
+            symbol.to_string(),
+            seen.to_string(),
+            values.len().to_string(),
+        ]);
+        for (name, value) in values {
+            argv.extend([name.clone(), value.clone()]);
+        }
     }
     eval(out, MERGE, keys, argv);
 }
@@ -187,22 +277,22 @@ pub(crate) enum SeedIds {
     Fresh,
 }
 
-/// Seeding an empty feed with `prices` (symbol, cents, id).
+/// Seeding an empty feed with `records` (symbol, its fields).
 pub(crate) fn seed(
     out: &mut Vec<u8>,
     keys: &Keys,
     maxlen: u64,
     floor: u64,
     ids: SeedIds,
-    prices: impl Iterator<Item = (Symbol, u64, u64)>,
+    records: impl Iterator<Item = (Symbol, Vec<StoredField>)>,
 ) {
     let mode = match ids {
         SeedIds::Keep => "keep",
         SeedIds::Fresh => "fresh",
     };
     let mut argv = vec![maxlen.to_string(), floor.to_string(), mode.to_string()];
-    for (symbol, cents, id) in prices {
-        argv.extend([symbol.to_string(), cents.to_string(), id.to_string()]);
+    for (symbol, fields) in records {
+        argv.extend([symbol.to_string(), record_text(&fields)]);
     }
     eval(out, SEED, keys, argv);
 }
@@ -264,9 +354,32 @@ fn id(what: &str, frame: &Frame) -> Result<u64, BadReply> {
     }
 }
 
-/// The answer to a publish: the id of its last update.
-pub fn published(frame: &Frame) -> Result<u64, BadReply> {
-    id("publish", frame)
+/// What a publish did, as Redis answered: the counter after it, and how many updates
+/// changed something and how many changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub last_id: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+}
+
+pub fn published(frame: &Frame) -> Result<Published, BadReply> {
+    match frame {
+        Frame::Array(parts) => match parts.as_slice() {
+            [last, changed, unchanged] => Ok(Published {
+                last_id: id("publish", last)?,
+                changed: id("publish", changed)?,
+                unchanged: id("publish", unchanged)?,
+            }),
+            _ => bad("publish", frame),
+        },
+        _ => bad("publish", frame),
+    }
+}
+
+/// The answer to a merge: how many records were put back.
+pub fn merged(frame: &Frame) -> Result<u64, BadReply> {
+    id("merge", frame)
 }
 
 /// The answer to a seed: whether this instance seeded (the hash was empty).
@@ -278,22 +391,37 @@ pub fn seeded(frame: &Frame) -> Result<bool, BadReply> {
     }
 }
 
-/// One symbol as the hash holds it.
+/// One symbol's record as the hash holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Price {
+pub struct StoredRecord {
     pub symbol: String,
-    pub cents: u64,
-    pub id: u64,
+    pub fields: Vec<StoredField>,
 }
 
-/// The feed as loaded: the counter, the stream's last entry id, every symbol's price.
+/// The feed as loaded: the counter, the stream's last entry id, every symbol's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
     pub counter: u64,
     pub position: String,
-    pub prices: Vec<Price>,
+    pub records: Vec<StoredRecord>,
     /// Redis's clock when it loaded, in ms since the epoch.
     pub time_ms: Option<u64>,
+}
+
+/// `name=value@id …`, each part checked.
+fn parse_record(text: &str) -> Option<Vec<StoredField>> {
+    text.split(' ')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let (name, rest) = part.split_once('=')?;
+            let (value, id) = rest.rsplit_once('@')?;
+            Some(StoredField {
+                name: name.to_string(),
+                value: value.to_string(),
+                id: id.parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 pub fn loaded(frame: &Frame) -> Result<Loaded, BadReply> {
@@ -305,36 +433,52 @@ pub fn loaded(frame: &Frame) -> Result<Loaded, BadReply> {
         [c, p, Frame::Array(h), t] => (c, p, h, Some(t)),
         _ => return bad("load", frame),
     };
-    let mut prices = Vec::with_capacity(hash.len() / 2);
+    let mut records = Vec::with_capacity(hash.len() / 2);
     for pair in hash.chunks(2) {
         let [symbol, value] = pair else {
             return bad("load: the hash", frame);
         };
-        let value = text("load: a price", value)?;
-        let (cents, id) = value
-            .split_once(' ')
-            .and_then(|(c, i)| Some((c.parse().ok()?, i.parse().ok()?)))
-            .ok_or_else(|| BadReply(format!("load: a price {value:?} is not \"cents id\"")))?;
-        prices.push(Price {
+        let value = text("load: a record", value)?;
+        let fields = parse_record(value).ok_or_else(|| {
+            let shown: String = value.chars().take(120).collect();
+            BadReply(format!(
+                "load: a record {shown:?} is not \"name=value@id …\""
+            ))
+        })?;
+        records.push(StoredRecord {
             symbol: text("load: a symbol", symbol)?.to_string(),
-            cents,
-            id,
+            fields,
         });
     }
     Ok(Loaded {
         counter: id("load: the counter", counter)?,
         position: text("load: the stream position", position)?.to_string(),
-        prices,
+        records,
         time_ms: time.map(|t| id("load: the time", t)).transpose()?,
     })
 }
 
-/// One stream entry: its id in the stream, and its updates with their tickerd ids.
+/// One update of a stream entry: its id, its symbol, the values it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryUpdate {
+    pub id: u64,
+    pub symbol: String,
+    pub values: Named,
+}
+
+/// One stream entry: its id in the stream, and its updates, whose ids follow each other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub position: String,
-    pub first: u64,
-    pub updates: Vec<(String, u64)>,
+    pub updates: Vec<EntryUpdate>,
+}
+
+impl Entry {
+    /// The ids of its first and last updates.
+    pub fn ids(&self) -> (u64, u64) {
+        let first = self.updates.first().map_or(0, |u| u.id);
+        (first, self.updates.last().map_or(0, |u| u.id))
+    }
 }
 
 /// The entries of an XREAD reply; none when it timed out.
@@ -359,6 +503,20 @@ pub fn entries(frame: &Frame) -> Result<Vec<Entry>, BadReply> {
     Ok(out)
 }
 
+/// `ID SYM name=value …`.
+fn entry_update(line: &str) -> Option<EntryUpdate> {
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let id = words.next()?.parse().ok().filter(|&id| id > 0)?;
+    let symbol = words.next()?.to_string();
+    let values = words
+        .map(|w| {
+            let (name, value) = w.split_once('=')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect::<Option<Named>>()?;
+    (!values.is_empty()).then_some(EntryUpdate { id, symbol, values })
+}
+
 fn entry(item: &Frame) -> Result<Entry, BadReply> {
     let Frame::Array(pair) = item else {
         return bad("read: an entry", item);
@@ -366,36 +524,34 @@ fn entry(item: &Frame) -> Result<Entry, BadReply> {
     let [position, Frame::Array(fields)] = pair.as_slice() else {
         return bad("read: an entry", item);
     };
-    let (mut first, mut updates) = (None, None);
+    let mut lines = None;
     for field in fields.chunks(2) {
         let [name, value] = field else {
             return bad("read: an entry's fields", item);
         };
-        match text("read: a field", name)? {
-            "first" => first = Some(id("read: first", value)?),
-            "updates" => updates = Some(text("read: updates", value)?),
-            _ => {}
+        if text("read: a field", name)? == "u" {
+            lines = Some(text("read: updates", value)?);
         }
     }
-    let (Some(first), Some(updates)) = (first, updates) else {
-        return bad("read: an entry without first and updates", item);
+    let Some(lines) = lines else {
+        return bad("read: an entry without updates", item);
     };
-    let words: Vec<&str> = updates.split(' ').collect();
-    if !words.len().is_multiple_of(2) {
-        return bad("read: updates not in pairs", item);
-    }
-    // Each update takes the next id: the last must be a number too.
-    if first == 0 || first.checked_add(words.len() as u64 / 2).is_none() {
-        return bad("read: first is not an id", item);
-    }
-    let updates = words
-        .chunks(2)
-        .map(|p| Some((p[0].to_string(), p[1].parse().ok()?)))
+    let updates = lines
+        .split('\n')
+        .map(entry_update)
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| BadReply(format!("read: a price in {updates:?} is not a number")))?;
+        .ok_or_else(|| {
+            let shown: String = lines.chars().take(120).collect();
+            BadReply(format!(
+                "read: updates {shown:?} are not \"ID SYM name=value …\" lines"
+            ))
+        })?;
+    // Each update took the next id.
+    if updates.is_empty() || updates.windows(2).any(|w| w[1].id != w[0].id + 1) {
+        return bad("read: an entry whose ids do not follow each other", item);
+    }
     Ok(Entry {
         position: text("read: an entry id", position)?.to_string(),
-        first,
         updates,
     })
 }
@@ -412,21 +568,32 @@ mod tests {
         Symbol::parse(s.as_bytes()).unwrap()
     }
 
+    fn named(pairs: &[(&str, &str)]) -> Named {
+        pairs
+            .iter()
+            .map(|&(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
-    fn a_publish_is_one_eval_with_its_pairs() {
+    fn a_publish_is_one_eval_with_its_updates() {
         let mut out = Vec::new();
         publish(
             &mut out,
             &Keys::new("t"),
             100,
             7,
-            &[(sym("AAPL"), 18_920), (sym("BRK.B"), 1)],
+            &[
+                (sym("AAPL"), named(&[("bid", "189.19"), ("ask", "189.21")])),
+                (sym("BRK.B"), named(&[("price", "1.00")])),
+            ],
         );
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("*12\r\n$4\r\nEVAL\r\n"), "{text}");
+        assert!(text.starts_with("*18\r\n$4\r\nEVAL\r\n"), "{text}");
         assert!(text.ends_with(
-            "$4\r\nt:id\r\n$8\r\nt:prices\r\n$9\r\nt:updates\r\n$1\r\n7\r\n$3\r\n100\r\n\
-             $4\r\nAAPL\r\n$5\r\n18920\r\n$5\r\nBRK.B\r\n$1\r\n1\r\n"
+            "$4\r\nt:id\r\n$9\r\nt:records\r\n$9\r\nt:updates\r\n$1\r\n7\r\n$3\r\n100\r\n\
+             $4\r\nAAPL\r\n$1\r\n2\r\n$3\r\nbid\r\n$6\r\n189.19\r\n$3\r\nask\r\n$6\r\n189.21\r\n\
+             $5\r\nBRK.B\r\n$1\r\n1\r\n$5\r\nprice\r\n$4\r\n1.00\r\n"
         ));
     }
 
@@ -437,30 +604,40 @@ mod tests {
             bulk("1733-0"),
             Frame::Array(vec![
                 bulk("AAPL"),
-                bulk("18920 1796423459850570"),
+                bulk("bid=189.19@1796423459850570 ask=189.21@5"),
                 bulk("MSFT"),
-                bulk("1 5"),
+                bulk("price=-1.5@5"),
             ]),
         ]);
+        let field = |name: &str, value: &str, id| StoredField {
+            name: name.into(),
+            value: value.into(),
+            id,
+        };
         assert_eq!(
             loaded(&reply).unwrap(),
             Loaded {
                 counter: 1_796_423_459_850_571,
                 position: "1733-0".into(),
-                prices: vec![
-                    Price {
+                records: vec![
+                    StoredRecord {
                         symbol: "AAPL".into(),
-                        cents: 18_920,
-                        id: 1_796_423_459_850_570
+                        fields: vec![
+                            field("bid", "189.19", 1_796_423_459_850_570),
+                            field("ask", "189.21", 5)
+                        ],
                     },
-                    Price {
+                    StoredRecord {
                         symbol: "MSFT".into(),
-                        cents: 1,
-                        id: 5
+                        fields: vec![field("price", "-1.5", 5)],
                     },
                 ],
                 time_ms: None,
             }
+        );
+        assert_eq!(
+            record_text(&[field("bid", "1.5", 3), field("n", "7", 4)]),
+            "bid=1.5@3 n=7@4"
         );
         for broken in [
             Frame::Null,
@@ -471,6 +648,11 @@ mod tests {
                 bulk("0-0"),
                 Frame::Array(vec![bulk("A"), bulk("1.5 2")]),
             ]),
+            Frame::Array(vec![
+                bulk("1"),
+                bulk("0-0"),
+                Frame::Array(vec![bulk("A"), bulk("bid=1.5@x")]),
+            ]),
             Frame::Array(vec![bulk("1"), bulk("0-0"), Frame::Array(vec![bulk("A")])]),
             Frame::Error("NOSCRIPT".into()),
         ] {
@@ -478,50 +660,61 @@ mod tests {
         }
     }
 
+    fn read_reply(lines: &str) -> Frame {
+        Frame::Array(vec![Frame::Array(vec![
+            bulk("t:updates"),
+            Frame::Array(vec![Frame::Array(vec![
+                bulk("1733-1"),
+                Frame::Array(vec![bulk("u"), bulk(lines)]),
+            ])]),
+        ])])
+    }
+
     #[test]
     fn read_replies() {
         assert_eq!(entries(&Frame::Null).unwrap(), []);
-        let reply = Frame::Array(vec![Frame::Array(vec![
-            bulk("t:updates"),
-            Frame::Array(vec![Frame::Array(vec![
-                bulk("1733-1"),
-                Frame::Array(vec![
-                    bulk("first"),
-                    bulk("41"),
-                    bulk("updates"),
-                    bulk("AAPL 1 MSFT 2"),
-                ]),
-            ])]),
-        ])]);
+        let entry = &entries(&read_reply("41 AAPL bid=1 ask=2\n42 MSFT price=3.00")).unwrap()[0];
+        assert_eq!(entry.position, "1733-1");
+        assert_eq!(entry.ids(), (41, 42));
         assert_eq!(
-            entries(&reply).unwrap(),
-            [Entry {
-                position: "1733-1".into(),
-                first: 41,
-                updates: vec![("AAPL".into(), 1), ("MSFT".into(), 2)]
-            }]
+            entry.updates[0],
+            EntryUpdate {
+                id: 41,
+                symbol: "AAPL".into(),
+                values: named(&[("bid", "1"), ("ask", "2")])
+            }
         );
-        let odd = Frame::Array(vec![Frame::Array(vec![
-            bulk("t:updates"),
-            Frame::Array(vec![Frame::Array(vec![
-                bulk("1733-1"),
-                Frame::Array(vec![
-                    bulk("first"),
-                    bulk("41"),
-                    bulk("updates"),
-                    bulk("AAPL"),
-                ]),
-            ])]),
-        ])]);
-        assert!(entries(&odd).is_err());
+        for broken in [
+            "41 AAPL",
+            "41 AAPL bid",
+            "x AAPL bid=1",
+            "0 AAPL bid=1",
+            "41 AAPL bid=1\n43 MSFT a=1",
+            "",
+        ] {
+            assert!(entries(&read_reply(broken)).is_err(), "{broken:?}");
+        }
         assert!(entries(&Frame::Integer(3)).is_err());
     }
 
     #[test]
-    fn errors_quote_redis() {
+    fn replies_and_errors_quote_redis() {
         let e = published(&Frame::Error("ERR something broke".into())).unwrap_err();
         assert_eq!(e.0, "publish: Redis said: ERR something broke");
-        assert_eq!(published(&Frame::Integer(17)), Ok(17));
+        assert_eq!(
+            published(&Frame::Array(vec![
+                bulk("17"),
+                Frame::Integer(2),
+                Frame::Integer(1)
+            ])),
+            Ok(Published {
+                last_id: 17,
+                changed: 2,
+                unchanged: 1
+            })
+        );
+        assert!(published(&Frame::Integer(17)).is_err());
+        assert_eq!(merged(&Frame::Integer(2)), Ok(2));
         assert_eq!(seeded(&Frame::Integer(1)), Ok(true));
     }
 }

@@ -10,11 +10,12 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::scripts::{Entry, Loaded, SeedIds};
+use super::scripts::{Entry, Loaded, Named, SeedIds, StoredField};
 use crate::feed::Feed;
 use crate::price;
+use crate::schema::{FieldId, Value};
 use crate::symbol::Symbol;
-use crate::universe::SymbolId;
+use crate::universe::{SymbolId, Update};
 
 /// Redis away: since when, whether that was logged, and whether the feed was ever loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +43,15 @@ enum State {
 pub enum Request {
     /// Load the feed, raising its counter to at least `floor`.
     Load { floor: u64 },
-    /// Seed an empty feed with every symbol: (name, cents, id).
+    /// Seed an empty feed with every symbol's record.
     Seed {
         floor: u64,
         ids: SeedIds,
-        prices: Vec<(Symbol, u64, u64)>,
+        records: Vec<(Symbol, Vec<StoredField>)>,
     },
-    /// Put back prices newer here than in the feed: (name, cents, the id the feed had).
-    Merge(Vec<(Symbol, u64, u64)>),
+    /// Put back values newer here than in the feed: (symbol, the newest id the feed's
+    /// record had, the values).
+    Merge(Vec<(Symbol, u64, Named)>),
     /// Read the stream after this entry.
     Read { after: String },
 }
@@ -63,6 +65,9 @@ pub struct Stats {
     pub reloads: u64,
     /// Updates for symbols this instance does not carry (the first is logged).
     pub unknown_symbols: u64,
+    /// Values of fields this instance does not carry, or that do not fit its field's type
+    /// or its symbol's precision (the first is logged).
+    pub unknown_fields: u64,
 }
 
 pub struct Session {
@@ -137,55 +142,74 @@ impl Session {
         Request::Load { floor }
     }
 
-    /// The feed as loaded: empty, it is seeded with this instance's prices; otherwise every
-    /// symbol whose last update in Redis is newer than ours takes it (clients get the latest
-    /// value of each, never a replay), prices this instance holds newer than the feed go
+    /// The feed as loaded: empty, it is seeded with this instance's records; otherwise every
+    /// field whose last change in Redis is newer than ours takes it (clients get the latest
+    /// value of each, never a replay), values this instance holds newer than the feed go
     /// back, and the stream is read on from where the load saw it.
     pub fn loaded(&mut self, loaded: Loaded, feed: &mut Feed, out: &mut Vec<Request>) {
         let outage = match &self.state {
             State::Loading(outage) => *outage,
             _ => return, // a reply from before a failure
         };
-        if loaded.prices.is_empty() {
+        if loaded.records.is_empty() {
             return out.push(self.seed(outage, feed));
         }
-        // Symbols this instance holds newer than the feed does: Redis lost them (reseeded by
-        // an instance that was behind, or restored from an older snapshot). They go back,
-        // each under a new id, unless updated meanwhile.
-        let u = &feed.universe;
-        let newer: Vec<(Symbol, u64, u64)> = loaded
-            .prices
-            .iter()
-            .filter_map(|p| {
-                let s = u.find(&Symbol::parse(p.symbol.as_bytes()).ok()?)?;
-                (u.updated_at(s) > p.id).then(|| (u.symbol(s), u.cents(s), p.id))
-            })
-            .collect();
-        let updates: Vec<(SymbolId, u64, u64)> = loaded
-            .prices
-            .iter()
-            .filter_map(|p| Some((self.known(feed, &p.symbol)?, p.cents, p.id)))
-            .collect();
-        let taken = feed.apply_at(updates.into_iter());
+        let mut newer: Vec<(Symbol, u64, Named)> = Vec::new();
+        let mut updates: Vec<(Update, u64)> = Vec::new();
+        for record in &loaded.records {
+            let Some(symbol) = self.known(feed, &record.symbol) else {
+                continue;
+            };
+            // Values this instance holds newer than the feed does: Redis lost them
+            // (reseeded by an instance that was behind, or restored from an older
+            // snapshot). They go back under a new id, unless the record moved meanwhile.
+            let u = &feed.universe;
+            let mine: Named = (0..u.schema().len())
+                .filter_map(|field| {
+                    let name = &u.schema().field(field).name;
+                    let theirs = record.fields.iter().find(|f| &f.name == name);
+                    let ours = u.changed_at(symbol, field);
+                    (ours > theirs.map_or(0, |f| f.id))
+                        .then(|| Some((name.clone(), u.value(symbol, field)?.to_string())))
+                        .flatten()
+                })
+                .collect();
+            if !mine.is_empty() {
+                let seen = record.fields.iter().map(|f| f.id).max().unwrap_or(0);
+                newer.push((u.symbol(symbol), seen, mine));
+            }
+            for f in &record.fields {
+                if let Some(value) = self.value(feed, symbol, &f.name, &f.value) {
+                    updates.push((
+                        Update {
+                            symbol,
+                            values: vec![value],
+                        },
+                        f.id,
+                    ));
+                }
+            }
+        }
+        let taken = feed.apply_at(updates.iter().map(|(u, id)| (u, *id)));
         feed.universe.reach(loaded.counter);
         self.clock_offset_ms = loaded.time_ms.map(|t| t as i64 - wall_ms() as i64);
         match outage {
             Some(o) if o.first => log::info!(
-                "redis {}: feed loaded ({} symbols, {taken} newer than ours, last id {})",
+                "redis {}: feed loaded ({} symbols, {taken} fields newer than ours, last id {})",
                 self.label,
-                loaded.prices.len(),
+                loaded.records.len(),
                 loaded.counter
             ),
             Some(o) => {
                 self.stats.reconnects += 1;
                 log::info!(
-                    "redis {}: back after {:?}: {taken} symbols moved meanwhile, last id {}",
+                    "redis {}: back after {:?}: {taken} fields moved meanwhile, last id {}",
                     self.label,
                     o.since.elapsed(),
                     loaded.counter
                 )
             }
-            None => log::info!("redis: reloaded: {taken} symbols newer than ours"),
+            None => log::info!("redis: reloaded: {taken} fields newer than ours"),
         }
         self.state = State::Loaded {
             applied: loaded.counter,
@@ -211,11 +235,26 @@ impl Session {
             true => (u.last_id().max(wall), SeedIds::Keep),
             false => (wall, SeedIds::Fresh),
         };
-        let prices = (0..u.len() as SymbolId)
-            .map(|s| (u.symbol(s), u.cents(s), u.updated_at(s)))
+        let records = (0..u.len() as SymbolId)
+            .map(|s| {
+                let fields = (0..u.schema().len())
+                    .filter_map(|field| {
+                        Some(StoredField {
+                            name: u.schema().field(field).name.clone(),
+                            value: u.value(s, field)?.to_string(),
+                            id: u.changed_at(s, field),
+                        })
+                    })
+                    .collect();
+                (u.symbol(s), fields)
+            })
             .collect();
         self.state = State::Seeding(outage);
-        Request::Seed { floor, ids, prices }
+        Request::Seed {
+            floor,
+            ids,
+            records,
+        }
     }
 
     /// The seed's answer: `seeded` when this instance seeded (another may have first).
@@ -240,13 +279,12 @@ impl Session {
             let State::Loaded { applied, .. } = self.state else {
                 return None;
             };
-            let last = entry.first + entry.updates.len() as u64 - 1;
+            let (first, last) = entry.ids();
             if last > applied {
-                if entry.first != applied + 1 {
+                if first != applied + 1 {
                     self.stats.reloads += 1;
                     log::info!(
-                        "redis: the stream skips from id {applied} to {} (trimmed while this instance was behind): reloading",
-                        entry.first
+                        "redis: the stream skips from id {applied} to {first} (trimmed while this instance was behind): reloading"
                     );
                     return Some(self.load(None, feed));
                 }
@@ -266,15 +304,57 @@ impl Session {
     }
 
     fn apply(&mut self, entry: &Entry, feed: &mut Feed) {
-        let updates: Vec<(SymbolId, u64, u64)> = entry
-            .updates
-            .iter()
-            .zip(entry.first..)
-            .filter_map(|((symbol, cents), id)| Some((self.known(feed, symbol)?, *cents, id)))
-            .collect();
-        feed.apply_at(updates.into_iter());
-        feed.universe
-            .reach(entry.first + entry.updates.len() as u64 - 1);
+        let mut updates: Vec<(Update, u64)> = Vec::with_capacity(entry.updates.len());
+        for update in &entry.updates {
+            let Some(symbol) = self.known(feed, &update.symbol) else {
+                continue;
+            };
+            let values: Vec<(FieldId, Value)> = update
+                .values
+                .iter()
+                .filter_map(|(name, text)| self.value(feed, symbol, name, text))
+                .collect();
+            updates.push((Update { symbol, values }, update.id));
+        }
+        feed.apply_at(updates.iter().map(|(u, id)| (u, *id)));
+        feed.universe.reach(entry.ids().1);
+    }
+
+    /// A field's value from Redis, if this instance carries the field and the text fits
+    /// its type and the symbol's precision: one that does not is counted, and the first is
+    /// logged (instances should share one schema and one universe).
+    fn value(
+        &mut self,
+        feed: &Feed,
+        symbol: SymbolId,
+        name: &str,
+        text: &str,
+    ) -> Option<(FieldId, Value)> {
+        let u = &feed.universe;
+        let parsed = match u.schema().find(name) {
+            Some(field) => u
+                .schema()
+                .field(field)
+                .ty
+                .parse(text, u.decimals(symbol))
+                .map(|v| (field, v)),
+            None => Err("not a field of this instance's --fields".to_string()),
+        };
+        match parsed {
+            Ok(value) => Some(value),
+            Err(why) => {
+                if self.stats.unknown_fields == 0 {
+                    log::warn!(
+                        "redis: {} {}={:?}: {why} (are this instance's --fields and universe the other instances'?); counted, logged once",
+                        u.symbol(symbol),
+                        name.chars().take(40).collect::<String>(),
+                        text.chars().take(40).collect::<String>()
+                    );
+                }
+                self.stats.unknown_fields += 1;
+                None
+            }
+        }
     }
 
     /// A symbol of the feed, if this instance carries it: one it does not is counted, and
@@ -331,32 +411,46 @@ pub fn wall_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::scripts::Price;
-    use crate::universe::Universe;
+    use crate::decimal::Decimal;
+    use crate::redis::scripts::{EntryUpdate, StoredRecord};
+    use crate::schema::Schema;
+    use crate::universe::{Listed, Universe};
 
     /// A feed of A and B at 1.00, with the provisional ids an instance has before its
     /// first load (1 and 2).
     fn feed() -> Feed {
-        let listing: Vec<(Symbol, u64)> = ["A", "B"]
+        let listing: Vec<Listed> = ["A", "B"]
             .iter()
-            .map(|s| (Symbol::parse(s.as_bytes()).unwrap(), 100))
+            .map(|s| Listed {
+                symbol: Symbol::parse(s.as_bytes()).unwrap(),
+                decimals: 2,
+                values: vec![(0, Value::Decimal(Decimal::new(100, 2)))],
+            })
             .collect();
-        Feed::new(Universe::new(&listing, 1))
+        Feed::new(Universe::new(Schema::single_price(), &listing, 1))
     }
 
-    fn price(symbol: &str, cents: u64, id: u64) -> Price {
-        Price {
+    fn text(cents: u64) -> String {
+        Decimal::new(cents as i64, 2).to_string()
+    }
+
+    /// A record of one price as the hash holds it.
+    fn price(symbol: &str, cents: u64, id: u64) -> StoredRecord {
+        StoredRecord {
             symbol: symbol.into(),
-            cents,
-            id,
+            fields: vec![StoredField {
+                name: "price".into(),
+                value: text(cents),
+                id,
+            }],
         }
     }
 
-    fn load_reply(counter: u64, position: &str, prices: Vec<Price>) -> Loaded {
+    fn load_reply(counter: u64, position: &str, records: Vec<StoredRecord>) -> Loaded {
         Loaded {
             counter,
             position: position.into(),
-            prices,
+            records,
             time_ms: Some(wall_ms()),
         }
     }
@@ -364,15 +458,25 @@ mod tests {
     fn entry(position: &str, first: u64, updates: &[(&str, u64)]) -> Entry {
         Entry {
             position: position.into(),
-            first,
-            updates: updates.iter().map(|&(s, c)| (s.into(), c)).collect(),
+            updates: updates
+                .iter()
+                .zip(first..)
+                .map(|(&(s, c), id)| EntryUpdate {
+                    id,
+                    symbol: s.into(),
+                    values: vec![("price".into(), text(c))],
+                })
+                .collect(),
         }
     }
 
     fn cents_at(feed: &Feed, symbol: &str) -> (u64, u64) {
         let u = &feed.universe;
         let s = u.find(&Symbol::parse(symbol.as_bytes()).unwrap()).unwrap();
-        (u.cents(s), u.updated_at(s))
+        let Some(Value::Decimal(d)) = u.value(s, 0) else {
+            panic!("a price")
+        };
+        (d.mantissa() as u64, u.updated_at(s))
     }
 
     /// A session loaded at id 500 (A = 1.23 at 400, B = 0.07 at 500), reading after 10-0.
@@ -547,7 +651,12 @@ mod tests {
         s.links_up(&feed);
         let mut out = Vec::new();
         s.loaded(load_reply(0, "0-0", vec![]), &mut feed, &mut out);
-        let [Request::Seed { floor, ids, prices }] = out.as_slice() else {
+        let [Request::Seed {
+            floor,
+            ids,
+            records,
+        }] = out.as_slice()
+        else {
             panic!("{out:?}");
         };
         assert_eq!(*ids, SeedIds::Fresh);
@@ -555,7 +664,7 @@ mod tests {
             *floor >= price::first_event_id(SystemTime::now()) - 10_000_000,
             "above the wall clock"
         );
-        assert_eq!(prices.len(), 2);
+        assert_eq!(records.len(), 2);
         assert!(!s.is_up() && s.takes_publishes());
         assert_eq!(s.seeded(true, &feed), Some(Request::Load { floor: 0 }));
         assert!(matches!(s.state, State::Loading(Some(_))));
@@ -570,12 +679,22 @@ mod tests {
         s.links_up(&feed);
         let mut out = Vec::new();
         s.loaded(load_reply(0, "0-0", vec![]), &mut feed, &mut out);
-        let [Request::Seed { floor, ids, prices }] = out.as_slice() else {
+        let [Request::Seed {
+            floor,
+            ids,
+            records,
+        }] = out.as_slice()
+        else {
             panic!("{out:?}");
         };
         assert_eq!(*ids, SeedIds::Keep);
         assert!(*floor >= 500);
-        assert!(prices.contains(&(Symbol::parse(b"A").unwrap(), 123, 400)));
+        let a = StoredField {
+            name: "price".into(),
+            value: "1.23".into(),
+            id: 400,
+        };
+        assert!(records.contains(&(Symbol::parse(b"A").unwrap(), vec![a])));
         assert_eq!(s.seeded(false, &feed), Some(Request::Load { floor: 500 }));
     }
 
@@ -602,7 +721,11 @@ mod tests {
         assert_eq!(
             out,
             [
-                Request::Merge(vec![(Symbol::parse(b"A").unwrap(), 42, 400)]),
+                Request::Merge(vec![(
+                    Symbol::parse(b"A").unwrap(),
+                    400,
+                    vec![("price".into(), "0.42".into())]
+                )]),
                 Request::Read {
                     after: "10-0".into()
                 }

@@ -1,4 +1,4 @@
-//! What a live upgrade hands to the next binary: the universe's prices and ids, the
+//! What a live upgrade hands to the next binary: the universe's records and ids, the
 //! counters, and every connection (its descriptor number, protocol, state, symbols and
 //! unwritten bytes), in one versioned binary record. The listeners go beside it, named in
 //! an environment variable, so that a binary that cannot read the record still has them.
@@ -11,14 +11,16 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
-use crate::conn::{Kind, Waiter, Written};
+use std::time::Duration;
+
+use crate::conn::{Kind, Rate, Waiter, Written};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
 use crate::universe::Format;
 
 const MAGIC: &[u8; 16] = b"TICKERD-HANDOVER";
 /// Bumped whenever the body changes: a binary reads only its own version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The record's descriptor (a memfd) in the next binary's environment.
 pub const STATE_ENV: &str = "TICKERD_HANDOVER_FD";
 /// The previous binary's poller, for the next one to close off its critical path.
@@ -27,8 +29,9 @@ pub const POLLER_ENV: &str = "TICKERD_HANDOVER_POLLER";
 /// Everything the next binary takes over.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Handover {
-    /// Each symbol: name, cents, id of its last update.
-    pub prices: Vec<(String, u64, u64)>,
+    /// Each symbol: its name and its record, each field's name, value (as events write it)
+    /// and the id that last changed it.
+    pub records: Vec<(String, Vec<CarriedField>)>,
     pub last_id: u64,
     pub updates: u64,
     pub counters: Counters,
@@ -40,6 +43,17 @@ pub struct Handover {
     pub connections: Vec<Carried>,
 }
 
+/// A field of a record: name, value, the id that last changed it.
+pub type CarriedField = (String, String, u64);
+
+/// A subscription: the format, the fields its stream carries, the symbols (names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarriedSubscription {
+    pub format: Format,
+    pub fields: Vec<String>,
+    pub symbols: Vec<String>,
+}
+
 /// One connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Carried {
@@ -48,8 +62,8 @@ pub struct Carried {
     pub serial: u64,
     pub peer: Option<SocketAddr>,
     pub state: CarriedState,
-    /// Its subscription: format and symbol names.
-    pub symbols: Option<(Format, Vec<String>)>,
+    /// Its subscription.
+    pub symbols: Option<CarriedSubscription>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,11 +115,15 @@ fn encode(h: &Handover) -> Vec<u8> {
 /// `encode` with another version number (for the test of a binary that cannot read it).
 pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
     let mut b = Body::default();
-    b.u32(h.prices.len() as u32);
-    for (name, cents, id) in &h.prices {
+    b.u32(h.records.len() as u32);
+    for (name, fields) in &h.records {
         b.bytes(name.as_bytes());
-        b.u64(*cents);
-        b.u64(*id);
+        b.u32(fields.len() as u32);
+        for (field, value, id) in fields {
+            b.bytes(field.as_bytes());
+            b.bytes(value.as_bytes());
+            b.u64(*id);
+        }
     }
     b.u64(h.last_id);
     b.u64(h.updates);
@@ -147,14 +165,16 @@ pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
         }
         match &c.symbols {
             None => b.u8(0),
-            Some((format, names)) => {
-                b.u8(match format {
+            Some(sub) => {
+                b.u8(match sub.format {
                     Format::Plain => 1,
                     Format::Json => 2,
                 });
-                b.u32(names.len() as u32);
-                for n in names {
-                    b.bytes(n.as_bytes());
+                for list in [&sub.fields, &sub.symbols] {
+                    b.u32(list.len() as u32);
+                    for n in list {
+                        b.bytes(n.as_bytes());
+                    }
                 }
             }
         }
@@ -184,7 +204,11 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
     let mut h = Handover::default();
     for _ in 0..r.count()? {
         let name = r.string()?;
-        h.prices.push((name, r.u64()?, r.u64()?));
+        let mut fields = Vec::new();
+        for _ in 0..r.count()? {
+            fields.push((r.string()?, r.string()?, r.u64()?));
+        }
+        h.records.push((name, fields));
     }
     h.last_id = r.u64()?;
     h.updates = r.u64()?;
@@ -230,11 +254,18 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
                     2 => Format::Json,
                     _ => return Err(HandoverError::Malformed("format")),
                 };
-                let mut names = Vec::new();
-                for _ in 0..r.count()? {
-                    names.push(r.string()?);
+                let mut lists = [Vec::new(), Vec::new()];
+                for list in &mut lists {
+                    for _ in 0..r.count()? {
+                        list.push(r.string()?);
+                    }
                 }
-                Some((format, names))
+                let [fields, symbols] = lists;
+                Some(CarriedSubscription {
+                    format,
+                    fields,
+                    symbols,
+                })
             }
         };
         h.connections.push(Carried {
@@ -260,6 +291,7 @@ fn waiter(b: &mut Body, w: &Waiter) {
     b.u64(w.last_id);
     b.u8(w.input_closed as u8);
     b.u8(w.active as u8);
+    b.u64(w.rate.map_or(0, |r| r.gap.as_nanos().max(1) as u64));
 }
 
 fn read_waiter(r: &mut Reader) -> Result<Waiter, HandoverError> {
@@ -273,6 +305,15 @@ fn read_waiter(r: &mut Reader) -> Result<Waiter, HandoverError> {
         last_id: r.u64()?,
         input_closed: r.flag()?,
         active: r.flag()?,
+        // The time of its last round is not carried: the next round may come at once.
+        rate: match r.u64()? {
+            0 => None,
+            nanos => Some(Rate {
+                gap: Duration::from_nanos(nanos),
+                not_before: None,
+                scheduled: false,
+            }),
+        },
     })
 }
 
@@ -300,6 +341,7 @@ fn counter_values(c: &Counters) -> Vec<u64> {
         c.streams_started,
         c.long_polls_started,
         c.requests_with_last_event_id,
+        c.event_bytes,
     ]);
     v
 }
@@ -327,6 +369,7 @@ fn read_counters(r: &mut Reader) -> Result<Counters, HandoverError> {
     c.streams_started = r.u64()?;
     c.long_polls_started = r.u64()?;
     c.requests_with_last_event_id = r.u64()?;
+    c.event_bytes = r.u64()?;
     Ok(c)
 }
 
@@ -420,6 +463,7 @@ mod tests {
             streams_started: 12,
             long_polls_started: 13,
             requests_with_last_event_id: 14,
+            event_bytes: 15,
             ..Counters::default()
         };
         counters.closed(CloseReason::Hangup);
@@ -429,9 +473,23 @@ mod tests {
             last_id: 1_796_423_459_850_571,
             input_closed: true,
             active: false,
+            rate: Some(Rate {
+                gap: Duration::from_millis(250),
+                not_before: None,
+                scheduled: false,
+            }),
         };
         Handover {
-            prices: vec![("AAPL".into(), 18_920, 100), ("BRK.B".into(), 1, 101)],
+            records: vec![
+                (
+                    "AAPL".into(),
+                    vec![
+                        ("bid".into(), "189.19".into(), 100),
+                        ("size".into(), "0.10".into(), 99),
+                    ],
+                ),
+                ("BRK.B".into(), vec![("bid".into(), "-1.5".into(), 101)]),
+            ],
             last_id: 101,
             updates: 77,
             counters,
@@ -445,7 +503,11 @@ mod tests {
                     serial: 1,
                     peer: Some("127.0.0.1:5555".parse().unwrap()),
                     state: CarriedState::Parked(waiter),
-                    symbols: Some((Format::Json, vec!["AAPL".into(), "BRK.B".into()])),
+                    symbols: Some(CarriedSubscription {
+                        format: Format::Json,
+                        fields: vec!["bid".into()],
+                        symbols: vec!["AAPL".into(), "BRK.B".into()],
+                    }),
                 },
                 Carried {
                     fd: 10,
@@ -456,10 +518,15 @@ mod tests {
                         bytes: b"id: 1\ndata: x\n\n".to_vec(),
                         then: Some(Waiter {
                             kind: Kind::LongPoll,
+                            rate: None,
                             ..waiter
                         }),
                     },
-                    symbols: Some((Format::Plain, vec!["AAPL".into()])),
+                    symbols: Some(CarriedSubscription {
+                        format: Format::Plain,
+                        fields: vec!["bid".into(), "size".into()],
+                        symbols: vec!["AAPL".into()],
+                    }),
                 },
                 Carried {
                     fd: 11,

@@ -20,11 +20,14 @@ const VARIABLES: &[(&str, &str)] = &[
     ("--http", "TICKERD_HTTP"),
     ("--symbols", "TICKERD_SYMBOLS"),
     ("--symbols-file", "TICKERD_SYMBOLS_FILE"),
+    ("--fields", "TICKERD_FIELDS"),
+    ("--decimals", "TICKERD_DECIMALS"),
     ("--initial-price", "TICKERD_INITIAL_PRICE"),
     ("--tick-ms", "TICKERD_TICK_MS"),
     ("--heartbeat-s", "TICKERD_HEARTBEAT_S"),
     ("--retry-ms", "TICKERD_RETRY_MS"),
     ("--coalesce-ms", "TICKERD_COALESCE_MS"),
+    ("--max-hz", "TICKERD_MAX_HZ"),
     ("--max-symbols-per-client", "TICKERD_MAX_SYMBOLS_PER_CLIENT"),
     ("--long-poll-s", "TICKERD_LONG_POLL_S"),
     ("--max-clients", "TICKERD_MAX_CLIENTS"),
@@ -138,7 +141,7 @@ fn defaults() {
     assert_eq!(c.request_timeout, Duration::from_secs(10));
     assert_eq!(c.long_poll_hold, Duration::from_secs(30));
     assert_eq!(c.max_scgi_header, 16 * 1024);
-    assert_eq!(c.initial_price_cents, 10_000);
+    assert_eq!(c.initial_price.to_string(), "100");
     assert_eq!(c.universe_source, "the demo universe");
     assert_eq!(c.redis, None);
     assert_eq!(c.redis_key, "tickerd");
@@ -229,15 +232,18 @@ fn errors_name_the_flag() {
 #[test]
 fn the_universe() {
     let c = config(&[]);
-    assert_eq!(c.universe.len(), crate::universe::DEMO.len());
-    assert_eq!(c.universe[0].0.as_str(), "AAPL");
+    assert_eq!(c.universe, crate::listing::demo());
+    assert_eq!(c.universe[0].symbol.as_str(), "AAPL");
+    assert_eq!(c.schema, Schema::quote());
     let c = config(&["--symbols", "x=1.5,y", "--initial-price", "7"]);
-    let got: Vec<(String, u64)> = c
-        .universe
-        .iter()
-        .map(|(s, c)| (s.to_string(), *c))
-        .collect();
-    assert_eq!(got, [("X".to_string(), 150), ("Y".to_string(), 700)]);
+    assert_eq!(c.schema, Schema::single_price());
+    assert_eq!(
+        headlines(&c),
+        [
+            ("X".to_string(), "1.5".to_string()),
+            ("Y".to_string(), "7.00".to_string())
+        ]
+    );
     assert_eq!(c.universe_source, "--symbols (2 symbols)");
     assert_eq!(c.max_symbols_per_client, 64);
     assert_eq!(c.max_publish_bytes, 65536);
@@ -248,14 +254,69 @@ fn the_universe() {
         (1024, Some(Duration::from_millis(250)))
     );
     let file = TempFile::new("universe", "# u\nmsft 2\naapl\n");
-    let c = config(&["--symbols-file", file.path(), "--initial-price", "3"]);
-    let got: Vec<(String, u64)> = c
-        .universe
-        .iter()
-        .map(|(s, c)| (s.to_string(), *c))
-        .collect();
-    assert_eq!(got, [("MSFT".to_string(), 200), ("AAPL".to_string(), 300)]);
+    let c = config(&[
+        "--symbols-file",
+        file.path(),
+        "--initial-price",
+        "3",
+        "--decimals",
+        "4",
+    ]);
+    assert_eq!(
+        headlines(&c),
+        [
+            ("MSFT".to_string(), "2.0000".to_string()),
+            ("AAPL".to_string(), "3.0000".to_string())
+        ]
+    );
     assert_eq!(c.universe_source, "--symbols-file (2 symbols)");
+    let c = config(&["--fields", "bid:price,size:qty"]);
+    assert_eq!(c.schema.len(), 2);
+    assert_eq!(
+        headlines(&c)[0],
+        ("AAPL".to_string(), "189.20".to_string()),
+        "the demo's symbols, headlines only"
+    );
+}
+
+#[test]
+fn records_and_rates() {
+    let c = config(&["--max-hz", "4"]);
+    assert_eq!(c.max_hz, Some(Duration::from_millis(250)));
+    assert_eq!(config(&[]).max_hz, None);
+    for (args, want) in [
+        (&["--max-hz", "0"][..], "--max-hz"),
+        (&["--max-hz", "1001"][..], "--max-hz"),
+        (&["--fields", "bid:float"][..], "\"float\" is not a type"),
+        (&["--decimals", "10"][..], "--decimals"),
+        (&["--initial-price", "1.5.5"][..], "--initial-price"),
+        (&["--symbols", "A=1.005", "--fields", "p:price"][..], ""),
+        (
+            &[
+                "--symbols",
+                "A",
+                "--decimals",
+                "0",
+                "--initial-price",
+                "1.5",
+            ][..],
+            "more than the symbol's 0 decimals",
+        ),
+    ] {
+        match Config::from_args(args.iter().copied()) {
+            Err(err) => assert!(err.0.contains(want), "{args:?}: {err}"),
+            Ok(_) if want.is_empty() => {}
+            Ok(_) => panic!("{args:?} accepted"),
+        }
+    }
+}
+
+/// Each symbol's name and headline.
+fn headlines(c: &Config) -> Vec<(String, String)> {
+    c.universe
+        .iter()
+        .map(|l| (l.symbol.to_string(), l.values[0].1.to_string()))
+        .collect()
 }
 
 #[test]

@@ -56,11 +56,13 @@ fn ranges_at_both_edges() {
         ),
         (
             "--initial-price",
-            "0.01",
-            "1000000000000",
-            Some("0.004"),
-            Some("1000000000000.01"),
+            "-9223372036854775808",
+            "9223372036854775807",
+            Some("-9223372036854775809"),
+            Some("9223372036854775808"),
         ),
+        ("--decimals", "0", "9", Some("-1"), Some("10")),
+        ("--max-hz", "0.001", "1000", Some("0"), Some("1000.001")),
         (
             "--redis-key",
             "k",
@@ -91,7 +93,10 @@ fn ranges_at_both_edges() {
     assert_eq!(c.heartbeat, None);
     assert_eq!(c.coalesce, Some(Duration::from_secs(60)));
     let c = config(&["--scgi-socket-mode", "777", "--initial-price", "0.01"]);
-    assert_eq!((c.socket_mode, c.initial_price_cents), (0o777, 1));
+    assert_eq!(
+        (c.socket_mode, c.initial_price.to_string()),
+        (0o777, "0.01".to_string())
+    );
     let c = config(&[
         "--max-clients",
         "1",

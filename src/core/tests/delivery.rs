@@ -33,8 +33,8 @@ fn a_fan_out_writes_each_client_once_with_its_symbols_in_ascending_id_order() {
     let answer = h.publish("A=1\nB=2\nC=3");
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(
-        answer.ends_with(&format!("\r\n\r\n{}\n", start + 3)),
-        "the last id"
+        answer.ends_with(&format!("\r\n\r\n{}\napplied 3\nunchanged 0\n", start + 3)),
+        "the last id, then the counts: {answer}"
     );
     h.publish("A=4");
     assert_eq!(ac.writes(), ac_writes, "nothing before the fan-out");
@@ -94,13 +94,26 @@ fn a_publish_is_applied_whole_or_not_at_all() {
         "nothing applied, nobody woken"
     );
     assert_eq!(h.core.counters.publish_refused, 1);
-    let answer = h.publish("A=1\nB=2");
+    let answer = h.publish("A=1\nB=2\nA=1");
     assert!(
-        answer.ends_with(&format!("\r\n\r\n{}\n", before.0 + 2)),
+        answer.ends_with(&format!(
+            "\r\n\r\n{}\napplied 2\nunchanged 1\n",
+            before.0 + 2
+        )),
         "{answer}"
     );
     h.turn();
     assert_eq!(c.events().len(), 4, "the snapshot, then both");
+    let answer = h.publish("B=2");
+    assert!(
+        answer.ends_with(&format!(
+            "\r\n\r\n{}\napplied 0\nunchanged 1\n",
+            before.0 + 2
+        )),
+        "a publish that changes nothing takes no id: {answer}"
+    );
+    h.turn();
+    assert_eq!(c.events().len(), 4, "and is sent to no one");
 }
 
 #[test]

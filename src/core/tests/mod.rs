@@ -18,10 +18,13 @@ mod timers;
 
 use super::Core;
 use crate::config::{Config, ListenAddr};
+use crate::decimal::Decimal;
 use crate::fake::{FakeSocket, Pipe};
 use crate::io::{Io, Readiness};
 use crate::protocol::Protocol;
+use crate::schema::{Schema, Value};
 use crate::symbol::Symbol;
+use crate::universe::Listed;
 
 /// What the core asked of the operating system: each token's interest (writable or not),
 /// and the sockets it connected (to Redis).
@@ -109,9 +112,14 @@ struct Harness {
 fn config(symbols: &[&str]) -> Config {
     Config {
         tick: None,
+        schema: Schema::single_price(),
         universe: symbols
             .iter()
-            .map(|s| (Symbol::parse(s.as_bytes()).unwrap(), 10_000))
+            .map(|s| Listed {
+                symbol: Symbol::parse(s.as_bytes()).unwrap(),
+                decimals: 2,
+                values: vec![(0, Value::Decimal(Decimal::new(10_000, 2)))],
+            })
             .collect(),
         publish_token: Some(TOKEN.into()),
         ..Config::defaults()

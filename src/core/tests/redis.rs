@@ -78,7 +78,7 @@ fn the_links_load_read_and_answer_a_publish_with_redis_s_id() {
     input(
         &mut h,
         COMMANDS_TOKEN,
-        &load_reply(500, &[("A", "123 400"), ("B", "7 500")]),
+        &load_reply(500, &[("A", "price=1.23@400"), ("B", "price=0.07@500")]),
     );
     assert!(
         link(&h, TAIL_TOKEN).text().contains("XREAD"),
@@ -98,10 +98,12 @@ fn the_links_load_read_and_answer_a_publish_with_redis_s_id() {
     assert_eq!(publisher.text(), "", "waiting for Redis");
     assert!(link(&h, COMMANDS_TOKEN)
         .text()
-        .ends_with("$1\r\nA\r\n$4\r\n4200\r\n"));
-    input(&mut h, COMMANDS_TOKEN, ":501\r\n");
+        .ends_with("$1\r\nA\r\n$1\r\n1\r\n$5\r\nprice\r\n$5\r\n42.00\r\n"));
+    input(&mut h, COMMANDS_TOKEN, "*3\r\n$3\r\n501\r\n:1\r\n:0\r\n");
     assert!(
-        publisher.text().ends_with("\r\n\r\n501\n"),
+        publisher
+            .text()
+            .ends_with("\r\n\r\n501\napplied 1\nunchanged 0\n"),
         "{}",
         publisher.text()
     );
@@ -109,7 +111,7 @@ fn the_links_load_read_and_answer_a_publish_with_redis_s_id() {
     input(
         &mut h,
         TAIL_TOKEN,
-        "*1\r\n*2\r\n$9\r\nt:updates\r\n*1\r\n*2\r\n$3\r\n9-1\r\n*4\r\n$5\r\nfirst\r\n$3\r\n501\r\n$7\r\nupdates\r\n$6\r\nA 4200\r\n",
+        "*1\r\n*2\r\n$9\r\nt:updates\r\n*1\r\n*2\r\n$3\r\n9-1\r\n*2\r\n$1\r\nu\r\n$17\r\n501 A price=42.00\r\n",
     );
     h.turn();
     assert_eq!(
