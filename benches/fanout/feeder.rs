@@ -241,7 +241,7 @@ fn tickerd_answers(sent: Receiver<Sent>, answers: &Mutex<Answers>) {
                 let id = text
                     .split("\r\n\r\n")
                     .nth(1)
-                    .and_then(|body| body.trim().parse().ok());
+                    .and_then(|body| body.lines().next()?.parse().ok());
                 a.ids[i] = id;
                 a.answered_ns.push(done.saturating_sub(started));
                 match id {

@@ -289,7 +289,7 @@ fn publish(front: SocketAddr, token: &str, body: &str) -> u64 {
         body,
     );
     assert_eq!(r.status, 200, "{}{}", r.head, r.body);
-    r.body.trim().parse().unwrap()
+    r.body.lines().next().unwrap().parse().unwrap()
 }
 
 /// Reads `s` until the event `id` (the walk's events before it are skipped).

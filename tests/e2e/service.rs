@@ -72,7 +72,7 @@ fn last_event_id_equal_to_current_waits_for_the_next_tick() {
         let (status, body) = t.publish("42.00");
         assert_eq!(status, 200);
         let e = s.next_event().expect("the tick");
-        assert_eq!(e.id(), body.trim().parse::<u64>().unwrap());
+        assert_eq!(e.id(), body.lines().next().unwrap().parse::<u64>().unwrap());
         assert_eq!(e.data, "42.00");
         current = e.id();
     }
@@ -152,7 +152,7 @@ fn publishing_rules() {
     );
     let (status, body) = t.publish("price=123.45\n");
     assert_eq!(
-        (status, body.trim().parse::<u64>().unwrap()),
+        (status, body.lines().next().unwrap().parse::<u64>().unwrap()),
         (200, before + 1)
     );
     let e = watcher.next_event().unwrap();

@@ -52,7 +52,7 @@ fn stream(t: &Tickerd, query: &str, last_id: Option<u64>) -> SseReader<TcpStream
 
 fn published_id(answer: (u16, String)) -> u64 {
     assert_eq!(answer.0, 200, "{}", answer.1);
-    answer.1.trim().parse().unwrap()
+    answer.1.lines().next().unwrap().parse().unwrap()
 }
 
 fn symbols_of(updates: &[Update]) -> Vec<&str> {
@@ -93,8 +93,17 @@ fn a_stream_carries_its_symbols_only_over_http_and_scgi() {
             snapshot, snapshot_wanted,
             "each symbol's last update, ascending ids"
         );
-        // A batch of four: the stream gets its two, with their ids, in order.
-        let last = published_id(t.publish("AAPL=1\nBF-B=2.5&MSFT=3\nNVDA=4"));
+        // A batch of four: the stream gets its two, with their ids, in order. (Other
+        // values each pass: a publish that changes nothing is sent to no one.)
+        let n = if over_scgi { 10 } else { 0 };
+        let batch = format!(
+            "AAPL={}\nBF-B={}.5&MSFT={}\nNVDA={}",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        );
+        let last = published_id(t.publish(&batch));
         let got = next_updates(&mut s, 2);
         assert_eq!(
             got,
@@ -102,12 +111,12 @@ fn a_stream_carries_its_symbols_only_over_http_and_scgi() {
                 Update {
                     id: last - 2,
                     symbol: "BF-B".into(),
-                    price: "2.50".into()
+                    price: format!("{}.50", n + 2)
                 },
                 Update {
                     id: last - 1,
                     symbol: "MSFT".into(),
-                    price: "3.00".into()
+                    price: format!("{}.00", n + 3)
                 },
             ]
         );

@@ -177,7 +177,7 @@ fn a_stop_and_start_on_held_sockets_refuses_nobody_and_browsers_miss_nothing() {
     ];
     let (status, body) = a.publish("TICK=11.11&AAA=21.21");
     assert_eq!(status, 200, "{body}");
-    let first_batch: u64 = body.trim().parse().unwrap();
+    let first_batch: u64 = body.lines().next().unwrap().parse().unwrap();
     for b in &browsers {
         assert!(
             b.wait(Duration::from_secs(10), |l| l.last_id()
@@ -226,11 +226,11 @@ fn a_stop_and_start_on_held_sockets_refuses_nobody_and_browsers_miss_nothing() {
     held.check_inherited(&b);
     let (status, _, body) = gap_publish.join().unwrap();
     assert_eq!(status, 200, "the publish sent while no tickerd ran: {body}");
-    let gap_id: u64 = body.trim().parse().unwrap();
+    let gap_id: u64 = body.lines().next().unwrap().parse().unwrap();
     assert!(gap_id > first_batch, "the new run's ids are above the old");
     let (status, body) = b.publish("AAA=22.22");
     assert_eq!(status, 200, "{body}");
-    let last_batch: u64 = body.trim().parse().unwrap();
+    let last_batch: u64 = body.lines().next().unwrap().parse().unwrap();
 
     // Every browser came back once, with its last id, and got what it lacked.
     for br in &browsers {

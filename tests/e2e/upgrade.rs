@@ -380,7 +380,7 @@ fn long_polls_and_half_sent_requests_wait_across_an_upgrade() {
     );
     let (status, body) = t.publish("TICK=1.50&AAA=2.50");
     assert_eq!(status, 200, "{body}");
-    let current: u64 = body.trim().parse().unwrap();
+    let current: u64 = body.lines().next().unwrap().parse().unwrap();
     let lei = current.to_string();
     let poll = |via: &Via, path: &str| {
         let mut s = via.connect().unwrap();
@@ -422,7 +422,7 @@ fn long_polls_and_half_sent_requests_wait_across_an_upgrade() {
 
     let (status, body) = t.publish("TICK=1.75&AAA=2.75");
     assert_eq!(status, 200, "{body}");
-    let last: u64 = body.trim().parse().unwrap();
+    let last: u64 = body.lines().next().unwrap().parse().unwrap();
     let mut answers = Vec::new();
     for s in &mut polls {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

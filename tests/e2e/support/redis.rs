@@ -259,14 +259,17 @@ pub fn feed_in_redis(redis: &RedisServer, prefix: &str) -> FeedInRedis {
         Reply::Bulk(None) => 0,
         r => r.text().parse().unwrap(),
     };
-    let hash = c.cmd(&["HGETALL", &format!("{prefix}:prices")]).unwrap();
+    // Each symbol's record, `price=1.23@ID` (the tests' universes have one price field).
+    let hash = c.cmd(&["HGETALL", &format!("{prefix}:records")]).unwrap();
     let prices = hash
         .items()
         .chunks(2)
         .map(|p| {
             let v = p[1].text();
-            let (cents, id) = v.split_once(' ').unwrap();
-            (p[0].text(), (cents.parse().unwrap(), id.parse().unwrap()))
+            let (value, id) = v.strip_prefix("price=").unwrap().split_once('@').unwrap();
+            let (whole, cents) = value.split_once('.').unwrap();
+            let cents = whole.parse::<u64>().unwrap() * 100 + cents.parse::<u64>().unwrap();
+            (p[0].text(), (cents, id.parse().unwrap()))
         })
         .collect();
     let updates = format!("{prefix}:updates");
@@ -277,10 +280,12 @@ pub fn feed_in_redis(redis: &RedisServer, prefix: &str) -> FeedInRedis {
     let oldest = c
         .cmd(&["XRANGE", &updates, "-", "+", "COUNT", "1"])
         .unwrap();
+    // An entry's `u`: `ID SYM name=value` lines; its first id is the first line's.
     let oldest_first = oldest.items().first().map(|entry| {
         let fields = entry.items()[1].items();
-        let at = fields.iter().position(|f| f.text() == "first").unwrap();
-        fields[at + 1].text().parse().unwrap()
+        let at = fields.iter().position(|f| f.text() == "u").unwrap();
+        let lines = fields[at + 1].text();
+        lines.split(' ').next().unwrap().parse().unwrap()
     });
     FeedInRedis {
         counter,
@@ -710,7 +715,7 @@ impl Answer {
     /// The id of an accepted publish.
     pub fn id(&self) -> u64 {
         assert_eq!(self.status, 200, "{self:?}");
-        self.body.trim().parse().unwrap()
+        self.body.lines().next().unwrap().parse().unwrap()
     }
 
     /// A 503 that tells the publisher to come back in 2 s.
