@@ -3,6 +3,7 @@
 //! refusals.
 
 use super::*;
+use crate::schema::Schema;
 
 #[test]
 fn a_stream_starts_with_its_head_and_snapshot_in_one_write() {
@@ -230,4 +231,31 @@ fn a_resumed_stream_gets_exactly_what_changed_after_its_id() {
         1,
         "an id from elsewhere: the snapshot"
     );
+}
+
+#[test]
+fn a_stream_gets_the_fields_it_asked_for_as_deltas_and_an_unknown_field_is_refused() {
+    let config = Config {
+        schema: Schema::parse("bid:price,ask:price,n:int").unwrap(),
+        ..config(&["A", "B"])
+    };
+    let mut h = Harness::new(&config);
+    let bad = h.connect("GET /ticker?symbols=A&fields=bid,nope,zz HTTP/1.1\r\n\r\n");
+    let text = bad.text();
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(
+        text.contains("fields: unknown: nope, zz (the fields are bid, ask, n)"),
+        "{text}"
+    );
+    let all = h.stream(Some("A"), None);
+    let asks = h.connect("GET /ticker?symbols=A,B&fields=ask HTTP/1.1\r\n\r\n");
+    assert_eq!(all.events().len(), 1, "A's snapshot: its bid");
+    assert!(asks.events().is_empty(), "no ask has a value yet");
+    // Two updates in one turn: one event each symbol, the fields that changed.
+    let answer = h.publish("A=1\nA=2");
+    assert!(answer.contains("applied 2"), "{answer}");
+    h.turn();
+    let events = all.events();
+    assert_eq!(events.last().unwrap().1, r#"{"symbol":"A","bid":"2.00"}"#);
+    assert!(asks.events().is_empty(), "a change of a field it does not see");
 }
