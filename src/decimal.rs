@@ -210,7 +210,7 @@ mod tests {
         );
         // At least 15 significant digits at every scale.
         for scale in 0..=MAX_SCALE {
-            let text = format!("{}", "9".repeat(18 - scale as usize));
+            let text = "9".repeat(18 - scale as usize);
             let at = Decimal::parse_at(&text, scale).unwrap();
             assert_eq!(
                 at.mantissa(),
