@@ -26,6 +26,15 @@ pub fn authorize(token: Option<&str>, req: &Request) -> Result<(), PublishError>
     Ok(())
 }
 
+/// How a publish body is written, told by its Content-Type ([`Request::body_format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// A bare price, or lines of `SYM=PRICE` or `SYM field=value …`.
+    Text,
+    /// One JSON object a line: `{"symbol":"AAPL","bid":"189.19","time":1765100000123}`.
+    JsonLines,
+}
+
 /// A published body, as updates `(symbol, cents)` in the order given, all checked before
 /// any is applied:
 /// - a bare price (`123.45`) or `price=123.45`: the default symbol, as the single-price
