@@ -82,9 +82,9 @@ impl<I: Io> Core<I> {
                 let body = self.metrics(key);
                 response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes()).into()
             }
-            Action::Publish(body) => {
+            Action::Publish { body, format } => {
                 let universe = &self.feed.universe;
-                match publish::parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s)) {
+                match publish::parse_cents(&body, format, DEFAULT_SYMBOL, |s| universe.find(s)) {
                     Ok(batch) if self.redis.is_some() => {
                         // Through Redis: answered when Redis has given the ids.
                         let serial = conn.serial();
