@@ -257,5 +257,36 @@ fn a_stream_gets_the_fields_it_asked_for_as_deltas_and_an_unknown_field_is_refus
     h.turn();
     let events = all.events();
     assert_eq!(events.last().unwrap().1, r#"{"symbol":"A","bid":"2.00"}"#);
-    assert!(asks.events().is_empty(), "a change of a field it does not see");
+    assert!(
+        asks.events().is_empty(),
+        "a change of a field it does not see"
+    );
+    // Field lines: an update sets only the fields it names.
+    let answer = h.publish("A ask=2.01 n=7\nB bid=1 ask=1.5\nA n=7");
+    assert!(answer.contains("applied 2\nunchanged 1"), "{answer}");
+    h.turn();
+    let events = all.events();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2].1, r#"{"symbol":"A","ask":"2.01","n":7}"#);
+    let asks = asks.events();
+    let data: Vec<&str> = asks.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(
+        data,
+        [
+            r#"{"symbol":"A","ask":"2.01"}"#,
+            r#"{"symbol":"B","ask":"1.50"}"#
+        ]
+    );
+    // JSON lines, values as strings or numbers, their text taken exactly.
+    let body = "{\"symbol\":\"A\",\"bid\":2.5,\"n\":\"-3\"}";
+    let c = h.connect(&format!(
+        "POST /publish HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(c.text().contains("applied 1"), "{}", c.text());
+    h.turn();
+    assert_eq!(
+        all.events().last().unwrap().1,
+        r#"{"symbol":"A","bid":"2.50","n":-3}"#
+    );
 }

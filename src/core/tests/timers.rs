@@ -46,7 +46,11 @@ fn max_hz_holds_a_stream_to_its_rate_with_the_latest_values_and_the_snapshot_is_
     let unasked = h.stream(Some("A,B"), None);
     let counts = |h: &Harness| {
         let _ = h;
-        [slow.events().len(), capped.events().len(), unasked.events().len()]
+        [
+            slow.events().len(),
+            capped.events().len(),
+            unasked.events().len(),
+        ]
     };
     assert_eq!(counts(&h), [2, 2, 2], "the snapshot");
     // The snapshot does not count: the first update goes at once.
@@ -73,7 +77,11 @@ fn max_hz_holds_a_stream_to_its_rate_with_the_latest_values_and_the_snapshot_is_
     assert_eq!(counts(&h), [5, 5, 5]);
     let events = slow.events();
     let latest: Vec<&str> = events[3..].iter().map(|(_, d)| price_of(d)).collect();
-    assert_eq!(latest, ["3.00", "4.00"], "one round at 500 ms: B, then A at its latest");
+    assert_eq!(
+        latest,
+        ["3.00", "4.00"],
+        "one round at 500 ms: B, then A at its latest"
+    );
     h.later(Duration::from_millis(20)); // 520 ms
     assert_eq!(counts(&h), [5, 6, 6], "A=4 at 510 ms");
     // Nothing more due: nothing more written, and no wake-up left.
