@@ -19,7 +19,7 @@ use tickerd::protocol::Protocol;
 use tickerd::decimal::Decimal;
 use tickerd::schema::{Schema, Value};
 use tickerd::symbol::Symbol;
-use tickerd::universe::Listed;
+use tickerd::listing::Listed;
 
 #[derive(Default)]
 struct Pipe {
