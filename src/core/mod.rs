@@ -169,7 +169,7 @@ impl<I: Io> Core<I> {
         let mut conn = Connection::new(socket, protocol, self.next_serial, peer);
         if self.clients.len() >= self.max_clients {
             self.log_full(&conn);
-            let answer = Answer::Full.render(protocol, &mut self.counters);
+            let answer = Answer::Full.render(protocol.into(), &mut self.counters);
             conn.start_response(answer.into());
             let key = self.clients.insert(conn);
             self.flush(key);
@@ -203,16 +203,12 @@ impl<I: Io> Core<I> {
     /// is ignored).
     pub fn on_socket(&mut self, key: usize, readiness: Readiness, now: Instant) {
         self.now = now;
-        let Some(conn) = self.clients.get_mut(key) else {
+        if self.clients.get(key).is_none() {
             return;
-        };
-        if readiness.input {
-            // Input first, even on a hang-up: a request may have come with the close.
-            match conn.on_readable(&mut self.scratch, &self.rules) {
-                Input::Flow(Flow::Open) => {}
-                Input::Flow(flow) => return self.settle(key, flow),
-                Input::Request(action) => self.carry_out(key, action),
-            }
+        }
+        // Input first, even on a hang-up: a request may have come with the close.
+        if readiness.input && !self.on_input(key) {
+            return;
         }
         if readiness.gone {
             // A read would not say so: after a FIN, read returns 0 before it reports the
@@ -240,6 +236,25 @@ impl<I: Io> Core<I> {
     pub(crate) fn shut_down(&mut self) {
         log::info!("stopping: closing {} connections", self.clients.len());
         self.clients.drain().for_each(drop);
+    }
+
+    /// Reads input on connection `key` and carries out a request that is whole. False when
+    /// that settled the connection (it closes).
+    fn on_input(&mut self, key: usize) -> bool {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return false;
+        };
+        match conn.on_readable(&mut self.scratch, &self.rules) {
+            Input::Flow(Flow::Open) => true,
+            Input::Flow(flow) => {
+                self.settle(key, flow);
+                false
+            }
+            Input::Request(action) => {
+                self.carry_out(key, action);
+                true
+            }
+        }
     }
 
     /// Writes what a connection has pending and settles the outcome. A stream whose write
@@ -287,7 +302,8 @@ impl<I: Io> Core<I> {
         }
     }
 
-    /// Acts on a handler's outcome: close, start lingering, or fix the interest.
+    /// Acts on a handler's outcome: close, start lingering, go on to the next request, or
+    /// fix the interest.
     fn settle(&mut self, key: usize, flow: Flow) {
         let Some(conn) = self.clients.get_mut(key) else {
             return;
@@ -295,6 +311,20 @@ impl<I: Io> Core<I> {
         match flow {
             Flow::Close(reason) => return self.close(key, reason),
             Flow::Linger => self.timers.lingering.start(self.now, key, conn.serial()),
+            Flow::Next => {
+                // A new serial names the next request, so that nothing of the last one (its
+                // deadline) touches it. Input is read at the end of this turn: it may have
+                // come while the answer was written, or be held already, and a request that
+                // follows at once waits for one turn of the loop, so that a peer pipelining
+                // as fast as it reads cannot hold the loop.
+                self.next_serial += 1;
+                conn.renumber(self.next_serial);
+                log::debug!("{}: kept alive", conn.describe());
+                self.timers.requests.start(self.now, key, self.next_serial);
+                self.timers
+                    .next_request
+                    .start(self.now, key, self.next_serial);
+            }
             Flow::Open => {}
         }
         // Interest follows state: WRITABLE only while output waits for the socket to drain,

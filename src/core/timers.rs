@@ -28,6 +28,9 @@ pub(super) struct Timers {
     /// `--coalesce-ms`: the next fan-out may not come before this; `None` without it.
     pub(super) coalesce: Option<(Instant, Duration)>,
     pub(super) requests: DeadlineQueue,
+    /// Kept-alive connections whose input is read at the end of this turn (the next
+    /// request's): due at once.
+    pub(super) next_request: DeadlineQueue,
     pub(super) lingering: DeadlineQueue,
     pub(super) long_polls: DeadlineQueue,
     /// Streams resuming from an id ahead of this instance (`--redis`), held until it
@@ -48,6 +51,7 @@ impl Timers {
             heartbeat: every(config.heartbeat),
             coalesce: config.coalesce.map(|p| (now, p)),
             requests: DeadlineQueue::new(config.request_timeout),
+            next_request: DeadlineQueue::new(Duration::ZERO),
             lingering: DeadlineQueue::new(LINGER),
             long_polls: DeadlineQueue::new(config.long_poll_hold),
             ahead: DeadlineQueue::new(AHEAD_HOLD),
@@ -61,6 +65,7 @@ impl Timers {
             self.heartbeat.map(|t| t.at),
             self.coalesce.filter(|_| woken).map(|(at, _)| at),
             self.requests.next(),
+            self.next_request.next(),
             self.lingering.next(),
             self.long_polls.next(),
             self.ahead.next(),
@@ -97,7 +102,20 @@ impl<I: Io> Core<I> {
                 if conn.is_reading() {
                     log::warn!("{}: closed: request not complete in time", conn.describe());
                     self.close(key, CloseReason::RequestTimeout);
+                } else if conn.is_idle() {
+                    log::debug!("{}: closed: no next request in time", conn.describe());
+                    self.close(key, CloseReason::IdleTimeout);
                 }
+            }
+        }
+        // Only those due when the turn began: a request answered now reads its next one at
+        // the end of the next turn.
+        for _ in 0..self.timers.next_request.len() {
+            let Some((key, serial)) = self.timers.next_request.pop_expired(now) else {
+                break;
+            };
+            if self.clients.get_serial(key, serial).is_some() && self.on_input(key) {
+                self.flush(key);
             }
         }
         while let Some((key, serial)) = self.timers.ahead.pop_expired(now) {
@@ -147,6 +165,7 @@ impl<I: Io> Core<I> {
         let clients = &mut self.clients;
         for queue in [
             &mut self.timers.requests,
+            &mut self.timers.next_request,
             &mut self.timers.lingering,
             &mut self.timers.long_polls,
             &mut self.timers.ahead,

@@ -105,6 +105,8 @@ fn the_links_load_read_and_answer_a_publish_with_redis_s_id() {
         "{}",
         publisher.text()
     );
+    // Answered later, in the request's terms all the same: the connection stays.
+    assert!(publisher.text().contains("Connection: keep-alive\r\n"));
     // The update reaches the stream from the stream of updates, with Redis's id.
     input(
         &mut h,
