@@ -51,9 +51,11 @@ pub enum After {
     /// Our write side is shut and it lingers until the peer closes: SCGI (one request per
     /// connection), HTTP that asked to close, a refusal that leaves the framing in doubt.
     Close,
-    /// HTTP persistence: it reads the next request, starting with these bytes, which the
-    /// peer sent after the answered one (pipelined) and which were read already.
-    KeepAlive(Vec<u8>),
+    /// HTTP persistence: it takes the next request, starting with `held`, the bytes the
+    /// peer sent after the answered one (pipelined), read already: until `WouldBlock`, or
+    /// as many as a request may take, which then hold one whole. `input_closed`: EOF came
+    /// after them.
+    KeepAlive { held: Vec<u8>, input_closed: bool },
 }
 
 /// What a connection becomes once its output is written.
@@ -69,8 +71,9 @@ pub enum Then {
 pub enum State {
     /// Gathering a request. `input_closed`: EOF came with it.
     Reading { buf: Vec<u8>, input_closed: bool },
-    /// Kept alive after an answer, with nothing of the next request yet: the peer may
-    /// close, or the request deadline closes it.
+    /// Kept alive after an answer, with nothing of the next request yet (all input was
+    /// read, so the next comes with a readiness event): the peer may close, or the request
+    /// deadline closes it.
     Idle,
     /// Waiting for an update of its symbols.
     Parked(Waiter),
@@ -79,7 +82,7 @@ pub enum State {
     Writing { out: Outbox, then: Then },
     /// A whole request is being carried out (at once, or through Redis for a publish): it
     /// starts a stream, or its answer comes with `start_response`. `after`: what follows
-    /// that answer; `input_closed`: EOF came with the request.
+    /// that answer; `input_closed`: EOF came with the request (for the stream it starts).
     Awaiting { after: After, input_closed: bool },
     /// Response sent and our write side shut; input is drained until the peer closes, so
     /// that unread input cannot turn the close into a reset that destroys the response.
@@ -151,8 +154,7 @@ pub enum Flow {
     /// Just entered `Lingering`: start its deadline.
     Linger,
     /// An answer is out and the connection kept alive: it waits for its next request,
-    /// whose deadline starts now. It must be read soon without a readiness event: the next
-    /// request may be held already, or have come while the answer was written.
+    /// whose deadline starts now, and which may be held whole already (`take_held`).
     Next,
     Close(CloseReason),
 }
@@ -224,7 +226,7 @@ impl<S> Connection<S> {
             (
                 Protocol::Http,
                 State::Awaiting {
-                    after: After::KeepAlive(_),
+                    after: After::KeepAlive { .. },
                     ..
                 },
             ) => Dialect::HttpKeepAlive,
@@ -274,7 +276,7 @@ impl<S: Socket> Connection<S> {
                     Ok(eof) => *input_closed |= eof,
                     Err(e) => return Input::Flow(Flow::Close(io_close_reason(&e))),
                 }
-                self.take_request(rules)
+                self.take_request(scratch, rules)
             }
             State::Idle => {
                 let mut buf = Vec::new();
@@ -293,19 +295,22 @@ impl<S: Socket> Connection<S> {
                     buf,
                     input_closed: eof,
                 };
-                self.take_request(rules)
+                self.take_request(scratch, rules)
             }
             // The next request, come early: held (up to what a request may take; the rest
-            // waits in the socket) for when the answer is out. EOF is read again then.
+            // waits in the socket) for when the answer is out.
             State::Awaiting {
-                after: After::KeepAlive(held),
+                after: After::KeepAlive { held, input_closed },
                 ..
             }
             | State::Writing {
-                then: Then::Finish(After::KeepAlive(held)),
+                then: Then::Finish(After::KeepAlive { held, input_closed }),
                 ..
             } => Input::Flow(match read_into(&mut self.socket, scratch, held, limit) {
-                Ok(_) => Flow::Open,
+                Ok(eof) => {
+                    *input_closed |= eof;
+                    Flow::Open
+                }
                 Err(e) => Flow::Close(io_close_reason(&e)),
             }),
             State::Parked(Waiter { input_closed, .. })
@@ -331,15 +336,22 @@ impl<S: Socket> Connection<S> {
         }
     }
 
+    /// After `Flow::Next`: the next request when what is held has it whole. Otherwise the
+    /// connection waits for input, which comes with a readiness event: what is held was
+    /// read until `WouldBlock` (a full buffer would hold a whole request).
+    pub fn take_held(&mut self, scratch: &mut [u8], rules: &RequestRules) -> Input {
+        self.take_request(scratch, rules)
+    }
+
     /// Parses what `Reading` holds: a whole request is carried out (the state holds what
     /// follows its answer, and the bytes after it), a partial one waits for more.
-    fn take_request(&mut self, rules: &RequestRules) -> Input {
+    fn take_request(&mut self, scratch: &mut [u8], rules: &RequestRules) -> Input {
+        let limit = rules.max_request(self.protocol);
         let State::Reading { buf, input_closed } = &mut self.state else {
             return Input::Flow(Flow::Open);
         };
-        let eof = *input_closed;
         let (action, after) = match parse(self.protocol, buf, rules) {
-            Parsed::Partial if eof || buf.len() >= rules.max_request(self.protocol) => {
+            Parsed::Partial if *input_closed || buf.len() >= limit => {
                 // Too long cannot be partial: the parsers refuse first. So this is a peer
                 // that left mid-request.
                 return Input::Flow(Flow::Close(CloseReason::Hangup));
@@ -350,10 +362,22 @@ impl<S: Socket> Connection<S> {
                 used,
                 keep_alive,
             } => {
+                // A read that stopped at the cap left input in the socket, which no
+                // readiness event will announce: read on into the room the request leaves.
+                let full = buf.len() >= limit;
                 buf.drain(..used);
+                if full && keep_alive && !*input_closed {
+                    match read_into(&mut self.socket, scratch, buf, limit) {
+                        Ok(eof) => *input_closed |= eof,
+                        Err(e) => return Input::Flow(Flow::Close(io_close_reason(&e))),
+                    }
+                }
                 // Kept alive unless the peer has shut its side with nothing more to ask.
-                let after = match keep_alive && !(eof && buf.is_empty()) {
-                    true => After::KeepAlive(std::mem::take(buf)),
+                let after = match keep_alive && !(*input_closed && buf.is_empty()) {
+                    true => After::KeepAlive {
+                        held: std::mem::take(buf),
+                        input_closed: *input_closed,
+                    },
                     false => After::Close,
                 };
                 (action, after)
@@ -365,9 +389,10 @@ impl<S: Socket> Connection<S> {
                 return Input::Flow(Flow::Close(CloseReason::BadRequest));
             }
         };
+        let input_closed = *input_closed;
         self.state = State::Awaiting {
             after,
-            input_closed: eof,
+            input_closed,
         };
         Input::Request(action)
     }
@@ -558,14 +583,18 @@ impl<S: Socket> Connection<S> {
                 self.state = State::Lingering;
                 Flow::Linger
             }
-            Then::Finish(After::KeepAlive(held)) => {
-                self.state = match held.is_empty() {
-                    true => State::Idle,
-                    false => State::Reading {
-                        buf: held,
-                        input_closed: false,
-                    },
-                };
+            Then::Finish(After::KeepAlive { held, input_closed }) => {
+                match (held.is_empty(), input_closed) {
+                    // The peer shut its side after its last request: nothing more can come.
+                    (true, true) => return Flow::Close(CloseReason::Done),
+                    (true, false) => self.state = State::Idle,
+                    (false, _) => {
+                        self.state = State::Reading {
+                            buf: held,
+                            input_closed,
+                        }
+                    }
+                }
                 Flow::Next
             }
         }

@@ -41,6 +41,10 @@ use crate::{http, price, route, scgi};
 const MAX_HTTP_HEAD: usize = 8 * 1024;
 /// Refusals at `--max-clients` are logged at most this often, each line with the count.
 const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Pipelined requests a kept-alive connection may have answered in one go; the rest wait
+/// for the end of the turn, so that a peer that pipelines as fast as it reads cannot hold
+/// the loop.
+const REQUESTS_AT_ONCE: usize = 16;
 
 /// Refusals at `--max-clients`: when the last one was logged, and how many came after it.
 /// A flood, or a server that stays full while clients churn, must not fill the log.
@@ -244,7 +248,22 @@ impl<I: Io> Core<I> {
         let Some(conn) = self.clients.get_mut(key) else {
             return false;
         };
-        match conn.on_readable(&mut self.scratch, &self.rules) {
+        let input = conn.on_readable(&mut self.scratch, &self.rules);
+        self.take_input(key, input)
+    }
+
+    /// Carries out a request that is whole: the next request of a kept-alive connection,
+    /// held already (pipelined). False when that settled the connection (it closes).
+    fn take_held(&mut self, key: usize) -> bool {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return false;
+        };
+        let input = conn.take_held(&mut self.scratch, &self.rules);
+        self.take_input(key, input)
+    }
+
+    fn take_input(&mut self, key: usize, input: Input) -> bool {
+        match input {
             Input::Flow(Flow::Open) => true,
             Input::Flow(flow) => {
                 self.settle(key, flow);
@@ -259,15 +278,28 @@ impl<I: Io> Core<I> {
 
     /// Writes what a connection has pending and settles the outcome. A stream whose write
     /// completes gets what changed meanwhile in one more write (with `--coalesce-ms`, at the
-    /// next fan-out instead).
+    /// next fan-out instead); a kept-alive connection whose answer is out takes its next
+    /// request at once when it holds it whole (pipelined; a few in a row at most). It
+    /// reads nothing more: a request sent after the answer comes with a readiness event, in
+    /// a wake-up of its own, so that a publisher's publishes sent one by one each get a
+    /// fan-out of their own, as they did on a connection each.
     fn flush(&mut self, key: usize) {
+        let mut answered = 0;
         loop {
             let Some(conn) = self.clients.get_mut(key) else {
                 return;
             };
-            let flow = conn.flush(&mut self.counters.written);
-            if flow != Flow::Open {
-                return self.settle(key, flow);
+            match conn.flush(&mut self.counters.written) {
+                Flow::Open => {}
+                Flow::Next if answered < REQUESTS_AT_ONCE => {
+                    answered += 1;
+                    self.next_request(key);
+                    if !self.take_held(key) {
+                        return;
+                    }
+                    continue;
+                }
+                flow => return self.settle(key, flow),
             }
             let Some(waiter) = conn.waiting() else { break };
             if self.timers.coalesce.is_some() {
@@ -312,21 +344,17 @@ impl<I: Io> Core<I> {
             Flow::Close(reason) => return self.close(key, reason),
             Flow::Linger => self.timers.lingering.start(self.now, key, conn.serial()),
             Flow::Next => {
-                // A new serial names the next request, so that nothing of the last one (its
-                // deadline) touches it. Input is read at the end of this turn: it may have
-                // come while the answer was written, or be held already, and a request that
-                // follows at once waits for one turn of the loop, so that a peer pipelining
-                // as fast as it reads cannot hold the loop.
-                self.next_serial += 1;
-                conn.renumber(self.next_serial);
-                log::debug!("{}: kept alive", conn.describe());
-                self.timers.requests.start(self.now, key, self.next_serial);
+                // What it holds is taken at the end of the turn (`REQUESTS_AT_ONCE`).
+                self.next_request(key);
                 self.timers
                     .next_request
                     .start(self.now, key, self.next_serial);
             }
             Flow::Open => {}
         }
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
         // Interest follows state: WRITABLE only while output waits for the socket to drain,
         // so a client that keeps up costs no epoll_ctl call per tick.
         if let Some(writable) = conn.interest_change() {
@@ -334,6 +362,17 @@ impl<I: Io> Core<I> {
                 Ok(()) => conn.set_registered_writable(writable),
                 Err(_) => self.close(key, CloseReason::IoError),
             }
+        }
+    }
+
+    /// Connection `key`, kept alive, waits for its next request: a new serial names it, so
+    /// that nothing of the last one (its deadline) touches it, and its deadline starts.
+    fn next_request(&mut self, key: usize) {
+        if let Some(conn) = self.clients.get_mut(key) {
+            self.next_serial += 1;
+            conn.renumber(self.next_serial);
+            log::debug!("{}: kept alive", conn.describe());
+            self.timers.requests.start(self.now, key, self.next_serial);
         }
     }
 

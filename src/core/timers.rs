@@ -28,8 +28,8 @@ pub(super) struct Timers {
     /// `--coalesce-ms`: the next fan-out may not come before this; `None` without it.
     pub(super) coalesce: Option<(Instant, Duration)>,
     pub(super) requests: DeadlineQueue,
-    /// Kept-alive connections whose input is read at the end of this turn (the next
-    /// request's): due at once.
+    /// Kept-alive connections whose next request, held already, is taken at the end of
+    /// this turn (after `REQUESTS_AT_ONCE`, or a live upgrade): due at once.
     pub(super) next_request: DeadlineQueue,
     pub(super) lingering: DeadlineQueue,
     pub(super) long_polls: DeadlineQueue,
@@ -108,13 +108,13 @@ impl<I: Io> Core<I> {
                 }
             }
         }
-        // Only those due when the turn began: a request answered now reads its next one at
-        // the end of the next turn.
+        // Only those queued before: one whose requests run out again now waits for the next
+        // turn.
         for _ in 0..self.timers.next_request.len() {
             let Some((key, serial)) = self.timers.next_request.pop_expired(now) else {
                 break;
             };
-            if self.clients.get_serial(key, serial).is_some() && self.on_input(key) {
+            if self.clients.get_serial(key, serial).is_some() && self.take_held(key) {
                 self.flush(key);
             }
         }

@@ -141,7 +141,7 @@ impl<I: Io> Core<I> {
         match conn.state() {
             State::Reading { .. } | State::Idle => {
                 self.timers.requests.start(self.now, key, serial);
-                // A kept-alive one may hold its next request whole: read at the turn's end.
+                // A kept-alive one may hold its next request whole: taken at the turn's end.
                 self.timers.next_request.start(self.now, key, serial);
             }
             State::Parked(w)

@@ -144,9 +144,10 @@ pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
                         b.u8(1);
                         waiter(&mut b, w);
                     }
-                    Then::Finish(After::KeepAlive(held)) => {
+                    Then::Finish(After::KeepAlive { held, input_closed }) => {
                         b.u8(2);
                         b.bytes(held);
+                        b.u8(*input_closed as u8);
                     }
                 }
             }
@@ -224,7 +225,10 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
                 let then = match r.u8()? {
                     0 => Then::Finish(After::Close),
                     1 => Then::Park(read_waiter(&mut r)?),
-                    2 => Then::Finish(After::KeepAlive(r.bytes()?.to_vec())),
+                    2 => Then::Finish(After::KeepAlive {
+                        held: r.bytes()?.to_vec(),
+                        input_closed: r.flag()?,
+                    }),
                     _ => return Err(HandoverError::Malformed("what follows a write")),
                 };
                 CarriedState::Writing { bytes, then }
@@ -502,7 +506,10 @@ mod tests {
                     peer: None,
                     state: CarriedState::Writing {
                         bytes: b"HTTP/1.1 200 OK\r\n".to_vec(),
-                        then: Then::Finish(After::KeepAlive(b"GET /sym".to_vec())),
+                        then: Then::Finish(After::KeepAlive {
+                            held: b"GET /sym".to_vec(),
+                            input_closed: true,
+                        }),
                     },
                     symbols: None,
                 },

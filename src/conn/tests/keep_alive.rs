@@ -1,5 +1,6 @@
-//! HTTP persistence over a fake socket: after a finite answer the connection reads the next
-//! request (held bytes first), unless the request, its version or its framing says close.
+//! HTTP persistence over a fake socket: after a finite answer the connection takes the next
+//! request (from what it holds, or when input comes), unless the request, its version or
+//! its framing says close.
 
 use super::*;
 
@@ -8,6 +9,15 @@ fn request(c: &mut Connection<Fake>) -> Action {
     match c.on_readable(&mut [0u8; 64], &rules()) {
         Input::Request(action) => action,
         other => panic!("no request: {other:?}, state {:?}", c.state),
+    }
+}
+
+/// The next request after `Flow::Next`, from what the connection holds (no read).
+fn held(c: &mut Connection<Fake>) -> Option<Action> {
+    match c.take_held(&mut [0u8; 64], &rules()) {
+        Input::Request(action) => Some(action),
+        Input::Flow(Flow::Open) => None,
+        other => panic!("{other:?}"),
     }
 }
 
@@ -55,31 +65,56 @@ fn two_requests_back_to_back_on_one_connection() {
 fn pipelined_requests_in_one_read_are_answered_in_turn() {
     let publish = "POST /publish HTTP/1.1\r\nContent-Length: 4\r\n\r\n1.25";
     let input = format!("{SYMBOLS}{publish}{METRICS}GET /tick");
-    // One read takes it all (the scratch buffer is larger than the input).
     let mut c = conn(input.as_bytes(), false);
-    let mut scratch = [0u8; 4096];
-    let mut take = |c: &mut Connection<Fake>| match c.on_readable(&mut scratch, &rules()) {
-        Input::Request(action) => Some(action),
-        Input::Flow(Flow::Open) => None,
-        other => panic!("{other:?}"),
-    };
-    assert!(matches!(take(&mut c), Some(Action::Symbols { .. })));
-    assert!(c.socket.pipe().input.is_empty(), "read in one go");
+    assert!(matches!(request(&mut c), Action::Symbols { .. }));
+    assert!(c.socket.pipe().input.is_empty(), "read until WouldBlock");
     assert_eq!(answer(&mut c, "1"), (Dialect::HttpKeepAlive, Flow::Next));
-    // The next request comes out of what was held, with nothing more read.
-    assert!(matches!(c.state, State::Reading { .. }));
+    // The next requests come out of what was held, with nothing more read.
     assert!(matches!(
-        take(&mut c),
+        held(&mut c),
         Some(Action::PublishRefused(PublishError::Disabled))
     ));
     assert_eq!(answer(&mut c, "2"), (Dialect::HttpKeepAlive, Flow::Next));
-    assert_eq!(take(&mut c), Some(Action::Metrics));
+    assert_eq!(held(&mut c), Some(Action::Metrics));
     assert_eq!(answer(&mut c, "3"), (Dialect::HttpKeepAlive, Flow::Next));
-    // The last one is partial: it waits for the rest.
-    assert_eq!(take(&mut c), None);
+    // The last one is partial: it waits for the rest, which comes with a readiness event.
+    assert_eq!(held(&mut c), None);
     c.socket.pipe().input = b"er HTTP/1.1\r\n\r\n".to_vec();
-    assert!(matches!(take(&mut c), Some(Action::Stream { .. })));
+    assert!(matches!(request(&mut c), Action::Stream { .. }));
     assert_eq!(text(&c), "123");
+}
+
+#[test]
+fn a_request_sent_after_the_answer_waits_for_its_readiness_event() {
+    let mut c = conn(SYMBOLS.as_bytes(), false);
+    request(&mut c);
+    assert_eq!(answer(&mut c, "1"), (Dialect::HttpKeepAlive, Flow::Next));
+    // Sent after the answer: not taken with it (a publisher's publishes sent one by one
+    // each get a wake-up, and so a fan-out, of their own).
+    c.socket.pipe().input = METRICS.as_bytes().to_vec();
+    assert_eq!(held(&mut c), None);
+    assert_eq!(request(&mut c), Action::Metrics);
+}
+
+#[test]
+fn a_buffer_full_of_pipelined_requests_is_read_on_as_they_are_taken() {
+    // More than a request may take (1,088 bytes here): the first read stops at the cap,
+    // and the rest would never come with a readiness event of its own.
+    let input = SYMBOLS.repeat(60);
+    let mut c = conn(input.as_bytes(), false);
+    assert!(matches!(request(&mut c), Action::Symbols { .. }));
+    assert!(!c.socket.pipe().input.is_empty(), "stopped at the cap");
+    let mut answered = 1;
+    loop {
+        assert_eq!(answer(&mut c, "."), (Dialect::HttpKeepAlive, Flow::Next));
+        match held(&mut c) {
+            Some(Action::Symbols { .. }) => answered += 1,
+            None => break,
+            Some(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(answered, 60);
+    assert!(matches!(c.state, State::Idle));
 }
 
 #[test]
@@ -100,7 +135,29 @@ fn a_request_sent_while_the_answer_is_written_is_held_for_after_it() {
     assert!(c.socket.pipe().input.is_empty());
     c.socket.pipe().blocked = false;
     assert_eq!(c.flush(&mut Written::default()), Flow::Next);
-    assert_eq!(request(&mut c), Action::Metrics);
+    assert_eq!(held(&mut c), Some(Action::Metrics));
+    assert_eq!(text(&c), "answer");
+}
+
+#[test]
+fn a_peer_that_shuts_its_side_while_answered_is_closed_once_the_answer_is_out() {
+    let mut c = conn(SYMBOLS.as_bytes(), false);
+    request(&mut c);
+    c.socket.pipe().blocked = true;
+    assert_eq!(
+        answer(&mut c, "answer"),
+        (Dialect::HttpKeepAlive, Flow::Open)
+    );
+    c.socket.pipe().eof = true;
+    assert!(matches!(
+        c.on_readable(&mut [0u8; 64], &rules()),
+        Input::Flow(Flow::Open)
+    ));
+    c.socket.pipe().blocked = false;
+    assert_eq!(
+        c.flush(&mut Written::default()),
+        Flow::Close(CloseReason::Done)
+    );
     assert_eq!(text(&c), "answer");
 }
 
@@ -159,7 +216,7 @@ fn a_peer_that_shut_its_side_is_answered_what_it_sent_then_closed() {
     let mut c = conn(format!("{METRICS}{NOPE}").as_bytes(), true);
     request(&mut c);
     assert_eq!(answer(&mut c, "1"), (Dialect::HttpKeepAlive, Flow::Next));
-    assert_eq!(request(&mut c), Action::NotFound);
+    assert_eq!(held(&mut c), Some(Action::NotFound));
     assert_eq!(answer(&mut c, "2"), (Dialect::HttpClose, Flow::Linger));
 }
 
