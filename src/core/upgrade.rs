@@ -26,19 +26,25 @@ where
     I::Socket: AsRawFd,
 {
     /// Publishes waiting for Redis are answered 503 before a handover: their answer would be
-    /// lost with the link.
+    /// lost with the link. (Again, until none waits: a kept-alive connection goes on to a
+    /// publish it held, pipelined, which waits for Redis in turn.)
     pub(crate) fn answer_awaiting(&mut self) {
-        let awaiting: Vec<usize> = self
-            .clients
-            .iter_mut()
-            .filter(|(_, c)| matches!(c.state(), State::Awaiting { .. }))
-            .map(|(key, _)| key)
-            .collect();
-        for key in awaiting {
-            if let Some(p) = self.clients.get(key).map(|c| c.dialect()) {
-                let answer = self.answer(p, Answer::Upgrading);
-                self.respond(key, answer);
-                self.flush(key);
+        loop {
+            let awaiting: Vec<usize> = self
+                .clients
+                .iter_mut()
+                .filter(|(_, c)| matches!(c.state(), State::Awaiting { .. }))
+                .map(|(key, _)| key)
+                .collect();
+            if awaiting.is_empty() {
+                return;
+            }
+            for key in awaiting {
+                if let Some(p) = self.clients.get(key).map(|c| c.dialect()) {
+                    let answer = self.answer(p, Answer::Upgrading);
+                    self.respond(key, answer);
+                    self.flush(key);
+                }
             }
         }
     }
