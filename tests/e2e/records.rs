@@ -1,6 +1,9 @@
 //! Records, with the real binary over real sockets: exact prices at each symbol's precision,
-//! text and JSON-lines publishes checked whole ([`values`]).
+//! snapshots of whole records then deltas of the fields that changed, `fields=` streams,
+//! text and JSON-lines publishes checked whole, `/fields` and `/symbols` ([`values`],
+//! [`streams`]).
 
+mod streams;
 mod values;
 
 use std::io::Write;
@@ -112,6 +115,15 @@ pub fn parse_published(body: &str) -> Published {
         applied: count(1, "applied "),
         unchanged: count(2, "unchanged "),
     }
+}
+
+/// A GET answered whole, by `via`.
+pub fn get_via(via: &Via, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut sock = via.connect().expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.write_all(&via.get(path, headers)).unwrap();
+    read_response(&mut sock)
 }
 
 /// An event stream of `path` by `via`, resuming after `last_id` when given; reads time out
