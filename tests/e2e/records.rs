@@ -1,8 +1,9 @@
 //! Records, with the real binary over real sockets: exact prices at each symbol's precision,
-//! snapshots of whole records then deltas of the fields that changed, `fields=` streams,
-//! text and JSON-lines publishes checked whole, `/fields` and `/symbols` ([`values`],
-//! [`streams`]).
+//! snapshots of whole records then deltas of the fields that changed, `fields=` and
+//! `max_hz=` streams, text and JSON-lines publishes checked whole, `/fields` and `/symbols`
+//! ([`values`], [`streams`], [`pacing`]).
 
+mod pacing;
 mod streams;
 mod values;
 
