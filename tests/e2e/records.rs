@@ -1,9 +1,15 @@
 //! Records, with the real binary over real sockets: exact prices at each symbol's precision,
 //! snapshots of whole records then deltas of the fields that changed, `fields=` and
 //! `max_hz=` streams, text and JSON-lines publishes checked whole, `/fields` and `/symbols`
-//! ([`values`], [`streams`], [`pacing`]).
+//! ([`values`], [`streams`], [`pacing`]); a browser that merges records, cut mid-stream and
+//! resuming with its last id, directly and through lighttpd, nginx and Apache, and long
+//! polls ([`resume`], on a [`journey`]). What a stream must carry is computed by a model of
+//! the records ([`model`]) from the publishes' answers, and compared event by event.
 
+mod journey;
+mod model;
 mod pacing;
+mod resume;
 mod streams;
 mod values;
 
