@@ -3,12 +3,14 @@
 //! `max_hz=` streams, text and JSON-lines publishes checked whole, `/fields` and `/symbols`
 //! ([`values`], [`streams`], [`pacing`]); a browser that merges records, cut mid-stream and
 //! resuming with its last id, directly and through lighttpd, nginx and Apache, and long
-//! polls ([`resume`], on a [`journey`]). What a stream must carry is computed by a model of
-//! the records ([`model`]) from the publishes' answers, and compared event by event.
+//! polls ([`resume`], on a [`journey`]); two instances sharing records through Redis
+//! ([`redis`]). What a stream must carry is computed by a model of the records ([`model`])
+//! from the publishes' answers, and compared event by event.
 
 mod journey;
 mod model;
 mod pacing;
+mod redis;
 mod resume;
 mod streams;
 mod values;
