@@ -4,8 +4,9 @@
 //! ([`values`], [`streams`], [`pacing`]); a browser that merges records, cut mid-stream and
 //! resuming with its last id, directly and through lighttpd, nginx and Apache, and long
 //! polls ([`resume`], on a [`journey`]); two instances sharing records through Redis
-//! ([`redis`]). What a stream must carry is computed by a model of the records ([`model`])
-//! from the publishes' answers, and compared event by event.
+//! ([`redis`]); streams of records across a live upgrade ([`upgrade`]). What a stream must
+//! carry is computed by a model of the records ([`model`]) from the publishes' answers, and
+//! compared event by event.
 
 mod journey;
 mod model;
@@ -13,6 +14,7 @@ mod pacing;
 mod redis;
 mod resume;
 mod streams;
+mod upgrade;
 mod values;
 
 use std::io::Write;
