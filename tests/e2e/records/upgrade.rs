@@ -1,14 +1,15 @@
 //! Records across a live upgrade (SIGUSR2): streams of a quote schema with `fields=` and
 //! `max_hz=`, over HTTP and SCGI, are the same connections after it; each still carries
 //! only its fields (an update of a field it does not carry sends it nothing, one of a field
-//! it carries sends that field alone) and is still paced; the records, every field's value
-//! and id, are what they were; a browser resuming from an id of the old binary gets
-//! exactly the fields it missed.
+//! it carries sends that field alone) and is still paced, and a round that `max_hz` held
+//! back when the upgrade came is sent after it; the records, every field's value and id,
+//! are what they were; a browser resuming from an id of the old binary gets exactly the
+//! fields it missed.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::model::{Expected, Model, Update};
 use super::pacing::{assert_paced, record, series};
@@ -153,20 +154,43 @@ fn streams_of_records_keep_their_fields_and_max_hz_across_an_upgrade() {
     for s in &mut streams {
         s.catch_up(&model, "the snapshot");
     }
+    // A stream whose next round max_hz holds back (4 s) when the upgrade comes.
+    let mut held = Watched::open(&scgi, &model, "USDJPY", Some("ask"), "&max_hz=0.25");
+    held.catch_up(&model, "the snapshot");
+    publish(&t, &mut model, "USDJPY", &[("ask", "151.240")]);
+    held.catch_up(&model, "its first round, at once");
+    let first_round = Instant::now();
+    for s in &mut streams {
+        s.catch_up(&model, "before the upgrade");
+    }
+    publish(&t, &mut model, "USDJPY", &[("ask", "151.241")]);
+    for s in &mut streams {
+        s.catch_up(&model, "before the upgrade");
+    }
     let listing = symbols_text(t.http());
     let fields = get(t.http(), "/fields").body;
 
     let pid = t.pid();
     t.signal(libc::SIGUSR2);
+    wait_log_line(&t, "upgrade: handing", 1, Duration::from_secs(30));
+    let handed = first_round.elapsed();
     let line = wait_log_line(&t, "upgrade: took over", 1, Duration::from_secs(60));
     assert_eq!(t.pid(), pid);
     let rest = line.split("upgrade: took over ").nth(1).unwrap();
     let (n, rest) = rest.split_once(" connections (").unwrap();
     let lost = rest.split_once(" lost)").unwrap().0;
-    // The four streams (and perhaps a scrape still lingering).
-    assert!(n.parse::<usize>().unwrap() >= 4 && lost == "0", "{line}");
+    // The five streams (and perhaps a scrape still lingering).
+    assert!(n.parse::<usize>().unwrap() >= 5 && lost == "0", "{line}");
     assert_eq!(symbols_text(t.http()), listing, "the records, ids and all");
     assert_eq!(get(t.http(), "/fields").body, fields);
+    // The held round comes after the upgrade, on the same connection (the old binary had
+    // not sent it: it handed over before the 4 s were up).
+    assert!(
+        handed < Duration::from_millis(3500),
+        "handed over after {handed:?}"
+    );
+    held.catch_up(&model, "the round held across the upgrade");
+    drop(held);
 
     // Each stream still carries its fields only, on the same connection.
     for (symbol, values) in [
@@ -206,11 +230,11 @@ fn streams_of_records_keep_their_fields_and_max_hz_across_an_upgrade() {
     let (got_fast, fast_reader) = record(fast.s, stop.clone());
     let (got_slow, slow_reader) = record(slow.s, stop.clone());
     let via = Via::Http(t.http());
-    let began = std::time::Instant::now();
+    let began = Instant::now();
     let mut last = String::new();
     for i in 0..100u64 {
         let at = began + Duration::from_millis(20 * i);
-        if let Some(wait) = at.checked_duration_since(std::time::Instant::now()) {
+        if let Some(wait) = at.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
         last = format!("1.1{i:04}");
@@ -219,7 +243,7 @@ fn streams_of_records_keep_their_fields_and_max_hz_across_an_upgrade() {
             1
         );
     }
-    let ended = std::time::Instant::now();
+    let ended = Instant::now();
     let current = |got: &Arrivals| {
         series(&got.lock().unwrap(), "EURUSD", "bid")
             .last()
