@@ -23,6 +23,7 @@ mod lighttpd_spawn;
 mod nginx;
 mod nginx_http2;
 mod package;
+mod records;
 mod redis;
 mod service;
 mod symbols;
