@@ -41,7 +41,7 @@ fn pipelined_publishes_in_one_write_are_all_answered_in_order() {
         read_responses(&mut conn, BACK_TO_BACK as usize).unwrap_or_else(|e| panic!("{e}"));
     for (r, i) in answers.iter().zip(1..) {
         assert_eq!(r.status, 200, "{r:?}");
-        assert_eq!(r.body.trim(), (current + i).to_string());
+        assert_eq!(r.body, format!("{}\napplied 1\nunchanged 0\n", current + i));
     }
     assert_eq!(t.metrics()["tickerd_price"], BACK_TO_BACK as f64);
 }
