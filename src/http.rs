@@ -86,6 +86,8 @@ pub fn parse<'a>(
             req.simulate = Some(h.value);
         } else if name.eq_ignore_ascii_case(b"authorization") {
             req.authorization = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            req.content_type = Some(h.value);
         }
     }
     let body_len = content_length.unwrap_or(0);
@@ -135,6 +137,12 @@ mod tests {
         let (req, _) = complete(input);
         assert_eq!(req.body, b"101.50");
         assert_eq!(req.authorization, Some(&b"Bearer t"[..]));
+        assert_eq!(req.content_type, None);
+        let json = b"POST /publish HTTP/1.1\r\ncontent-type: application/x-ndjson\r\n\r\n";
+        assert_eq!(
+            complete(json).0.content_type,
+            Some(&b"application/x-ndjson"[..])
+        );
         for cut in 0..input.len() {
             assert_eq!(
                 parse(&input[..cut], &LIMITS),

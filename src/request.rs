@@ -1,6 +1,7 @@
 //! What tickerd needs to know of a request, whichever protocol brought it, and the CGI
 //! routing rules that turn SCGI variables into a path.
 
+use crate::publish::BodyFormat;
 use crate::scgi;
 
 /// A request, borrowing from the bytes it was parsed from.
@@ -15,6 +16,8 @@ pub struct Request<'a> {
     /// `X-Event-Source-Simulate`, the seed's long-polling switch.
     pub simulate: Option<&'a [u8]>,
     pub authorization: Option<&'a [u8]>,
+    /// `Content-Type` (SCGI: `CONTENT_TYPE`): how a publish body is written.
+    pub content_type: Option<&'a [u8]>,
     pub body: &'a [u8],
 }
 
@@ -41,6 +44,8 @@ impl<'a> Request<'a> {
                 b"HTTP_LAST_EVENT_ID" => out.last_event_id = Some(value),
                 b"HTTP_X_EVENT_SOURCE_SIMULATE" => out.simulate = Some(value),
                 b"HTTP_AUTHORIZATION" => out.authorization = Some(value),
+                // CGI (RFC 3875 §4.1.3): the body's type, without the HTTP_ prefix.
+                b"CONTENT_TYPE" => out.content_type = Some(value),
                 _ => {}
             }
         }
@@ -72,6 +77,22 @@ impl<'a> Request<'a> {
     pub fn wants_long_poll(&self) -> bool {
         self.simulate
             .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"long-polling"))
+    }
+
+    /// How the body is written: JSON lines for `application/x-ndjson` or
+    /// `application/json` (matched without regard to case, parameters such as
+    /// `; charset=utf-8` ignored), text for any other type or none.
+    pub fn body_format(&self) -> BodyFormat {
+        let media = self
+            .content_type
+            .and_then(|v| v.split(|&b| b == b';').next())
+            .unwrap_or_default()
+            .trim_ascii();
+        let json = [&b"application/x-ndjson"[..], b"application/json"];
+        match json.iter().any(|t| media.eq_ignore_ascii_case(t)) {
+            true => BodyFormat::JsonLines,
+            false => BodyFormat::Text,
+        }
     }
 
     /// The id the client last saw: `None` when absent or not a number, which the rules treat
@@ -224,6 +245,52 @@ mod tests {
             assert_eq!(req.wants_long_poll(), want, "{value:?}");
         }
         assert!(!Request::default().wants_long_poll());
+    }
+
+    #[test]
+    fn the_body_format_is_told_by_its_content_type() {
+        for (value, want) in [
+            (Some("application/x-ndjson"), BodyFormat::JsonLines),
+            (Some("application/json"), BodyFormat::JsonLines),
+            (
+                Some("Application/JSON; charset=utf-8"),
+                BodyFormat::JsonLines,
+            ),
+            (
+                Some(" application/x-ndjson ;charset=UTF-8"),
+                BodyFormat::JsonLines,
+            ),
+            (Some("application/x-www-form-urlencoded"), BodyFormat::Text),
+            (Some("text/plain"), BodyFormat::Text),
+            (Some("application/jsonx"), BodyFormat::Text),
+            (Some("application/json-seq"), BodyFormat::Text),
+            (Some(""), BodyFormat::Text),
+            (None, BodyFormat::Text),
+        ] {
+            let req = Request {
+                content_type: value.map(str::as_bytes),
+                ..Request::default()
+            };
+            assert_eq!(req.body_format(), want, "{value:?}");
+        }
+        // SCGI: the CGI variable, not an HTTP_ one.
+        let bytes = scgi::encode(
+            &[
+                ("REQUEST_METHOD", "POST"),
+                ("CONTENT_TYPE", "application/x-ndjson"),
+            ],
+            b"",
+        );
+        let limits = scgi::Limits {
+            max_header: 4096,
+            max_body: 0,
+        };
+        let Ok(scgi::Status::Complete(req)) = scgi::parse(&bytes, &limits) else {
+            panic!()
+        };
+        let req = Request::from_scgi(&req);
+        assert_eq!(req.content_type, Some(&b"application/x-ndjson"[..]));
+        assert_eq!(req.body_format(), BodyFormat::JsonLines);
     }
 
     #[test]

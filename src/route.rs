@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::decimal::Decimal;
-use crate::publish::{self, PublishError};
+use crate::publish::{self, BodyFormat, PublishError};
 use crate::request::Request;
 use crate::selection;
 use crate::symbol::{quoted, Symbol};
@@ -59,7 +59,10 @@ pub enum Action {
     },
     Metrics,
     /// `POST /publish`, authorized: the body, checked against the universe by the core.
-    Publish(Vec<u8>),
+    Publish {
+        body: Vec<u8>,
+        format: BodyFormat,
+    },
     PublishRefused(PublishError),
     /// Refused before anything starts: a status and a one-line reason.
     Refuse(u16, String),
@@ -137,7 +140,10 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
             }
         }
         Endpoint::Publish => match publish::authorize(token, req) {
-            Ok(()) => Action::Publish(req.body.to_vec()),
+            Ok(()) => Action::Publish {
+                body: req.body.to_vec(),
+                format: req.body_format(),
+            },
             Err(e) => Action::PublishRefused(e),
         },
     }
@@ -396,7 +402,10 @@ mod tests {
         };
         assert_eq!(
             route(&publish, &rules(Some("t"))),
-            Action::Publish(b"5.25".to_vec())
+            Action::Publish {
+                body: b"5.25".to_vec(),
+                format: BodyFormat::Text
+            }
         );
         assert_eq!(
             route(&publish, &rules(Some("u"))),

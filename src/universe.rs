@@ -35,12 +35,9 @@ pub struct View {
     pub fields: FieldMask,
 }
 
-/// One update: a symbol and the values it sets, each field named once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Update {
-    pub symbol: SymbolId,
-    pub values: Vec<(FieldId, Value)>,
-}
+/// One update: a symbol and the values it sets, each field named once (as a publish
+/// carries it).
+pub type Update = crate::publish::Update<SymbolId>;
 
 /// A symbol as the universe is built with it: its precision and first values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +81,16 @@ pub struct Universe {
     by_name: HashMap<Symbol, SymbolId>,
     /// The id of the newest update.
     last_id: u64,
+}
+
+/// The first id of a run: the wall clock in microseconds. Ids grow by one per update of one
+/// symbol, so an earlier run's ids stay below it unless that run made more than a million
+/// updates a second on average; an id a browser remembers from before a restart is never
+/// taken for one of this run.
+pub fn first_event_id(now: std::time::SystemTime) -> u64 {
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
 }
 
 /// The symbol named first: what `GET /ticker` without `symbols` streams.
@@ -374,6 +381,16 @@ mod tests {
             symbol,
             values: values.to_vec(),
         }
+    }
+
+    #[test]
+    fn first_id_is_above_an_earlier_runs_ids() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let earlier = first_event_id(t);
+        // An earlier run that lived one second and ticked a thousand times a second...
+        let reached = earlier + 1000;
+        // ...stays below the next run's first id, one second later.
+        assert!(first_event_id(t + std::time::Duration::from_secs(1)) > reached);
     }
 
     #[test]

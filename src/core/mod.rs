@@ -36,7 +36,7 @@ use crate::io::{Io, Readiness, Socket};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
 use crate::universe::{Universe, DEFAULT_SYMBOL};
-use crate::{http, price, route, scgi};
+use crate::{http, route, scgi, universe};
 
 /// The largest HTTP request head taken.
 const MAX_HTTP_HEAD: usize = 8 * 1024;
@@ -88,7 +88,7 @@ impl<I: Io> Core<I> {
         let wall = std::time::SystemTime::now();
         let first_id = match config.redis {
             Some(_) => 1,
-            None => price::first_event_id(wall),
+            None => universe::first_event_id(wall),
         };
         let max_body = config.max_publish_bytes;
         let redis = config.redis.clone().map(|addr| {

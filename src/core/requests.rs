@@ -65,81 +65,67 @@ impl<I: Io> Core<I> {
             return;
         };
         let p = conn.protocol();
-        let answer: Rc<[u8]> =
-            match action {
-                Action::Stream(ask) => return self.start_stream(key, Kind::Stream, ask),
-                Action::LongPoll(ask) => return self.start_stream(key, Kind::LongPoll, ask),
-                Action::Fields => {
-                    let body = self.feed.universe.schema().json();
-                    let extra = [("Cache-Control", "no-cache")];
-                    response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
-                }
-                Action::Page => self.shared.page.get(p),
-                Action::Script => self.shared.script.get(p),
-                Action::Symbols { prefix, limit } => {
-                    let body = self.feed.universe.listing_json(&prefix, limit);
-                    let extra = [("Cache-Control", "no-cache")];
-                    response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
-                }
-                Action::Metrics => {
-                    let body = self.metrics(key);
-                    response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes()).into()
-                }
-                Action::Publish(body) => {
-                    let universe = &self.feed.universe;
-                    let parsed = publish::parse_batch(&body, DEFAULT_SYMBOL, |s| universe.find(s))
-                        .map(|batch| {
-                            batch
-                                .into_iter()
-                                .map(|(symbol, cents)| crate::universe::Update {
-                                    symbol,
-                                    values: vec![(
-                                        HEADLINE,
-                                        crate::schema::Value::Decimal(
-                                            crate::decimal::Decimal::new(cents as i64, 2),
-                                        ),
-                                    )],
-                                })
-                                .collect::<Vec<_>>()
-                        });
-                    match parsed {
-                        Ok(batch) if self.redis.is_some() => {
-                            // Through Redis: answered when Redis has given the ids.
-                            let serial = conn.serial();
-                            if self.redis_publish(key, serial, &batch) {
-                                return;
-                            }
-                            self.answer(p, Answer::RedisUnavailable)
+        let answer: Rc<[u8]> = match action {
+            Action::Stream(ask) => return self.start_stream(key, Kind::Stream, ask),
+            Action::LongPoll(ask) => return self.start_stream(key, Kind::LongPoll, ask),
+            Action::Fields => {
+                let body = self.feed.universe.schema().json();
+                let extra = [("Cache-Control", "no-cache")];
+                response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
+            }
+            Action::Page => self.shared.page.get(p),
+            Action::Script => self.shared.script.get(p),
+            Action::Symbols { prefix, limit } => {
+                let body = self.feed.universe.listing_json(&prefix, limit);
+                let extra = [("Cache-Control", "no-cache")];
+                response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
+            }
+            Action::Metrics => {
+                let body = self.metrics(key);
+                response::full(p, 200, "text/plain; version=0.0.4", &[], body.as_bytes()).into()
+            }
+            Action::Publish { body, format } => {
+                let u = &self.feed.universe;
+                let default = (DEFAULT_SYMBOL, u.decimals(DEFAULT_SYMBOL));
+                let find = |s: &_| u.find(s).map(|id| (id, u.decimals(id)));
+                match publish::parse_batch(&body, format, u.schema(), default, find) {
+                    Ok(batch) if self.redis.is_some() => {
+                        // Through Redis: answered when Redis has given the ids.
+                        let serial = conn.serial();
+                        if self.redis_publish(key, serial, &batch) {
+                            return;
                         }
-                        Ok(batch) => {
-                            // Applied now; the fan-out follows once the loop has handled every
-                            // ready event, so publishes that arrive together fold into one.
-                            let applied = self.feed.apply(&batch);
-                            self.answer(p, Answer::Published(applied))
-                        }
-                        Err(why) => {
-                            let why = why.to_string();
-                            self.log_refusal(key, 400, &format!("publish refused: {why}"));
-                            self.answer(p, Answer::BadBatch(&why))
-                        }
+                        self.answer(p, Answer::RedisUnavailable)
+                    }
+                    Ok(batch) => {
+                        // Applied now; the fan-out follows once the loop has handled every
+                        // ready event, so publishes that arrive together fold into one.
+                        let applied = self.feed.apply(&batch);
+                        self.answer(p, Answer::Published(applied))
+                    }
+                    Err(why) => {
+                        let why = why.to_string();
+                        self.log_refusal(key, 400, &format!("publish refused: {why}"));
+                        self.answer(p, Answer::BadBatch(&why))
                     }
                 }
-                Action::PublishRefused(PublishError::Disabled) => {
-                    self.answer(p, Answer::PublishingDisabled)
-                }
-                Action::PublishRefused(PublishError::Unauthorized) => {
-                    self.log_refusal(key, 401, "publish refused: missing or wrong token");
-                    self.answer(p, Answer::Unauthorized)
-                }
-                Action::Refuse(status, why) => {
-                    self.log_refusal(key, status, &why);
-                    self.answer(p, Answer::Refused { status, why: &why })
-                }
-                Action::NotFound => self.answer(p, Answer::NotFound),
-                Action::MethodNotAllowed { allow } => {
-                    self.answer(p, Answer::MethodNotAllowed { allow })
-                }
-            };
+            }
+            Action::PublishRefused(PublishError::Disabled) => {
+                self.answer(p, Answer::PublishingDisabled)
+            }
+            Action::PublishRefused(PublishError::Unauthorized) => {
+                self.log_refusal(key, 401, "publish refused: missing or wrong token");
+                self.answer(p, Answer::Unauthorized)
+            }
+            Action::Refuse(status, why) => {
+                self.log_refusal(key, status, &why);
+                self.answer(p, Answer::Refused { status, why: &why })
+            }
+            Action::NotFound => self.answer(p, Answer::NotFound),
+            Action::MethodNotAllowed { allow } => {
+                self.answer(p, Answer::MethodNotAllowed { allow })
+            }
+        };
         self.respond(key, answer);
     }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::scripts::{Entry, Loaded, Named, SeedIds, StoredField};
 use crate::feed::Feed;
-use crate::price;
 use crate::schema::{FieldId, Value};
 use crate::symbol::Symbol;
+use crate::universe;
 use crate::universe::{SymbolId, Update};
 
 /// Redis away: since when, whether that was logged, and whether the feed was ever loaded.
@@ -229,7 +229,7 @@ impl Session {
     fn seed(&mut self, outage: Option<Outage>, feed: &Feed) -> Request {
         // The counter starts again above the wall clock (in µs) either way: the instance that
         // reseeds may be behind others, whose clients have ids above its own.
-        let wall = price::first_event_id(SystemTime::now());
+        let wall = universe::first_event_id(SystemTime::now());
         let u = &feed.universe;
         let (floor, ids) = match self.ever_loaded() {
             true => (u.last_id().max(wall), SeedIds::Keep),
@@ -661,7 +661,7 @@ mod tests {
         };
         assert_eq!(*ids, SeedIds::Fresh);
         assert!(
-            *floor >= price::first_event_id(SystemTime::now()) - 10_000_000,
+            *floor >= universe::first_event_id(SystemTime::now()) - 10_000_000,
             "above the wall clock"
         );
         assert_eq!(records.len(), 2);

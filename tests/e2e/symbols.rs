@@ -374,8 +374,8 @@ fn bad_symbol_lists_and_batches_are_refused_and_harm_nobody() {
             "line 2: \"NOPE=2\": unknown symbol NOPE",
         ),
         (
-            "AAPL=1&MSFT=-2",
-            "line 2: \"MSFT=-2\": not a positive price",
+            "AAPL=1&MSFT=1.005",
+            "line 2: \"MSFT=1.005\": price: 1.005 has more than the symbol's 2 decimals",
         ),
         ("AAPL=1\nMSFT", "line 2: \"MSFT\": expected SYM=PRICE"),
     ] {

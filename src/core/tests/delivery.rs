@@ -3,6 +3,7 @@
 //! refusals.
 
 use super::*;
+use crate::schema::Schema;
 
 #[test]
 fn a_stream_starts_with_its_head_and_snapshot_in_one_write() {
@@ -229,5 +230,63 @@ fn a_resumed_stream_gets_exactly_what_changed_after_its_id() {
         future.events().len(),
         1,
         "an id from elsewhere: the snapshot"
+    );
+}
+
+#[test]
+fn a_stream_gets_the_fields_it_asked_for_as_deltas_and_an_unknown_field_is_refused() {
+    let config = Config {
+        schema: Schema::parse("bid:price,ask:price,n:int").unwrap(),
+        ..config(&["A", "B"])
+    };
+    let mut h = Harness::new(&config);
+    let bad = h.connect("GET /ticker?symbols=A&fields=bid,nope,zz HTTP/1.1\r\n\r\n");
+    let text = bad.text();
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(
+        text.contains("fields: unknown: nope, zz (the fields are bid, ask, n)"),
+        "{text}"
+    );
+    let all = h.stream(Some("A"), None);
+    let asks = h.connect("GET /ticker?symbols=A,B&fields=ask HTTP/1.1\r\n\r\n");
+    assert_eq!(all.events().len(), 1, "A's snapshot: its bid");
+    assert!(asks.events().is_empty(), "no ask has a value yet");
+    // Two updates in one turn: one event each symbol, the fields that changed.
+    let answer = h.publish("A=1\nA=2");
+    assert!(answer.contains("applied 2"), "{answer}");
+    h.turn();
+    let events = all.events();
+    assert_eq!(events.last().unwrap().1, r#"{"symbol":"A","bid":"2.00"}"#);
+    assert!(
+        asks.events().is_empty(),
+        "a change of a field it does not see"
+    );
+    // Field lines: an update sets only the fields it names.
+    let answer = h.publish("A ask=2.01 n=7\nB bid=1 ask=1.5\nA n=7");
+    assert!(answer.contains("applied 2\nunchanged 1"), "{answer}");
+    h.turn();
+    let events = all.events();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2].1, r#"{"symbol":"A","ask":"2.01","n":7}"#);
+    let asks = asks.events();
+    let data: Vec<&str> = asks.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(
+        data,
+        [
+            r#"{"symbol":"A","ask":"2.01"}"#,
+            r#"{"symbol":"B","ask":"1.50"}"#
+        ]
+    );
+    // JSON lines, values as strings or numbers, their text taken exactly.
+    let body = "{\"symbol\":\"A\",\"bid\":2.5,\"n\":\"-3\"}";
+    let c = h.connect(&format!(
+        "POST /publish HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(c.text().contains("applied 1"), "{}", c.text());
+    h.turn();
+    assert_eq!(
+        all.events().last().unwrap().1,
+        r#"{"symbol":"A","bid":"2.50","n":-3}"#
     );
 }

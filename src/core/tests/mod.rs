@@ -83,13 +83,14 @@ impl Client {
     }
 
     /// The events written to it: (id, data).
+    /// Each event's id (0: it has no `id:` line) and data.
     fn events(&self) -> Vec<(u64, String)> {
         let text = self.text();
         text.split("\n\n")
             .filter_map(|block| {
-                let id = block.lines().find_map(|l| l.strip_prefix("id: "))?;
+                let id = block.lines().find_map(|l| l.strip_prefix("id: "));
                 let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-                Some((id.parse().unwrap(), data.to_string()))
+                Some((id.map_or(0, |id| id.parse().unwrap()), data.to_string()))
             })
             .collect()
     }

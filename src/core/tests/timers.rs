@@ -34,6 +34,64 @@ fn coalescing_holds_a_client_to_one_write_per_period_with_the_latest_values() {
 }
 
 #[test]
+fn max_hz_holds_a_stream_to_its_rate_with_the_latest_values_and_the_snapshot_is_free() {
+    let config = Config {
+        max_hz: Some(Duration::from_millis(250)), // --max-hz 4
+        ..config(&["A", "B"])
+    };
+    let mut h = Harness::new(&config);
+    let slow = h.connect("GET /ticker?symbols=A,B&max_hz=2 HTTP/1.1\r\n\r\n");
+    // Asking more than --max-hz, or nothing, gets --max-hz.
+    let capped = h.connect("GET /ticker?symbols=A,B&max_hz=1000 HTTP/1.1\r\n\r\n");
+    let unasked = h.stream(Some("A,B"), None);
+    let counts = |h: &Harness| {
+        let _ = h;
+        [
+            slow.events().len(),
+            capped.events().len(),
+            unasked.events().len(),
+        ]
+    };
+    assert_eq!(counts(&h), [2, 2, 2], "the snapshot");
+    // The snapshot does not count: the first update goes at once.
+    h.publish("A=1");
+    h.turn();
+    assert_eq!(counts(&h), [3, 3, 3]);
+    h.later(Duration::from_millis(100));
+    h.publish("A=2");
+    h.turn();
+    h.later(Duration::from_millis(100));
+    h.publish("B=3");
+    h.turn();
+    assert_eq!(counts(&h), [3, 3, 3], "held");
+    assert!(
+        h.core.next_deadline() <= Some(h.now + Duration::from_millis(50)),
+        "the loop wakes when the next round may go (250 ms)"
+    );
+    h.later(Duration::from_millis(60)); // 260 ms
+    assert_eq!(counts(&h), [3, 5, 5], "A=2 and B=3 in one round at 250 ms");
+    h.later(Duration::from_millis(40)); // 300 ms
+    h.publish("A=4");
+    h.turn();
+    h.later(Duration::from_millis(200)); // 500 ms
+    assert_eq!(counts(&h), [5, 5, 5]);
+    let events = slow.events();
+    let latest: Vec<&str> = events[3..].iter().map(|(_, d)| price_of(d)).collect();
+    assert_eq!(
+        latest,
+        ["3.00", "4.00"],
+        "one round at 500 ms: B, then A at its latest"
+    );
+    h.later(Duration::from_millis(20)); // 520 ms
+    assert_eq!(counts(&h), [5, 6, 6], "A=4 at 510 ms");
+    // Nothing more due: nothing more written, and no wake-up left.
+    let written = slow.writes();
+    h.later(Duration::from_secs(2));
+    assert_eq!(slow.writes(), written);
+    assert!(h.core.timers.throttled.is_empty());
+}
+
+#[test]
 fn heartbeats_go_only_to_streams_that_had_nothing_since_the_last_round() {
     let config = Config {
         heartbeat: Some(Duration::from_secs(15)),
