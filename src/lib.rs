@@ -55,6 +55,6 @@ mod sse;
 pub mod start;
 mod subscriptions;
 pub mod symbol;
-pub mod universe;
+mod universe;
 mod upgrade;
 mod walk;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use crate::decimal::Decimal;
 use crate::schema::{parse_decimals, FieldId, Schema, Value, HEADLINE};
 use crate::symbol::{quoted, Symbol};
-use crate::universe::Listed;
+pub use crate::universe::Listed;
 
 /// What a symbol listed without them takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -65,13 +65,21 @@ struct Entry {
     values: Box<[Option<Value>]>,
     /// Per field, the id of the update that last changed it; 0: it has no value.
     changed: Box<[u64]>,
+    /// The newest of `changed`: a client whose last id is at or above it is due nothing of
+    /// this symbol, found without looking at the fields.
+    newest: u64,
     /// The events made since the last update.
     cached: Vec<Cached>,
 }
 
 impl Entry {
     fn last_id(&self) -> u64 {
-        self.changed.iter().copied().max().unwrap_or(0)
+        self.newest
+    }
+
+    fn set_changed(&mut self, field: FieldId, id: u64) {
+        self.changed[field] = id;
+        self.newest = self.newest.max(id);
     }
 }
 
@@ -112,11 +120,12 @@ impl Universe {
                     decimals: listed.decimals,
                     values: vec![None; fields].into(),
                     changed: vec![0; fields].into(),
+                    newest: 0,
                     cached: Vec::new(),
                 };
                 for &(field, value) in &listed.values {
                     entry.values[field] = Some(value);
-                    entry.changed[field] = id;
+                    entry.set_changed(field, id);
                 }
                 entry
             })
@@ -178,6 +187,9 @@ impl Universe {
     /// The fields of `wanted` changed after id `after`.
     pub fn changed_after(&self, id: SymbolId, after: u64, wanted: FieldMask) -> FieldMask {
         let entry = &self.entries[id as usize];
+        if entry.newest <= after {
+            return 0;
+        }
         let mut mask = 0;
         for (field, &at) in entry.changed.iter().enumerate() {
             if at > after && wanted & (1 << field) != 0 {
@@ -208,7 +220,7 @@ impl Universe {
         for &(field, value) in &update.values {
             if entry.values[field] != Some(value) {
                 entry.values[field] = Some(value);
-                entry.changed[field] = next;
+                entry.set_changed(field, next);
                 changed = true;
             }
         }
@@ -228,7 +240,7 @@ impl Universe {
         for &(field, value) in &update.values {
             if id > entry.changed[field] {
                 entry.values[field] = Some(value);
-                entry.changed[field] = id;
+                entry.set_changed(field, id);
                 taken = true;
             }
         }
@@ -244,6 +256,7 @@ impl Universe {
         let entry = &mut self.entries[symbol as usize];
         entry.values[field] = Some(value);
         entry.changed[field] = id;
+        entry.newest = entry.changed.iter().copied().max().unwrap_or(0);
         entry.cached.clear();
     }
 

@@ -16,7 +16,10 @@ use tickerd::config::{Config, ListenAddr};
 use tickerd::core::Core;
 use tickerd::io::{Io, Readiness, Socket};
 use tickerd::protocol::Protocol;
+use tickerd::decimal::Decimal;
+use tickerd::schema::{Schema, Value};
 use tickerd::symbol::Symbol;
+use tickerd::listing::Listed;
 
 #[derive(Default)]
 struct Pipe {
@@ -119,9 +122,15 @@ fuzz_target!(|data: &[u8]| {
         max_symbols_per_client: 4,
         coalesce: (control & 0x40 != 0).then(|| Duration::from_millis(50)),
         publish_token: Some("token".into()),
+        // Records of three fields, so that streams (and `fields=` in the input) get deltas.
+        schema: Schema::parse("price:price,bid:price,n:int").unwrap(),
         universe: ["A", "B", "C", "D", "E"]
             .iter()
-            .map(|n| (Symbol::parse(n.as_bytes()).unwrap(), 100))
+            .map(|n| Listed {
+                symbol: Symbol::parse(n.as_bytes()).unwrap(),
+                decimals: 2,
+                values: vec![(0, Value::Decimal(Decimal::new(100, 2)))],
+            })
             .collect(),
         ..Config::defaults()
     };
@@ -150,7 +159,12 @@ fuzz_target!(|data: &[u8]| {
             let body: Vec<String> = (0..updates)
                 .map(|n| {
                     let symbol = ["A", "B", "C", "D", "E"][usize::from(bytes[usize::from(n) % bytes.len()]) % 5];
-                    format!("{symbol}={}.{:02}", 100 + n, bytes.len() % 100)
+                    // A headline, or fields of the record (some updates change nothing).
+                    match n {
+                        1 => format!("{symbol}={}.{:02}", 100 + n, bytes.len() % 100),
+                        2 => format!("{symbol} bid={}.{:02} n={}", 100 + n, bytes.len() % 7, bytes.len() % 3),
+                        _ => format!("{symbol} n={}", bytes.len() % 5),
+                    }
                 })
                 .collect();
             let body = body.join("\n");

@@ -3,7 +3,7 @@
 //! panic or a stack overflow; an error is a reconnect.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tickerd::redis::scripts;
+use tickerd::redis::replies;
 use tickerd::redis::wire;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,10 +15,10 @@ fuzz_target!(|data: &[u8]| {
         loop {
             match wire::take_reply(&mut buf, 1 << 20) {
                 Ok(Some(frame)) => {
-                    let _ = scripts::loaded(&frame);
-                    let _ = scripts::entries(&frame);
-                    let _ = scripts::published(&frame);
-                    let _ = scripts::seeded(&frame);
+                    let _ = replies::loaded(&frame);
+                    let _ = replies::entries(&frame);
+                    let _ = replies::published(&frame);
+                    let _ = replies::seeded(&frame);
                 }
                 Ok(None) => break,
                 Err(_) => return,

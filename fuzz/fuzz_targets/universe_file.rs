@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         again.push('\n');
     }
     let reread = parse_file(&again, &schema, defaults).expect("what it wrote reads back");
-    let sorted = |mut l: Vec<tickerd::universe::Listed>| {
+    let sorted = |mut l: Vec<tickerd::listing::Listed>| {
         l.iter_mut().for_each(|l| l.values.sort_by_key(|&(f, _)| f));
         l
     };

@@ -12,6 +12,7 @@
 //! session asks.
 
 mod link;
+pub mod replies;
 pub mod scripts;
 mod session;
 pub mod wire;
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 
 use self::link::{Link, LinkError};
+pub(crate) use self::replies::Published;
 use self::scripts::Keys;
-pub(crate) use self::scripts::Published;
 use self::session::{Request, Session};
 use self::wire::Frame;
 use crate::config::ListenAddr;
@@ -264,7 +265,7 @@ impl<S: Socket> Redis<S> {
 
     fn on_reply(&mut self, command: Command, frame: &Frame, feed: &mut Feed, now: Instant) {
         match command {
-            Command::Load => match scripts::loaded(frame) {
+            Command::Load => match replies::loaded(frame) {
                 Ok(loaded) => {
                     let mut next = Vec::new();
                     self.session.loaded(loaded, feed, &mut next);
@@ -274,7 +275,7 @@ impl<S: Socket> Redis<S> {
                 }
                 Err(e) => self.failed(now, &e.0),
             },
-            Command::Seed => match scripts::seeded(frame) {
+            Command::Seed => match replies::seeded(frame) {
                 Ok(seeded) => {
                     if let Some(request) = self.session.seeded(seeded, feed) {
                         self.send(request, now);
@@ -283,7 +284,7 @@ impl<S: Socket> Redis<S> {
                 Err(e) => self.failed(now, &e.0),
             },
             Command::Publish(Publisher::Client { key, serial }) => {
-                let published = scripts::published(frame)
+                let published = replies::published(frame)
                     .map_err(|e| log::warn!("redis: {e}"))
                     .ok();
                 self.answered.push(Answered {
@@ -293,11 +294,11 @@ impl<S: Socket> Redis<S> {
                 });
             }
             Command::Publish(Publisher::Walk) => {
-                if let Err(e) = scripts::published(frame) {
+                if let Err(e) = replies::published(frame) {
                     log::warn!("redis: random walk: {e}");
                 }
             }
-            Command::Merge => match scripts::merged(frame) {
+            Command::Merge => match replies::merged(frame) {
                 Ok(n) => log::info!("redis: put back newer values of {n} symbols Redis had lost"),
                 Err(e) => log::warn!("redis: putting back newer values: {e}"),
             },
@@ -305,7 +306,7 @@ impl<S: Socket> Redis<S> {
     }
 
     fn on_entries(&mut self, frame: &Frame, feed: &mut Feed, now: Instant) {
-        match scripts::entries(frame) {
+        match replies::entries(frame) {
             Ok(entries) => {
                 if let Some(request) = self.session.entries(entries, feed) {
                     self.send(request, now);

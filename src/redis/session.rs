@@ -10,7 +10,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::scripts::{Entry, Loaded, Named, SeedIds, StoredField};
+use super::replies::{Entry, Loaded};
+use super::scripts::{Named, SeedIds, StoredField};
 use crate::feed::Feed;
 use crate::schema::{FieldId, Value};
 use crate::symbol::Symbol;
@@ -412,7 +413,7 @@ pub fn wall_ms() -> u64 {
 mod tests {
     use super::*;
     use crate::decimal::Decimal;
-    use crate::redis::scripts::{EntryUpdate, StoredRecord};
+    use crate::redis::replies::{EntryUpdate, StoredRecord};
     use crate::schema::Schema;
     use crate::universe::{Listed, Universe};
 

@@ -176,7 +176,9 @@ fn publishing_rules() {
     let auth = format!("Bearer {TOKEN}");
     // Never rounded: more decimals than the symbol's precision is refused (negative
     // prices are prices: futures and spreads go below zero).
-    for bad in ["", "--5", "abc", "inf", "1e9", "NaN", "1.005", "2.999", "1,5"] {
+    for bad in [
+        "", "--5", "abc", "inf", "1e9", "NaN", "1.005", "2.999", "1,5",
+    ] {
         assert_eq!(post(Some(&auth), bad), 400, "{bad:?}");
     }
     assert_eq!(post(Some(&auth), &"1".repeat(2000)), 413);

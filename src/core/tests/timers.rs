@@ -183,3 +183,57 @@ fn deadlines_close_a_slow_request_and_a_peer_that_never_closes() {
     assert!(h.core.clients.get(slow.key).is_none());
     assert_eq!(h.core.connections(), 0);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Whatever the updates and however time passes, a `max_hz` stream's rounds after the
+    /// snapshot come at least 1/N s apart, each carries at most one event per symbol, and
+    /// once updates stop it ends with the latest value of every symbol.
+    #[test]
+    fn max_hz_rounds_are_spaced_and_end_current(
+        hz in proptest::sample::select(vec!["1", "2.5", "4", "20"]),
+        steps in proptest::collection::vec((0..3usize, 0..6u32, 0..400u64), 1..40),
+    ) {
+        let gap = crate::route::min_gap(hz.as_bytes()).unwrap();
+        let mut h = Harness::new(&config(&["A", "B", "C"]));
+        let c = h.connect(&format!("GET /ticker?symbols=A,B,C&max_hz={hz} HTTP/1.1\r\n\r\n"));
+        let mut rounds: Vec<(Instant, usize)> = Vec::new(); // (when, events so far)
+        let mut seen = c.events().len();
+        let mut check = |h: &Harness, rounds: &mut Vec<(Instant, usize)>| {
+            let events = c.events();
+            if events.len() > seen {
+                let round: Vec<String> = events[seen..].iter().map(|(_, d)| d[..14].to_string()).collect();
+                let mut distinct = round.clone();
+                distinct.sort();
+                distinct.dedup();
+                assert_eq!(distinct.len(), round.len(), "one event per symbol a round: {round:?}");
+                rounds.push((h.now, events.len()));
+                seen = events.len();
+            }
+        };
+        for &(symbol, value, ms) in &steps {
+            h.publish(&format!("{}={value}.{:02}", ["A", "B", "C"][symbol], ms % 100));
+            h.turn();
+            check(&h, &mut rounds);
+            // Time passes in small steps, as wake-ups would come.
+            for _ in 0..(ms / 50) {
+                h.later(Duration::from_millis(50));
+                check(&h, &mut rounds);
+            }
+        }
+        h.later(gap + Duration::from_millis(1));
+        check(&h, &mut rounds);
+        for pair in rounds.windows(2) {
+            proptest::prop_assert!(pair[1].0 - pair[0].0 >= gap, "rounds {:?} apart, max_hz {hz}", pair[1].0 - pair[0].0);
+        }
+        // Current at the end: each symbol's last event is its value now.
+        let events = c.events();
+        for name in ["A", "B", "C"] {
+            let last = events.iter().rev().find(|(_, d)| d.contains(&format!("\"{name}\""))).map(|(_, d)| price_of(d).to_string());
+            let u = &h.core.feed.universe;
+            let s = u.find(&Symbol::parse(name.as_bytes()).unwrap()).unwrap();
+            proptest::prop_assert_eq!(last, u.value(s, 0).map(|v| v.to_string()), "{}", name);
+        }
+    }
+}
