@@ -13,6 +13,9 @@ use crate::support::leftovers::running;
 use crate::support::*;
 use fantoccini::key::Key;
 
+mod board;
+mod quotes;
+
 /// What the page shows, read from its DOM.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -963,12 +966,24 @@ fn readme_example() -> String {
 }
 
 #[test]
-fn the_readme_example_page_shows_live_prices() {
+fn the_readme_example_page_shows_a_live_quote_board() {
+    let dir = TempDir::new("readme");
+    let file = dir.join("symbols");
+    std::fs::write(
+        &file,
+        "AAPL 189.20 bid=189.19 ask=189.21\n\
+         EURUSD 1.08345 bid=1.08344 ask=1.08346\n\
+         USDJPY 151.234 bid=151.230 ask=151.238\n\
+         ETH-BTC 0.05101868 bid=0.05101862 ask=0.05101874\n",
+    )
+    .unwrap();
     let t = Tickerd::start(&[
         "--tick-ms",
         "0",
-        "--symbols",
-        "AAPL=189.20,MSFT=415.30,NVDA",
+        "--fields",
+        "last:price,bid:price,ask:price",
+        "--symbols-file",
+        file.to_str().unwrap(),
     ]);
     let front = Lighttpd::start(t.scgi());
     let b = Browser::start();
@@ -980,19 +995,32 @@ fn the_readme_example_page_shows_live_prices() {
         serde_json::to_string(&readme_example()).unwrap()
     );
     b.eval(&write);
-    let items = || {
-        b.eval("return [].map.call(document.querySelectorAll('#prices li'), function (li) { return li.textContent; });")
+    let rows = || {
+        b.eval("return [].map.call(document.querySelectorAll('#quotes tr'), function (tr) { return [].map.call(tr.cells, function (td) { return td.textContent; }); });")
     };
-    let shown = |want: serde_json::Value| wait_until(Duration::from_secs(30), || items() == want);
+    let shown = |want: serde_json::Value| wait_until(Duration::from_secs(30), || rows() == want);
+    // Symbol, bid, ask and the spread, each at its symbol's precision.
     assert!(
-        shown(serde_json::json!(["AAPL 189.20", "MSFT 415.30"])),
+        shown(serde_json::json!([
+            ["EURUSD", "1.08344", "1.08346", "0.00002"],
+            ["USDJPY", "151.230", "151.238", "0.008"],
+            ["ETH-BTC", "0.05101862", "0.05101874", "0.00000012"]
+        ])),
         "{}",
-        items()
+        rows()
     );
-    publish(&t, "MSFT=416.25\nNVDA=125.00\nAAPL=188.00");
+    // A new last is not among its fields; a bid, an ask are.
+    let (status, answer) = t.publish(
+        "EURUSD last=1.08349\nUSDJPY bid=151.229\nAAPL bid=189.00\nETH-BTC ask=0.05101880",
+    );
+    assert_eq!(status, 200, "{answer}");
     assert!(
-        shown(serde_json::json!(["AAPL 188.00", "MSFT 416.25"])),
+        shown(serde_json::json!([
+            ["EURUSD", "1.08344", "1.08346", "0.00002"],
+            ["USDJPY", "151.229", "151.238", "0.009"],
+            ["ETH-BTC", "0.05101862", "0.05101880", "0.00000018"]
+        ])),
         "{}",
-        items()
+        rows()
     );
 }
