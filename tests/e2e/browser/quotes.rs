@@ -140,7 +140,7 @@ fn quote_board_lights_only_the_field_that_changed() {
         (seen.text("AAPL", "last"), seen.text("AAPL", "bid")),
         ("190.00", "189.17")
     );
-    b.screenshot(&screenshot_path("quotes.png"));
+    b.screenshot(&screenshot_path("quotes-lit.png"));
 
     // One symbol: the headline large, its chart, the other fields in boxes, lit alike.
     b.click("#rows tr[data-symbol='MSFT'] button.remove");
@@ -166,6 +166,28 @@ fn quote_board_lights_only_the_field_that_changed() {
     assert!(age_s(&one.boxes["time"].text) < 30.0, "{one:#?}");
     assert_eq!(one.change, "▲ +0.80 (0.42%)");
     assert_eq!(one.points, 2, "189.20 and 190.00: {one:#?}");
+    // The chart is the headline's: 20 more lasts, 22 points.
+    let mut last = String::new();
+    for i in 1..=20 {
+        last = format!(
+            "{:.2}",
+            190.0 + 0.6 * (i as f64 / 3.0).sin() + 0.02 * i as f64
+        );
+        publish(&t, &format!("AAPL last={last}"));
+    }
+    let seen = wait_board(&b, Duration::from_secs(30), "the last of 20 lasts", |s| {
+        s.price.text == last && !s.price.lit()
+    });
+    assert_eq!(seen.points, 22, "{seen:#?}");
+    // Faded out, too, for the picture.
+    let background =
+        || b.eval("return getComputedStyle(document.getElementById('price')).backgroundColor;");
+    assert!(
+        wait_until(Duration::from_secs(5), || background()
+            == "rgba(0, 0, 0, 0)"),
+        "{}",
+        background()
+    );
     publish(&t, "AAPL ask=189.25");
     let seen = wait_board(&b, Duration::from_secs(30), "AAPL's new ask, large", |s| {
         s.boxes["ask"].text == "189.25"
@@ -180,19 +202,22 @@ fn quote_board_lights_only_the_field_that_changed() {
         .collect();
     assert_eq!(lit, ["ask"], "{seen:#?}");
     assert!(!seen.price.lit(), "{seen:#?}");
-    assert_eq!(seen.points, 2, "the chart is the headline's: {seen:#?}");
+    assert_eq!((seen.price.text.as_str(), seen.points), (last.as_str(), 22));
     b.screenshot(&screenshot_path("quote.png"));
 }
 
 #[test]
 fn quote_board_shows_fx_and_crypto_at_their_precision() {
     let dir = TempDir::new("quotes");
+    let time = now_ms() - 7_000;
     let t = quotes(
         &dir,
-        "EURUSD 1.08345 bid=1.08344 ask=1.08346 size=1000000 volume=1000000\n\
-         USDJPY 151.234 bid=151.230 ask=151.238 size=500000 volume=500000\n\
-         BTC-USD 97249.73 bid=97249.23 ask=97250.23 size=0.500 volume=0.500\n\
-         ETH-BTC 0.05101868 bid=0.05101862 ask=0.05101874 size=1.5 volume=1.5\n",
+        &format!(
+            "EURUSD 1.08345 bid=1.08344 ask=1.08346 size=1000000 volume=1000000 time={time}\n\
+             USDJPY 151.234 bid=151.230 ask=151.238 size=500000 volume=500000 time={time}\n\
+             BTC-USD 97249.73 bid=97249.23 ask=97250.23 size=0.500 volume=0.500 time={time}\n\
+             ETH-BTC 0.05101868 bid=0.05101862 ask=0.05101874 size=1.5 volume=1.5 time={time}\n"
+        ),
         &["--tick-ms", "0"],
     );
     let front = Lighttpd::start(t.scgi());
@@ -276,7 +301,7 @@ fn quote_board_shows_fx_and_crypto_at_their_precision() {
             );
         }
     }
-    b.screenshot(&screenshot_path("quotes-precision.png"));
+    b.screenshot(&screenshot_path("quotes.png"));
 }
 
 #[test]
