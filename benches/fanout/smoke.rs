@@ -1,12 +1,14 @@
 //! The smoke run, made by `cargo test --all-targets` (no `--bench` argument): the bench's
 //! own checks (a `harness = false` bench target gets no `#[test]`s), then each path of the
-//! bench once, small, with every system's row checked, so that none can rot.
+//! bench once, small, with every system's row checked, so that none can rot; and the
+//! publishes one at a time, each way.
 
 use std::io;
 
 use crate::cli::{self, Instances, Many, Options};
 use crate::client::Mode;
 use crate::many::{self, ids, report::ManyRow};
+use crate::publishes;
 use crate::single::{self, report::Row};
 use crate::target::Via;
 use crate::{hist, workers, workload};
@@ -38,6 +40,14 @@ pub fn run(opts: &Options) -> io::Result<bool> {
                 failed += 1;
             }
         }
+    }
+    let figures = publishes::run(opts.publishes)?;
+    publishes::print(&figures);
+    if figures.passes() {
+        passed += 1;
+    } else {
+        eprintln!("smoke run failed for the publishes one at a time: {figures:?}");
+        failed += 1;
     }
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)

@@ -17,6 +17,7 @@ mod browser;
 mod cli;
 mod hostile;
 mod http2;
+mod keep_alive;
 mod lighttpd;
 mod lighttpd_spawn;
 mod nginx;
