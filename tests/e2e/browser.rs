@@ -864,21 +864,23 @@ fn watchlist_drops_unknown_symbols_named_in_its_url() {
 }
 
 #[test]
-fn watchlist_shows_the_first_eight_of_the_universe_and_is_screenshotted() {
+fn watchlist_shows_the_first_sixteen_of_the_universe_and_is_screenshotted() {
     let universe = "AAPL=189.20,MSFT=415.30,NVDA=121.70,AMZN=178.20,GOOGL=164.90,META=502.10,\
-                    TSLA=242.10,BRK.B=412.80,JPM=198.40,V=276.30";
+                    TSLA=242.10,BRK.B=412.80,JPM=198.40,V=276.30,XOM=118.20,KO=62.10,PEP=171.40,\
+                    WMT=68.30,DIS=112.90,NFLX=688.20,INTC=31.40,IBM=204.60";
     let t = Tickerd::start(&["--tick-ms", "100", "--symbols", universe]);
     let front = Lighttpd::start(t.scgi());
     let b = Browser::start();
     b.goto(&url(front.addr, "/"));
-    let eight = [
-        "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B",
+    let sixteen = [
+        "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B", "JPM", "V", "XOM", "KO",
+        "PEP", "WMT", "DIS", "NFLX",
     ];
     let seen = wait_for(
         &b,
         Duration::from_secs(60),
-        "eight rows with sparklines",
-        |s| s.state == "live" && s.symbols() == eight && s.rows.iter().all(|r| r.points >= 60),
+        "sixteen rows with sparklines",
+        |s| s.state == "live" && s.symbols() == sixteen && s.rows.iter().all(|r| r.points >= 60),
     );
     assert_eq!(seen.view, "many");
     assert_eq!(seen.search, "", "the URL changes only when the list does");
