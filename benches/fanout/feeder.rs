@@ -2,10 +2,11 @@
 //! coordinator through a channel, so that a slow system never holds up the coordinator's
 //! clock or another system's publishes (a publish that waits shows as latency instead).
 //!
-//! - tickerd: one `POST /publish` per batch, `SYM=PRICE` lines, on a connection of its
-//!   own (tickerd answers with `Connection: close`); a second thread reads the answers in
-//!   order, each the id of the batch's last update. Several instances sharing Redis get
-//!   the batches in turn (batch i to instance i mod n).
+//! - tickerd: one `POST /publish` per batch, `SYM=PRICE` lines (quotes: `SYM bid=… size=…`),
+//!   on a connection of its own (tickerd answers with `Connection: close`: HTTP keep-alive
+//!   is not on main yet); a second thread reads the answers in order, each the id of the
+//!   batch's last update. Several instances sharing Redis get the batches in turn (batch i
+//!   to instance i mod n).
 //! - nchan: a message is one request (a multi-channel publisher location would send the
 //!   same body to each channel), so a batch of k prices is k `POST /pub/SYM`, pipelined on
 //!   one keep-alive connection; a second thread reads the answers.
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::quote;
 use crate::target::Publisher;
 use crate::workload::{event_data, format_cents, Universe};
 
@@ -31,7 +33,17 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub symbols: Vec<u32>,
+    /// The price each update sets; for quotes, the value of every field it sets (`quote`).
     pub cents: u64,
+    /// Quotes: the fields each update sets (a mask per symbol); empty for prices.
+    pub fields: Vec<u8>,
+}
+
+impl Batch {
+    /// The fields update `j` sets: a mask over the record (a price's is field 0).
+    pub fn mask(&self, j: usize) -> u8 {
+        self.fields.get(j).copied().unwrap_or(1)
+    }
 }
 
 /// What came back.
@@ -47,6 +59,9 @@ pub struct Answers {
     /// tickerd: for each publish answered 200, ns from its connect to the end of its answer
     /// (with `--redis`, the answer waits for Redis).
     pub answered_ns: Vec<u64>,
+    /// tickerd: updates its answers counted as changing nothing (they take no id, so the
+    /// ids of their batch are not consecutive). The bench's never should.
+    pub unchanged: u64,
 }
 
 impl Answers {
@@ -133,10 +148,14 @@ impl Feeder {
 
 fn to_floor(mut stdin: ChildStdin, rx: Receiver<Batch>) {
     for batch in rx {
+        // `<cents> <symbol>…`, or for quotes `<value> <symbol>:<fields>…`.
         let mut line = batch.cents.to_string();
-        for s in &batch.symbols {
+        for (j, s) in batch.symbols.iter().enumerate() {
             line.push(' ');
             line.push_str(&s.to_string());
+            if !batch.fields.is_empty() {
+                line.push_str(&format!(":{}", batch.mask(j)));
+            }
         }
         line.push('\n');
         if stdin.write_all(line.as_bytes()).is_err() {
@@ -180,13 +199,7 @@ fn to_tickerd(
             }
             continue;
         }
-        let price = format_cents(batch.cents);
-        let body: Vec<String> = batch
-            .symbols
-            .iter()
-            .map(|&s| format!("{}={price}", universe.name(s)))
-            .collect();
-        let body = body.join("\n");
+        let body = body(&batch, universe);
         let addr = addrs[i % addrs.len()];
         let started = crate::sys::now_ns();
         let conn = TcpStream::connect_timeout(&addr, ANSWER_TIMEOUT).and_then(|mut s| {
@@ -205,6 +218,23 @@ fn to_tickerd(
             return;
         }
     }
+}
+
+/// A publish's body: `SYM=PRICE` lines, or for quotes `SYM field=value …` lines.
+fn body(batch: &Batch, universe: Universe) -> String {
+    let mut body = String::new();
+    let price = format_cents(batch.cents);
+    for (j, &s) in batch.symbols.iter().enumerate() {
+        if j > 0 {
+            body.push('\n');
+        }
+        let name = universe.name(s);
+        match batch.fields.is_empty() {
+            true => body.push_str(&format!("{name}={price}")),
+            false => quote::update_line(&mut body, &name, s, batch.mask(j), batch.cents),
+        }
+    }
+    body
 }
 
 /// A publish sent to tickerd: its number, its connection, when it started (ns).
@@ -238,10 +268,14 @@ fn tickerd_answers(sent: Receiver<Sent>, answers: &Mutex<Answers>) {
         match outcome {
             Ok(answer) if answer.starts_with(b"HTTP/1.1 200") => {
                 let text = String::from_utf8_lossy(&answer);
-                let id = text
-                    .split("\r\n\r\n")
-                    .nth(1)
-                    .and_then(|body| body.lines().next()?.parse().ok());
+                let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+                let id = body.lines().next().and_then(|l| l.parse().ok());
+                // The counts follow the id: `applied N`, `unchanged M`.
+                a.unchanged += body
+                    .lines()
+                    .find_map(|l| l.strip_prefix("unchanged "))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
                 a.ids[i] = id;
                 a.answered_ns.push(done.saturating_sub(started));
                 match id {

@@ -9,7 +9,7 @@ use crate::client::Mode;
 use crate::many::{self, ids, report::ManyRow};
 use crate::single::{self, report::Row};
 use crate::target::Via;
-use crate::{hist, stream, workers, workload};
+use crate::{hist, quote, stream, workers, workload};
 
 /// Runs it all; whether every row passed.
 pub fn run(opts: &Options) -> io::Result<bool> {
@@ -18,6 +18,7 @@ pub fn run(opts: &Options) -> io::Result<bool> {
     ids::self_check();
     cli::self_check();
     workers::self_check();
+    quote::self_check();
     stream::self_check();
     let (mut passed, mut failed) = (0, 0);
     for v in &single_symbol_variants(opts) {
