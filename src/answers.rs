@@ -5,8 +5,7 @@
 
 use crate::feed::Applied;
 use crate::metrics::Counters;
-use crate::protocol::Protocol;
-use crate::response;
+use crate::response::{self, Dialect};
 
 /// What each kind of 503 tells clients to wait, in seconds.
 const RETRY_FULL: &str = "5";
@@ -54,8 +53,8 @@ impl Answer<'_> {
         }
     }
 
-    /// The whole response in `protocol`'s dialect, with its counter bumped in `counters`.
-    pub fn render(&self, protocol: Protocol, counters: &mut Counters) -> Vec<u8> {
+    /// The whole response in `dialect`, with its counter bumped in `counters`.
+    pub fn render(&self, dialect: Dialect, counters: &mut Counters) -> Vec<u8> {
         self.count(counters);
         let (extra, body): (&[(&str, &str)], String) = match self {
             // The first line is the id, as before records, for the publishers that read it.
@@ -76,7 +75,7 @@ impl Answer<'_> {
             Answer::PublishingDisabled => (&[], "publishing is disabled\n".into()),
             Answer::NotFound => (&[], "not found\n".into()),
             Answer::MethodNotAllowed { allow } => {
-                return response::text(protocol, 405, &[("Allow", allow)], "method not allowed\n")
+                return response::text(dialect, 405, &[("Allow", allow)], "method not allowed\n")
             }
             Answer::Full => (&[("Retry-After", RETRY_FULL)], "server full\n".into()),
             Answer::RedisUnavailable => (
@@ -88,7 +87,7 @@ impl Answer<'_> {
                 "tickerd is upgrading: try again\n".into(),
             ),
         };
-        response::text(protocol, self.status(), extra, &body)
+        response::text(dialect, self.status(), extra, &body)
     }
 
     /// The counter this answer bumps, if any.
@@ -116,9 +115,9 @@ impl Answer<'_> {
 mod tests {
     use super::*;
 
-    fn text(answer: Answer, protocol: Protocol) -> (String, Counters) {
+    fn text(answer: Answer, dialect: Dialect) -> (String, Counters) {
         let mut c = Counters::default();
-        let bytes = answer.render(protocol, &mut c);
+        let bytes = answer.render(dialect, &mut c);
         (String::from_utf8(bytes).unwrap(), c)
     }
 
@@ -129,7 +128,7 @@ mod tests {
             changed: 2,
             unchanged: 1,
         };
-        let (t, c) = text(Answer::Published(applied), Protocol::Http);
+        let (t, c) = text(Answer::Published(applied), Dialect::HttpClose);
         assert!(
             t.starts_with("HTTP/1.1 200 OK\r\n")
                 && t.ends_with("\r\n\r\n42\napplied 2\nunchanged 1\n"),
@@ -137,13 +136,13 @@ mod tests {
         );
         assert_eq!((c.published, c.ticks), (1, 1));
 
-        let (t, c) = text(Answer::Unauthorized, Protocol::Scgi);
+        let (t, c) = text(Answer::Unauthorized, Dialect::Scgi);
         assert!(t.starts_with("Status: 401 Unauthorized\r\n"), "{t}");
         assert!(t.contains("WWW-Authenticate: Bearer\r\n"));
         assert!(t.ends_with("missing or wrong token\n"));
         assert_eq!(c.publish_refused, 1);
 
-        let (t, c) = text(Answer::Full, Protocol::Http);
+        let (t, c) = text(Answer::Full, Dialect::HttpClose);
         assert!(
             t.starts_with("HTTP/1.1 503 ") && t.contains("Retry-After: 5\r\n"),
             "{t}"
@@ -151,21 +150,21 @@ mod tests {
         assert!(t.ends_with("server full\n"));
         assert_eq!(c.refused_full, 1);
 
-        let (t, c) = text(Answer::RedisUnavailable, Protocol::Http);
+        let (t, c) = text(Answer::RedisUnavailable, Dialect::HttpClose);
         assert!(
             t.contains("Retry-After: 2\r\n") && t.ends_with("try again\n"),
             "{t}"
         );
         assert_eq!(c.publish_refused, 1);
 
-        let (t, c) = text(Answer::Upgrading, Protocol::Scgi);
+        let (t, c) = text(Answer::Upgrading, Dialect::Scgi);
         assert!(
             t.starts_with("Status: 503 ") && t.contains("Retry-After: 1\r\n"),
             "{t}"
         );
         assert_eq!(c, Counters::default());
 
-        let (t, c) = text(Answer::BadBatch("line 2: no"), Protocol::Http);
+        let (t, c) = text(Answer::BadBatch("line 2: no"), Dialect::HttpClose);
         assert!(t.starts_with("HTTP/1.1 400 ") && t.ends_with("\r\n\r\nline 2: no\n"));
         assert_eq!(c.publish_refused, 1);
 
@@ -174,11 +173,14 @@ mod tests {
                 status: 413,
                 why: "too big",
             },
-            Protocol::Scgi,
+            Dialect::Scgi,
         );
         assert!(t.starts_with("Status: 413 Content Too Large\r\n") && t.ends_with("too big\n"));
 
-        let (t, _) = text(Answer::MethodNotAllowed { allow: "POST" }, Protocol::Http);
+        let (t, _) = text(
+            Answer::MethodNotAllowed { allow: "POST" },
+            Dialect::HttpClose,
+        );
         assert!(
             t.starts_with("HTTP/1.1 405 ") && t.contains("Allow: POST\r\n"),
             "{t}"
@@ -192,7 +194,7 @@ mod tests {
                 "symbols: unknown: X\n",
             ),
         ] {
-            let (t, c) = text(answer, Protocol::Http);
+            let (t, c) = text(answer, Dialect::HttpClose);
             assert!(
                 t.starts_with("HTTP/1.1 404 Not Found\r\n") && t.ends_with(body),
                 "{t}"

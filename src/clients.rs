@@ -9,6 +9,8 @@ use crate::conn::{Connection, State};
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct StateCounts {
     pub reading: usize,
+    /// Kept alive between requests.
+    pub idle: usize,
     pub parked: usize,
     pub writing: usize,
     pub lingering: usize,
@@ -72,9 +74,10 @@ impl<S> Clients<S> {
             }
             match conn.state() {
                 State::Reading { .. } => counts.reading += 1,
+                State::Idle => counts.idle += 1,
                 State::Parked(_) => counts.parked += 1,
                 // An answer under way, or still to come from Redis.
-                State::Writing { .. } | State::Awaiting => counts.writing += 1,
+                State::Writing { .. } | State::Awaiting { .. } => counts.writing += 1,
                 State::Lingering => counts.lingering += 1,
             }
         }

@@ -65,6 +65,8 @@ pub fn parse<'a>(
         ..Request::default()
     };
     let mut content_length: Option<u64> = None;
+    // RFC 9112 §9.3: HTTP/1.1 persists unless told `close`; HTTP/1.0 only with `keep-alive`.
+    let (mut close, mut keep_alive) = (false, false);
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -88,8 +90,14 @@ pub fn parse<'a>(
             req.authorization = Some(h.value);
         } else if name.eq_ignore_ascii_case(b"content-type") {
             req.content_type = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for option in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                close |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
         }
     }
+    req.keep_alive = !close && (parsed.version == Some(1) || keep_alive);
     let body_len = content_length.unwrap_or(0);
     if body_len > limits.max_body as u64 {
         return Err(HttpError::BodyTooLarge(body_len));
@@ -150,6 +158,44 @@ mod tests {
                 "cut {cut}"
             );
         }
+    }
+
+    #[test]
+    fn which_requests_keep_the_connection() {
+        for (request, keep) in [
+            ("GET / HTTP/1.1\r\n\r\n", true),
+            ("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false),
+            (
+                "GET / HTTP/1.1\r\nconnection: Upgrade, CLOSE\r\n\r\n",
+                false,
+            ),
+            ("GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", true),
+            ("GET / HTTP/1.0\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
+            (
+                "GET / HTTP/1.0\r\nConnection: x\r\nConnection: keep-alive\r\n\r\n",
+                true,
+            ),
+            (
+                "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+                false,
+            ),
+        ] {
+            assert_eq!(
+                complete(request.as_bytes()).0.keep_alive,
+                keep,
+                "{request:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pipelined_request_is_left_for_the_next_parse() {
+        let first = "POST /publish HTTP/1.1\r\nContent-Length: 2\r\n\r\n12";
+        let input = format!("{first}GET /symbols HTTP/1.1\r\n\r\n");
+        let (req, len) = complete(input.as_bytes());
+        assert_eq!((req.body, len), (&b"12"[..], first.len()));
+        assert_eq!(complete(&input.as_bytes()[len..]).0.path, b"/symbols");
     }
 
     #[test]

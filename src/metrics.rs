@@ -80,6 +80,7 @@ pub fn render(
         "Open connections by state (the scrape itself not counted).",
         &[
             ("state=\"reading_request\"", clients.reading as u64),
+            ("state=\"idle\"", clients.idle as u64),
             ("state=\"parked\"", clients.parked as u64),
             ("state=\"writing\"", clients.writing as u64),
             ("state=\"closing\"", clients.lingering as u64),
@@ -251,6 +252,7 @@ mod tests {
         c.closed(CloseReason::Hangup);
         let counts = StateCounts {
             reading: 1,
+            idle: 5,
             parked: 2,
             writing: 3,
             lingering: 4,
@@ -276,6 +278,7 @@ mod tests {
         assert!(text.contains("tickerd_subscriptions 20\n"));
         assert!(text.contains("tickerd_updates_total 30\n"));
         assert!(text.contains("tickerd_clients{state=\"parked\"} 2\n"));
+        assert!(text.contains("tickerd_clients{state=\"idle\"} 5\n"));
         assert!(text.contains("tickerd_connections_closed_total{reason=\"hangup\"} 2\n"));
         assert!(text.contains("tickerd_event_id 77\n"));
         assert!(text.contains("tickerd_price 123.45\n"));

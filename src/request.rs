@@ -19,6 +19,10 @@ pub struct Request<'a> {
     /// `Content-Type` (SCGI: `CONTENT_TYPE`): how a publish body is written.
     pub content_type: Option<&'a [u8]>,
     pub body: &'a [u8],
+    /// HTTP: the client may send another request on this connection after this one's
+    /// answer (HTTP/1.1 without `Connection: close`, HTTP/1.0 with `Connection:
+    /// keep-alive`). Never over SCGI: one request per connection.
+    pub keep_alive: bool,
 }
 
 impl<'a> Request<'a> {

@@ -22,6 +22,9 @@ pub struct Options {
     /// `--redis`: besides one tickerd without Redis, these clusters sharing a Redis, all
     /// behind lighttpd's balancing conf (the many-symbol workload).
     pub redis: Option<Vec<Instances>>,
+    /// Publishes one at a time each way (kept alive, a connection each) after the
+    /// one-symbol workload; 0: none.
+    pub publishes: u64,
     pub smoke: bool,
 }
 
@@ -41,6 +44,7 @@ impl Default for Options {
             stalled: 0,
             many: None,
             redis: None,
+            publishes: 2000,
             smoke: false,
         }
     }
@@ -155,6 +159,8 @@ const REDIS_INSTANCES: [usize; 3] = [1, 2, 3];
 
 pub const USAGE: &str = "fanout [--via scgi|http|lighttpd] [--unix] [--clients N] [--rate R] \
 [--seconds S] [--mode stream|longpoll] [--target tickerd|nchan] [--stalled N] [--ramp N/s] [--per-worker N]
+  [--publishes N] (after it: N publishes one at a time each way, kept alive and a connection each;
+  default 2000, 0: none)
   many symbols: --symbols U [--subscribe K] [--zipf S] [--batch N] [--floor-rate R] [--coalesce-ms N] [--settle-s S]
   (--rate is then updates/s; defaults: K 20, S 1.0, N = rate/100 (100 publishes/s), floor 100 updates/s)
   quotes: --quote [--symbols U …] [--max-hz N]: each symbol a record of six fields at 2, 5 or 8 decimals,
@@ -191,6 +197,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         o.clients = 200;
         o.rate = 5.0;
         o.seconds = 2.0;
+        o.publishes = 200;
     }
     let mut given = read_flags(args, &mut o)?;
     apply_redis(&mut o, &mut given)?;
@@ -247,6 +254,9 @@ fn read_flags(args: &[String], o: &mut Options) -> Result<Given, String> {
             "--seconds" => o.seconds = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--ramp" => o.ramp_per_s = val()?.parse().map_err(|e| format!("--ramp: {e}"))?,
             "--stalled" => o.stalled = val()?.parse().map_err(|e| format!("--stalled: {e}"))?,
+            "--publishes" => {
+                o.publishes = val()?.parse().map_err(|e| format!("--publishes: {e}"))?
+            }
             "--per-worker" => {
                 o.per_worker = val()?.parse().map_err(|e| format!("--per-worker: {e}"))?
             }

@@ -313,8 +313,8 @@ fn to_nchan(mut conn: TcpStream, universe: Universe, rx: Receiver<Batch>, sent: 
     }
 }
 
-/// Reads one HTTP answer's status and skips its body.
-fn read_answer(r: &mut impl BufRead) -> io::Result<u16> {
+/// Reads one HTTP answer's status and skips its body (by its Content-Length).
+pub fn read_answer(r: &mut impl BufRead) -> io::Result<u16> {
     let mut line = String::new();
     r.read_line(&mut line)?;
     let status: u16 = line

@@ -8,6 +8,10 @@
 //! `FANOUT_SPREADS=1` also prints each tick's fan-out spread per system; with `--symbols`,
 //! `FANOUT_TAIL=1` prints each system's latest updates.
 //!
+//! After the one-symbol workload, `--publishes N` (default 2,000; 0: none) measures publishes
+//! sent one at a time on one kept-alive connection against each on a connection of its own,
+//! in the same run (`publishes`), and prints their ratio.
+//!
 //! `--symbols U` makes it the many-symbol workload instead (`many`): each client streams
 //! `--subscribe K` of U symbols drawn with Zipf popularity (`--zipf S`), and publishers send
 //! batches at `--rate` updates/s.
@@ -29,6 +33,7 @@
 //!   workloads, each run phase by phase, with its report beside it;
 //! - `cli`: the coordinator's command line;
 //! - `workers`: the client worker processes, as the coordinator starts and talks to them;
+//! - `publishes`: publishes one at a time, kept alive or a connection each;
 //! - `feeder`: the many-symbol publishers; `target`: the systems under test;
 //! - `client` (with `stream` and `watch`) and `floor`: the worker processes' own code;
 //! - `procs`, `workload`, `hist`, `stats`, `sys`: what everything measures with.
@@ -40,6 +45,7 @@ mod floor;
 mod hist;
 mod many;
 mod procs;
+mod publishes;
 mod quote;
 mod single;
 mod smoke;
@@ -102,7 +108,12 @@ fn coordinate(opts: &cli::Options) -> io::Result<bool> {
     }
     match &opts.many {
         Some(many) => many::run(opts, many).map(drop)?,
-        None => single::run(opts).map(drop)?,
+        None => {
+            single::run(opts)?;
+            if opts.publishes > 0 {
+                publishes::print(&publishes::run(opts.publishes)?);
+            }
+        }
     }
     Ok(true)
 }

@@ -3,7 +3,7 @@
 //! bench once, small, with every system's row checked, so that none can rot: the quote
 //! workload with its checks too (every client's merged records at the final ones, field by
 //! field, and tickerd's own; the bytes its clients counted are what tickerd wrote; with
-//! `max_hz`, the rate each client asked kept).
+//! `max_hz`, the rate each client asked kept); and the publishes one at a time, each way.
 
 use std::io;
 
@@ -11,6 +11,7 @@ use crate::cli::{self, Instances, Many, Options};
 use crate::client::Mode;
 use crate::many::report::{ManyRow, PACE_TOLERANCE};
 use crate::many::{self, ids};
+use crate::publishes;
 use crate::single::{self, report::Row};
 use crate::target::Via;
 use crate::{hist, quote, stream, workers, workload};
@@ -44,6 +45,14 @@ pub fn run(opts: &Options) -> io::Result<bool> {
                 failed += 1;
             }
         }
+    }
+    let figures = publishes::run(opts.publishes)?;
+    publishes::print(&figures);
+    if figures.passes() {
+        passed += 1;
+    } else {
+        eprintln!("smoke run failed for the publishes one at a time: {figures:?}");
+        failed += 1;
     }
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)

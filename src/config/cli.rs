@@ -189,6 +189,9 @@ pub(super) struct Cli {
     pub max_clients: Option<usize>,
 
     /// A request not complete in SECONDS is dropped
+    ///
+    /// The time runs from the connection's accept, and on a kept-alive HTTP connection from
+    /// each answer: one that sends no next request in SECONDS is closed.
     #[arg(long, value_name = "SECONDS", env = "TICKERD_REQUEST_TIMEOUT_S", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=DAY_S), help_heading = "Limits")]
     pub request_timeout_s: u64,

@@ -16,13 +16,14 @@ impl<S> Connection<S> {
                 buf: buf.clone(),
                 input_closed: *input_closed,
             },
+            State::Idle => CarriedState::Idle,
             State::Parked(w) => CarriedState::Parked(*w),
             State::Writing { out, then } => CarriedState::Writing {
                 bytes: out.unwritten(),
-                then: *then,
+                then: then.clone(),
             },
             State::Lingering => CarriedState::Lingering,
-            State::Awaiting => return None,
+            State::Awaiting { .. } => return None,
         };
         Some(Carried {
             fd,
@@ -39,6 +40,7 @@ impl<S> Connection<S> {
     pub fn from_carried(socket: S, carried: Carried) -> Connection<S> {
         let state = match carried.state {
             CarriedState::Reading { buf, input_closed } => State::Reading { buf, input_closed },
+            CarriedState::Idle => State::Idle,
             CarriedState::Parked(w) => State::Parked(w),
             CarriedState::Writing { bytes, then } => State::Writing {
                 out: Outbox::one(bytes.into()),

@@ -1,5 +1,6 @@
 //! Reading a request off a connection: how much to hold, the parsers of either protocol
-//! and the router behind them, and what to do with input that comes after the request.
+//! and the router behind them, and what to do with input that comes after the request
+//! (held for the next request on a kept-alive connection, thrown away on others).
 
 use std::io::{self, ErrorKind, Read};
 
@@ -33,8 +34,15 @@ pub const READ_BUDGET: usize = 64 * 1024;
 
 pub(super) enum Parsed {
     Partial,
-    Request(Action),
-    /// Answer with this status and reason, then close.
+    /// A whole request, which took the first `used` bytes; `keep_alive`: the connection
+    /// may carry another one after its answer.
+    Request {
+        action: Action,
+        used: usize,
+        keep_alive: bool,
+    },
+    /// Answer with this status and reason, then close: the bytes that follow cannot be
+    /// trusted to start the next request.
     Refuse(u16, String),
     /// Close without an answer.
     Drop(String),
@@ -49,19 +57,23 @@ pub(super) fn parse(protocol: Protocol, buf: &[u8], rules: &RequestRules) -> Par
                 "{} bytes beyond CONTENT_LENGTH",
                 buf.len() - req.len
             )),
-            Ok(scgi::Status::Complete(req)) => {
-                Parsed::Request(route::route(&Request::from_scgi(&req), &rules.route))
-            }
+            Ok(scgi::Status::Complete(req)) => Parsed::Request {
+                action: route::route(&Request::from_scgi(&req), &rules.route),
+                used: req.len,
+                keep_alive: false,
+            },
             Err(e @ scgi::ScgiError::BodyTooLarge(_)) => Parsed::Refuse(413, e.to_string()),
             Err(e) => Parsed::Drop(e.to_string()),
         },
         Protocol::Http => match http::parse(buf, &rules.http) {
             Ok(scgi::Status::Partial) => Parsed::Partial,
-            // Bytes after the request would be a pipelined one: answered with
-            // `Connection: close`, it is not read.
-            Ok(scgi::Status::Complete((req, _))) => {
-                Parsed::Request(route::route(&req, &rules.route))
-            }
+            // Bytes after the request are the next one (pipelined), kept for after the
+            // answer when the connection persists.
+            Ok(scgi::Status::Complete((req, used))) => Parsed::Request {
+                action: route::route(&req, &rules.route),
+                used,
+                keep_alive: req.keep_alive,
+            },
             Err(e) => {
                 let status = match e {
                     http::HttpError::Malformed(_) | http::HttpError::BadContentLength => 400,
@@ -75,7 +87,8 @@ pub(super) fn parse(protocol: Protocol, buf: &[u8], rules: &RequestRules) -> Par
     }
 }
 
-/// Reads until `WouldBlock`, EOF or `limit` bytes held; returns whether EOF was seen.
+/// Reads until `WouldBlock`, EOF or `limit` bytes held; returns whether EOF was seen. At
+/// the limit it reads nothing (what is left waits in the socket).
 pub(super) fn read_into<S: Read>(
     socket: &mut S,
     scratch: &mut [u8],

@@ -1,6 +1,10 @@
 //! One client connection as a state machine over any `Read + Write` socket. It knows
 //! nothing of the event loop: each handler does its I/O until `WouldBlock` and returns what
 //! the core should do next. Generic so that tests drive it over a fake socket.
+//!
+//! An HTTP connection persists (RFC 9112 §9.3) across finite answers: after one it reads
+//! the next request, starting with what the peer already sent after the last (pipelined).
+//! SCGI carries one request per connection, and streams and long polls end with theirs.
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -16,6 +20,7 @@ use self::input::{drain, parse, read_into, Drained, Parsed};
 use crate::io::Socket;
 use crate::outbox::{Outbox, Progress};
 use crate::protocol::Protocol;
+use crate::response::Dialect;
 use crate::route::Action;
 use crate::sse;
 
@@ -54,18 +59,45 @@ pub struct Rate {
     pub scheduled: bool,
 }
 
+/// What becomes of a connection once a finite answer is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    /// Our write side is shut and it lingers until the peer closes: SCGI (one request per
+    /// connection), HTTP that asked to close, a refusal that leaves the framing in doubt.
+    Close,
+    /// HTTP persistence: it takes the next request, starting with `held`, the bytes the
+    /// peer sent after the answered one (pipelined), read already: until `WouldBlock`, or
+    /// as many as a request may take, which then hold one whole. `input_closed`: EOF came
+    /// after them.
+    KeepAlive { held: Vec<u8>, input_closed: bool },
+}
+
+/// What a connection becomes once its output is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Then {
+    /// A stream waits for more.
+    Park(Waiter),
+    /// A finite answer (a long poll's too) is out.
+    Finish(After),
+}
+
 #[derive(Debug)]
 pub enum State {
-    /// Gathering the request. `input_closed`: EOF came with it.
+    /// Gathering a request. `input_closed`: EOF came with it.
     Reading { buf: Vec<u8>, input_closed: bool },
+    /// Kept alive after an answer, with nothing of the next request yet (all input was
+    /// read, so the next comes with a readiness event): the peer may close, or the request
+    /// deadline closes it.
+    Idle,
     /// Waiting for an update of its symbols.
     Parked(Waiter),
-    /// Output under way: shared pieces and how far they are written. `then`: what the
-    /// client becomes once they are out; `None` ends the response.
-    Writing { out: Outbox, then: Option<Waiter> },
-    /// The request is being carried out elsewhere (a publish through Redis): its answer
-    /// comes with `start_response`.
-    Awaiting,
+    /// Output under way: shared pieces and how far they are written, and what the client
+    /// becomes once they are out.
+    Writing { out: Outbox, then: Then },
+    /// A whole request is being carried out (at once, or through Redis for a publish): it
+    /// starts a stream, or its answer comes with `start_response`. `after`: what follows
+    /// that answer; `input_closed`: EOF came with the request (for the stream it starts).
+    Awaiting { after: After, input_closed: bool },
     /// Response sent and our write side shut; input is drained until the peer closes, so
     /// that unread input cannot turn the close into a reset that destroys the response.
     Lingering,
@@ -74,7 +106,7 @@ pub enum State {
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The response was complete and the peer closed.
+    /// The response was complete and the peer closed (a kept-alive one: between requests).
     Done,
     /// The peer closed or reset its side.
     Hangup,
@@ -82,6 +114,8 @@ pub enum CloseReason {
     IoError,
     /// The request did not arrive in time.
     RequestTimeout,
+    /// A kept-alive connection had no next request in time (`--request-timeout`).
+    IdleTimeout,
     /// The peer did not close after a finished response in time.
     LingerTimeout,
     /// Unparseable request, closed without an answer (SCGI).
@@ -91,11 +125,12 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::Done,
         CloseReason::Hangup,
         CloseReason::IoError,
         CloseReason::RequestTimeout,
+        CloseReason::IdleTimeout,
         CloseReason::LingerTimeout,
         CloseReason::BadRequest,
         CloseReason::UnexpectedInput,
@@ -107,6 +142,7 @@ impl CloseReason {
             CloseReason::Hangup => "hangup",
             CloseReason::IoError => "io_error",
             CloseReason::RequestTimeout => "request_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::LingerTimeout => "linger_timeout",
             CloseReason::BadRequest => "bad_request",
             CloseReason::UnexpectedInput => "unexpected_input",
@@ -131,6 +167,9 @@ pub enum Flow {
     Open,
     /// Just entered `Lingering`: start its deadline.
     Linger,
+    /// An answer is out and the connection kept alive: it waits for its next request,
+    /// whose deadline starts now, and which may be held whole already (`take_held`).
+    Next,
     Close(CloseReason),
 }
 
@@ -156,7 +195,8 @@ pub struct Connection<S> {
     socket: S,
     protocol: Protocol,
     state: State,
-    /// Tells this connection from a later one that reuses its slab key.
+    /// Tells this connection from a later one that reuses its slab key, and a kept-alive
+    /// one's request from its earlier ones (`renumber`).
     serial: u64,
     peer: Option<SocketAddr>,
     /// What the poller was last told: whether WRITABLE is in this socket's interest.
@@ -184,8 +224,28 @@ impl<S> Connection<S> {
         matches!(self.state, State::Reading { .. })
     }
 
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
     pub fn is_lingering(&self) -> bool {
         matches!(self.state, State::Lingering)
+    }
+
+    /// How its answer is to be written now: over HTTP, whether its head says that the
+    /// connection stays open (a request being carried out that keeps it alive).
+    pub fn dialect(&self) -> Dialect {
+        match (self.protocol, &self.state) {
+            (Protocol::Scgi, _) => Dialect::Scgi,
+            (
+                Protocol::Http,
+                State::Awaiting {
+                    after: After::KeepAlive { .. },
+                    ..
+                },
+            ) => Dialect::HttpKeepAlive,
+            (Protocol::Http, _) => Dialect::HttpClose,
+        }
     }
 
     /// Whether output is waiting for the socket to drain (WRITABLE interest then).
@@ -223,46 +283,132 @@ impl<S: Socket> Connection<S> {
 
     /// The socket has input, EOF or an error.
     pub fn on_readable(&mut self, scratch: &mut [u8], rules: &RequestRules) -> Input {
+        let limit = rules.max_request(self.protocol);
         match &mut self.state {
             State::Reading { buf, input_closed } => {
-                let limit = rules.max_request(self.protocol);
                 match read_into(&mut self.socket, scratch, buf, limit) {
                     Ok(eof) => *input_closed |= eof,
                     Err(e) => return Input::Flow(Flow::Close(io_close_reason(&e))),
                 }
-                let eof = *input_closed;
-                match parse(self.protocol, buf, rules) {
-                    Parsed::Partial if eof || buf.len() >= limit => {
-                        // Too long cannot be partial: the parsers refuse first. So this is
-                        // a peer that left mid-request.
-                        Input::Flow(Flow::Close(CloseReason::Hangup))
-                    }
-                    Parsed::Partial => Input::Flow(Flow::Open),
-                    Parsed::Request(action) => Input::Request(action),
-                    // Answered by the core, with every other refusal.
-                    Parsed::Refuse(status, why) => Input::Request(Action::Refuse(status, why)),
-                    Parsed::Drop(why) => {
-                        log::warn!("{}: closed: {why}", self.describe());
-                        Input::Flow(Flow::Close(CloseReason::BadRequest))
-                    }
-                }
+                self.take_request(scratch, rules)
             }
+            State::Idle => {
+                let mut buf = Vec::new();
+                let eof = match read_into(&mut self.socket, scratch, &mut buf, limit) {
+                    Ok(eof) => eof,
+                    Err(e) => return Input::Flow(Flow::Close(io_close_reason(&e))),
+                };
+                if buf.is_empty() {
+                    // A peer that closes between requests is done.
+                    return Input::Flow(match eof {
+                        true => Flow::Close(CloseReason::Done),
+                        false => Flow::Open,
+                    });
+                }
+                self.state = State::Reading {
+                    buf,
+                    input_closed: eof,
+                };
+                self.take_request(scratch, rules)
+            }
+            // The next request, come early: held (up to what a request may take; the rest
+            // waits in the socket) for when the answer is out.
+            State::Awaiting {
+                after: After::KeepAlive { held, input_closed },
+                ..
+            }
+            | State::Writing {
+                then: Then::Finish(After::KeepAlive { held, input_closed }),
+                ..
+            } => Input::Flow(match read_into(&mut self.socket, scratch, held, limit) {
+                Ok(eof) => {
+                    *input_closed |= eof;
+                    Flow::Open
+                }
+                Err(e) => Flow::Close(io_close_reason(&e)),
+            }),
             State::Parked(Waiter { input_closed, .. })
             | State::Writing {
-                then: Some(Waiter { input_closed, .. }),
+                then: Then::Park(Waiter { input_closed, .. }),
                 ..
             } => {
                 let input_closed = *input_closed;
                 Input::Flow(self.drain_stray_input(scratch, input_closed))
             }
-            State::Writing { then: None, .. } | State::Awaiting => {
-                Input::Flow(self.drain_stray_input(scratch, true))
+            State::Writing {
+                then: Then::Finish(After::Close),
+                ..
             }
+            | State::Awaiting {
+                after: After::Close,
+                ..
+            } => Input::Flow(self.drain_stray_input(scratch, true)),
             State::Lingering => Input::Flow(match drain(&mut self.socket, scratch) {
                 Drained::WouldBlock(_) => Flow::Open,
                 Drained::Eof | Drained::Error(_) => Flow::Close(CloseReason::Done),
             }),
         }
+    }
+
+    /// After `Flow::Next`: the next request when what is held has it whole. Otherwise the
+    /// connection waits for input, which comes with a readiness event: what is held was
+    /// read until `WouldBlock` (a full buffer would hold a whole request).
+    pub fn take_held(&mut self, scratch: &mut [u8], rules: &RequestRules) -> Input {
+        self.take_request(scratch, rules)
+    }
+
+    /// Parses what `Reading` holds: a whole request is carried out (the state holds what
+    /// follows its answer, and the bytes after it), a partial one waits for more.
+    fn take_request(&mut self, scratch: &mut [u8], rules: &RequestRules) -> Input {
+        let limit = rules.max_request(self.protocol);
+        let State::Reading { buf, input_closed } = &mut self.state else {
+            return Input::Flow(Flow::Open);
+        };
+        let (action, after) = match parse(self.protocol, buf, rules) {
+            Parsed::Partial if *input_closed || buf.len() >= limit => {
+                // Too long cannot be partial: the parsers refuse first. So this is a peer
+                // that left mid-request.
+                return Input::Flow(Flow::Close(CloseReason::Hangup));
+            }
+            Parsed::Partial => return Input::Flow(Flow::Open),
+            Parsed::Request {
+                action,
+                used,
+                keep_alive,
+            } => {
+                // A read that stopped at the cap left input in the socket, which no
+                // readiness event will announce: read on into the room the request leaves.
+                let full = buf.len() >= limit;
+                buf.drain(..used);
+                if full && keep_alive && !*input_closed {
+                    match read_into(&mut self.socket, scratch, buf, limit) {
+                        Ok(eof) => *input_closed |= eof,
+                        Err(e) => return Input::Flow(Flow::Close(io_close_reason(&e))),
+                    }
+                }
+                // Kept alive unless the peer has shut its side with nothing more to ask.
+                let after = match keep_alive && !(*input_closed && buf.is_empty()) {
+                    true => After::KeepAlive {
+                        held: std::mem::take(buf),
+                        input_closed: *input_closed,
+                    },
+                    false => After::Close,
+                };
+                (action, after)
+            }
+            // Answered by the core, with every other refusal.
+            Parsed::Refuse(status, why) => (Action::Refuse(status, why), After::Close),
+            Parsed::Drop(why) => {
+                log::warn!("{}: closed: {why}", self.describe());
+                return Input::Flow(Flow::Close(CloseReason::BadRequest));
+            }
+        };
+        let input_closed = *input_closed;
+        self.state = State::Awaiting {
+            after,
+            input_closed,
+        };
+        Input::Request(action)
     }
 
     /// Input on a connection whose request is done: read and throw away; too much of it is
@@ -290,12 +436,15 @@ impl<S: Socket> Connection<S> {
                 w.input_closed = true;
                 self.state = State::Writing {
                     out: Outbox::one(Rc::from(sse::HEARTBEAT)),
-                    then: Some(*w),
+                    then: Then::Park(*w),
                 };
                 Flow::Open
             }
             // Output under way is the probe already.
-            State::Writing { then: Some(w), .. } if w.kind == Kind::Stream => {
+            State::Writing {
+                then: Then::Park(w),
+                ..
+            } if w.kind == Kind::Stream => {
                 w.input_closed = true;
                 Flow::Open
             }
@@ -325,30 +474,41 @@ impl<S: Socket> Connection<S> {
     /// The `max_hz` of a stream waiting or writing.
     pub fn rate_mut(&mut self) -> Option<&mut Rate> {
         match &mut self.state {
-            State::Parked(w) | State::Writing { then: Some(w), .. } => w.rate.as_mut(),
+            State::Parked(w)
+            | State::Writing {
+                then: Then::Park(w),
+                ..
+            } => w.rate.as_mut(),
             _ => None,
         }
     }
 
-    /// The request is carried out elsewhere; `start_response` answers it later.
-    pub fn await_answer(&mut self) {
-        self.state = State::Awaiting;
-    }
-
-    /// Starts a finite response; once written, the connection lingers, then closes.
+    /// Starts a finite response, written in [`Connection::dialect`]'s terms; once written,
+    /// the connection reads its next request (kept alive) or lingers, then closes.
     pub fn start_response(&mut self, bytes: Rc<[u8]>) {
+        let after = match std::mem::replace(&mut self.state, State::Lingering) {
+            State::Awaiting { after, .. } => after,
+            // (Refused at accept: it closes.)
+            _ => After::Close,
+        };
         self.state = State::Writing {
             out: Outbox::one(bytes),
-            then: None,
+            then: Then::Finish(after),
         };
     }
 
     fn input_closed(&self) -> bool {
         match &self.state {
-            State::Reading { input_closed, .. } => *input_closed,
-            State::Parked(w) => w.input_closed,
-            State::Writing { then, .. } => then.is_some_and(|w| w.input_closed),
-            State::Awaiting | State::Lingering => true,
+            State::Reading { input_closed, .. } | State::Awaiting { input_closed, .. } => {
+                *input_closed
+            }
+            State::Parked(w)
+            | State::Writing {
+                then: Then::Park(w),
+                ..
+            } => w.input_closed,
+            State::Idle => false,
+            State::Writing { .. } | State::Lingering => true,
         }
     }
 
@@ -369,12 +529,12 @@ impl<S: Socket> Connection<S> {
         };
         written.events += events;
         let then = match w.kind {
-            Kind::Stream => Some(Waiter {
+            Kind::Stream => Then::Park(Waiter {
                 last_id,
                 active: true,
                 ..w
             }),
-            Kind::LongPoll => None,
+            Kind::LongPoll => Then::Finish(After::Close),
         };
         self.state = State::Writing { out, then };
     }
@@ -416,11 +576,14 @@ impl<S: Socket> Connection<S> {
                 written.heartbeats += 1;
                 self.state = State::Writing {
                     out: Outbox::one(beat.clone()),
-                    then: Some(*w),
+                    then: Then::Park(*w),
                 };
                 self.flush(written)
             }
-            State::Writing { then: Some(w), .. } => {
+            State::Writing {
+                then: Then::Park(w),
+                ..
+            } => {
                 w.active = false;
                 Flow::Open
             }
@@ -429,27 +592,49 @@ impl<S: Socket> Connection<S> {
     }
 
     /// Writes pending output until done or `WouldBlock`. When done, a stream parks (the
-    /// loop then hands it whatever changed meanwhile) and a finished response lingers.
+    /// loop then hands it whatever changed meanwhile), a finished response on a kept-alive
+    /// connection goes back to reading (`Flow::Next`), and any other lingers.
     pub fn flush(&mut self, written: &mut Written) -> Flow {
         let State::Writing { out, then } = &mut self.state else {
             return Flow::Open;
         };
         match out.write_to(&mut self.socket, &mut written.bytes, &mut written.calls) {
-            Ok(Progress::Blocked) => Flow::Open,
-            Ok(Progress::Done) => match *then {
-                Some(w) => {
-                    self.state = State::Parked(w);
-                    Flow::Open
-                }
-                None => {
-                    // Our side is done: tell the peer with a FIN, then wait for its close.
-                    let _ = self.socket.shutdown_write();
-                    self.state = State::Lingering;
-                    Flow::Linger
-                }
-            },
-            Err(e) => Flow::Close(io_close_reason(&e)),
+            Ok(Progress::Blocked) => return Flow::Open,
+            Ok(Progress::Done) => {}
+            Err(e) => return Flow::Close(io_close_reason(&e)),
         }
+        match std::mem::replace(then, Then::Finish(After::Close)) {
+            Then::Park(w) => {
+                self.state = State::Parked(w);
+                Flow::Open
+            }
+            Then::Finish(After::Close) => {
+                // Our side is done: tell the peer with a FIN, then wait for its close.
+                let _ = self.socket.shutdown_write();
+                self.state = State::Lingering;
+                Flow::Linger
+            }
+            Then::Finish(After::KeepAlive { held, input_closed }) => {
+                match (held.is_empty(), input_closed) {
+                    // The peer shut its side after its last request: nothing more can come.
+                    (true, true) => return Flow::Close(CloseReason::Done),
+                    (true, false) => self.state = State::Idle,
+                    (false, _) => {
+                        self.state = State::Reading {
+                            buf: held,
+                            input_closed,
+                        }
+                    }
+                }
+                Flow::Next
+            }
+        }
+    }
+
+    /// Gives this connection a new serial: a kept-alive one's next request is told from its
+    /// last that way (deadlines and Redis answers name a request by key and serial).
+    pub fn renumber(&mut self, serial: u64) {
+        self.serial = serial;
     }
 
     /// A short label for log lines: protocol, serial and peer.
@@ -466,7 +651,10 @@ impl<S: Socket> Connection<S> {
 mod tests {
     use super::*;
     use crate::fake::FakeSocket as Fake;
+    use crate::publish::PublishError;
     use crate::{http, route, scgi};
+
+    mod keep_alive;
 
     fn rules() -> RequestRules {
         RequestRules {

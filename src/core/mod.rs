@@ -42,6 +42,10 @@ use crate::{http, route, scgi, universe};
 const MAX_HTTP_HEAD: usize = 8 * 1024;
 /// Refusals at `--max-clients` are logged at most this often, each line with the count.
 const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Pipelined requests a kept-alive connection may have answered in one go; the rest wait
+/// for the end of the turn, so that a peer that pipelines as fast as it reads cannot hold
+/// the loop.
+const REQUESTS_AT_ONCE: usize = 16;
 
 /// Refusals at `--max-clients`: when the last one was logged, and how many came after it.
 /// A flood, or a server that stays full while clients churn, must not fill the log.
@@ -190,7 +194,7 @@ impl<I: Io> Core<I> {
         let mut conn = Connection::new(socket, protocol, self.next_serial, peer);
         if self.clients.len() >= self.max_clients {
             self.log_full(&conn);
-            let answer = Answer::Full.render(protocol, &mut self.counters);
+            let answer = Answer::Full.render(protocol.into(), &mut self.counters);
             conn.start_response(answer.into());
             let key = self.clients.insert(conn);
             self.flush(key);
@@ -224,16 +228,12 @@ impl<I: Io> Core<I> {
     /// is ignored).
     pub fn on_socket(&mut self, key: usize, readiness: Readiness, now: Instant) {
         self.now = now;
-        let Some(conn) = self.clients.get_mut(key) else {
+        if self.clients.get(key).is_none() {
             return;
-        };
-        if readiness.input {
-            // Input first, even on a hang-up: a request may have come with the close.
-            match conn.on_readable(&mut self.scratch, &self.rules) {
-                Input::Flow(Flow::Open) => {}
-                Input::Flow(flow) => return self.settle(key, flow),
-                Input::Request(action) => self.carry_out(key, action),
-            }
+        }
+        // Input first, even on a hang-up: a request may have come with the close.
+        if readiness.input && !self.on_input(key) {
+            return;
         }
         if readiness.gone {
             // A read would not say so: after a FIN, read returns 0 before it reports the
@@ -263,17 +263,64 @@ impl<I: Io> Core<I> {
         self.clients.drain().for_each(drop);
     }
 
+    /// Reads input on connection `key` and carries out a request that is whole. False when
+    /// that settled the connection (it closes).
+    fn on_input(&mut self, key: usize) -> bool {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return false;
+        };
+        let input = conn.on_readable(&mut self.scratch, &self.rules);
+        self.take_input(key, input)
+    }
+
+    /// Carries out a request that is whole: the next request of a kept-alive connection,
+    /// held already (pipelined). False when that settled the connection (it closes).
+    fn take_held(&mut self, key: usize) -> bool {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return false;
+        };
+        let input = conn.take_held(&mut self.scratch, &self.rules);
+        self.take_input(key, input)
+    }
+
+    fn take_input(&mut self, key: usize, input: Input) -> bool {
+        match input {
+            Input::Flow(Flow::Open) => true,
+            Input::Flow(flow) => {
+                self.settle(key, flow);
+                false
+            }
+            Input::Request(action) => {
+                self.carry_out(key, action);
+                true
+            }
+        }
+    }
+
     /// Writes what a connection has pending and settles the outcome. A stream whose write
     /// completes gets what changed meanwhile in one more write (with `--coalesce-ms`, at the
-    /// next fan-out instead).
+    /// next fan-out instead); a kept-alive connection whose answer is out takes its next
+    /// request at once when it holds it whole (pipelined; a few in a row at most). It
+    /// reads nothing more: a request sent after the answer comes with a readiness event, in
+    /// a wake-up of its own, so that a publisher's publishes sent one by one each get a
+    /// fan-out of their own, as they did on a connection each.
     fn flush(&mut self, key: usize) {
+        let mut answered = 0;
         loop {
             let Some(conn) = self.clients.get_mut(key) else {
                 return;
             };
-            let flow = conn.flush(&mut self.counters.written);
-            if flow != Flow::Open {
-                return self.settle(key, flow);
+            match conn.flush(&mut self.counters.written) {
+                Flow::Open => {}
+                Flow::Next if answered < REQUESTS_AT_ONCE => {
+                    answered += 1;
+                    self.next_request(key);
+                    if !self.take_held(key) {
+                        return;
+                    }
+                    continue;
+                }
+                flow => return self.settle(key, flow),
             }
             let Some(waiter) = conn.waiting() else { break };
             if self.timers.coalesce.is_some() {
@@ -326,7 +373,8 @@ impl<I: Io> Core<I> {
         }
     }
 
-    /// Acts on a handler's outcome: close, start lingering, or fix the interest.
+    /// Acts on a handler's outcome: close, start lingering, go on to the next request, or
+    /// fix the interest.
     fn settle(&mut self, key: usize, flow: Flow) {
         let Some(conn) = self.clients.get_mut(key) else {
             return;
@@ -334,8 +382,18 @@ impl<I: Io> Core<I> {
         match flow {
             Flow::Close(reason) => return self.close(key, reason),
             Flow::Linger => self.timers.lingering.start(self.now, key, conn.serial()),
+            Flow::Next => {
+                // What it holds is taken at the end of the turn (`REQUESTS_AT_ONCE`).
+                self.next_request(key);
+                self.timers
+                    .next_request
+                    .start(self.now, key, self.next_serial);
+            }
             Flow::Open => {}
         }
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
         // Interest follows state: WRITABLE only while output waits for the socket to drain,
         // so a client that keeps up costs no epoll_ctl call per tick.
         if let Some(writable) = conn.interest_change() {
@@ -343,6 +401,17 @@ impl<I: Io> Core<I> {
                 Ok(()) => conn.set_registered_writable(writable),
                 Err(_) => self.close(key, CloseReason::IoError),
             }
+        }
+    }
+
+    /// Connection `key`, kept alive, waits for its next request: a new serial names it, so
+    /// that nothing of the last one (its deadline) touches it, and its deadline starts.
+    fn next_request(&mut self, key: usize) {
+        if let Some(conn) = self.clients.get_mut(key) {
+            self.next_serial += 1;
+            conn.renumber(self.next_serial);
+            log::debug!("{}: kept alive", conn.describe());
+            self.timers.requests.start(self.now, key, self.next_serial);
         }
     }
 

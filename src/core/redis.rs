@@ -43,13 +43,9 @@ impl<I: Io> Core<I> {
             return false;
         };
         let publisher = Publisher::Client { key, serial };
+        // The connection waits (`Awaiting`, as every request being carried out) for
+        // `answer_publishes`: a link that failed on the way has answered it already.
         let sent = redis.publish(&self.feed, batch, publisher, self.now);
-        if sent {
-            if let Some(conn) = self.clients.get_mut(key) {
-                conn.await_answer();
-            }
-        }
-        // (After the wait began: a link that failed on the way has answered it already.)
         self.answer_publishes();
         sent
     }
@@ -84,7 +80,7 @@ impl<I: Io> Core<I> {
                 }),
                 None => Answer::RedisUnavailable,
             };
-            let bytes = answer.render(conn.protocol(), &mut self.counters);
+            let bytes = answer.render(conn.dialect(), &mut self.counters);
             conn.start_response(bytes.into());
             self.flush(key);
         }

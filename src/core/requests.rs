@@ -10,7 +10,7 @@ use crate::feed;
 use crate::metrics::{self, FeedGauges};
 use crate::protocol::Protocol;
 use crate::publish::{self, PublishError};
-use crate::response;
+use crate::response::{self, Dialect};
 use crate::route::{Action, Choice, StreamAsk};
 use crate::schema::HEADLINE;
 use crate::sse;
@@ -34,19 +34,32 @@ impl PerProtocol {
     }
 }
 
+/// A whole response made once per dialect (`Dialect::ALL`'s order).
+struct PerDialect([Rc<[u8]>; 3]);
+
+impl PerDialect {
+    fn new(make: impl Fn(Dialect) -> Vec<u8>) -> PerDialect {
+        PerDialect(Dialect::ALL.map(|d| make(d).into()))
+    }
+
+    fn get(&self, d: Dialect) -> Rc<[u8]> {
+        self.0[d as usize].clone()
+    }
+}
+
 pub(super) struct Shared {
     stream_start: PerProtocol,
-    page: PerProtocol,
-    script: PerProtocol,
+    page: PerDialect,
+    script: PerDialect,
     pub(super) heartbeat: Rc<[u8]>,
 }
 
 impl Shared {
     pub(super) fn new(retry_ms: u64) -> Shared {
         let file = |content_type: &'static str, body: &'static str| {
-            PerProtocol::new(move |p| {
+            PerDialect::new(move |d| {
                 let extra = [("Cache-Control", "no-cache")];
-                response::full(p, 200, content_type, &extra, body.as_bytes())
+                response::full(d, 200, content_type, &extra, body.as_bytes())
             })
         };
         Shared {
@@ -64,7 +77,8 @@ impl<I: Io> Core<I> {
         let Some(conn) = self.clients.get(key) else {
             return;
         };
-        let p = conn.protocol();
+        // Over HTTP it says whether the connection stays open after the answer.
+        let p = conn.dialect();
         let answer: Rc<[u8]> = match action {
             Action::Stream(ask) => return self.start_stream(key, Kind::Stream, ask),
             Action::LongPoll(ask) => return self.start_stream(key, Kind::LongPoll, ask),
@@ -137,7 +151,7 @@ impl<I: Io> Core<I> {
     }
 
     /// A canned answer, its counter bumped.
-    pub(super) fn answer(&mut self, p: Protocol, answer: Answer) -> Rc<[u8]> {
+    pub(super) fn answer(&mut self, p: Dialect, answer: Answer) -> Rc<[u8]> {
         answer.render(p, &mut self.counters).into()
     }
 
@@ -175,7 +189,7 @@ impl<I: Io> Core<I> {
     /// what is due at once (a stream's head with it). Unknown symbols: 404, unknown fields:
     /// 400, nothing started.
     fn start_stream(&mut self, key: usize, kind: Kind, ask: StreamAsk) {
-        let Some(p) = self.clients.get(key).map(|c| c.protocol()) else {
+        let Some(p) = self.clients.get(key).map(|c| c.dialect()) else {
             return;
         };
         let (ids, format) = match self.resolve(&ask.symbols) {

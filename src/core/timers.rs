@@ -30,6 +30,9 @@ pub(super) struct Timers {
     /// `--coalesce-ms`: the next fan-out may not come before this; `None` without it.
     pub(super) coalesce: Option<(Instant, Duration)>,
     pub(super) requests: DeadlineQueue,
+    /// Kept-alive connections whose next request, held already, is taken at the end of
+    /// this turn (after `REQUESTS_AT_ONCE`, or a live upgrade): due at once.
+    pub(super) next_request: DeadlineQueue,
     pub(super) lingering: DeadlineQueue,
     pub(super) long_polls: DeadlineQueue,
     /// Streams resuming from an id ahead of this instance (`--redis`), held until it
@@ -53,6 +56,7 @@ impl Timers {
             heartbeat: every(config.heartbeat),
             coalesce: config.coalesce.map(|p| (now, p)),
             requests: DeadlineQueue::new(config.request_timeout),
+            next_request: DeadlineQueue::new(Duration::ZERO),
             lingering: DeadlineQueue::new(LINGER),
             long_polls: DeadlineQueue::new(config.long_poll_hold),
             ahead: DeadlineQueue::new(AHEAD_HOLD),
@@ -67,6 +71,7 @@ impl Timers {
             self.heartbeat.map(|t| t.at),
             self.coalesce.filter(|_| woken).map(|(at, _)| at),
             self.requests.next(),
+            self.next_request.next(),
             self.lingering.next(),
             self.long_polls.next(),
             self.ahead.next(),
@@ -104,7 +109,20 @@ impl<I: Io> Core<I> {
                 if conn.is_reading() {
                     log::warn!("{}: closed: request not complete in time", conn.describe());
                     self.close(key, CloseReason::RequestTimeout);
+                } else if conn.is_idle() {
+                    log::debug!("{}: closed: no next request in time", conn.describe());
+                    self.close(key, CloseReason::IdleTimeout);
                 }
+            }
+        }
+        // Only those queued before: one whose requests run out again now waits for the next
+        // turn.
+        for _ in 0..self.timers.next_request.len() {
+            let Some((key, serial)) = self.timers.next_request.pop_expired(now) else {
+                break;
+            };
+            if self.clients.get_serial(key, serial).is_some() && self.take_held(key) {
+                self.flush(key);
             }
         }
         while let Some((key, serial)) = self.timers.ahead.pop_expired(now) {
@@ -172,6 +190,7 @@ impl<I: Io> Core<I> {
         let clients = &mut self.clients;
         for queue in [
             &mut self.timers.requests,
+            &mut self.timers.next_request,
             &mut self.timers.lingering,
             &mut self.timers.long_polls,
             &mut self.timers.ahead,

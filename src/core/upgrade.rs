@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::{Core, Io};
 use crate::answers::Answer;
-use crate::conn::{Connection, Kind, State};
+use crate::conn::{Connection, Kind, State, Then};
 use crate::symbol::Symbol;
 use crate::universe::{SymbolId, View};
 use crate::upgrade::handover::{Carried, CarriedSubscription, Handover};
@@ -26,19 +26,25 @@ where
     I::Socket: AsRawFd,
 {
     /// Publishes waiting for Redis are answered 503 before a handover: their answer would be
-    /// lost with the link.
+    /// lost with the link. (Again, until none waits: a kept-alive connection goes on to a
+    /// publish it held, pipelined, which waits for Redis in turn.)
     pub(crate) fn answer_awaiting(&mut self) {
-        let awaiting: Vec<usize> = self
-            .clients
-            .iter_mut()
-            .filter(|(_, c)| matches!(c.state(), State::Awaiting))
-            .map(|(key, _)| key)
-            .collect();
-        for key in awaiting {
-            if let Some(p) = self.clients.get(key).map(|c| c.protocol()) {
-                let answer = self.answer(p, Answer::Upgrading);
-                self.respond(key, answer);
-                self.flush(key);
+        loop {
+            let awaiting: Vec<usize> = self
+                .clients
+                .iter_mut()
+                .filter(|(_, c)| matches!(c.state(), State::Awaiting { .. }))
+                .map(|(key, _)| key)
+                .collect();
+            if awaiting.is_empty() {
+                return;
+            }
+            for key in awaiting {
+                if let Some(p) = self.clients.get(key).map(|c| c.dialect()) {
+                    let answer = self.answer(p, Answer::Upgrading);
+                    self.respond(key, answer);
+                    self.flush(key);
+                }
             }
         }
     }
@@ -168,10 +174,16 @@ impl<I: Io> Core<I> {
         conn.set_registered_writable(writable);
         let serial = conn.serial();
         match conn.state() {
-            State::Reading { .. } => self.timers.requests.start(self.now, key, serial),
-            State::Parked(w) | State::Writing { then: Some(w), .. } if w.kind == Kind::LongPoll => {
-                self.timers.long_polls.start(self.now, key, serial)
+            State::Reading { .. } | State::Idle => {
+                self.timers.requests.start(self.now, key, serial);
+                // A kept-alive one may hold its next request whole: taken at the turn's end.
+                self.timers.next_request.start(self.now, key, serial);
             }
+            State::Parked(w)
+            | State::Writing {
+                then: Then::Park(w),
+                ..
+            } if w.kind == Kind::LongPoll => self.timers.long_polls.start(self.now, key, serial),
             State::Lingering => self.timers.lingering.start(self.now, key, serial),
             _ => {}
         }

@@ -13,13 +13,15 @@ use std::os::fd::RawFd;
 
 use std::time::Duration;
 
-use crate::conn::{Kind, Rate, Waiter, Written};
+use crate::conn::{After, Kind, Rate, Then, Waiter, Written};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
 use crate::universe::Format;
 
 const MAGIC: &[u8; 16] = b"TICKERD-HANDOVER";
-/// Bumped whenever the body changes: a binary reads only its own version.
+/// Bumped whenever the body changes: a binary reads only its own version. (2: records with
+/// per-field ids, each stream's fields and max_hz; kept-alive HTTP connections, idle or with
+/// their next request held; the `idle_timeout` and `event_bytes` counters.)
 pub const VERSION: u32 = 2;
 /// The record's descriptor (a memfd) in the next binary's environment.
 pub const STATE_ENV: &str = "TICKERD_HANDOVER_FD";
@@ -73,11 +75,13 @@ pub enum CarriedState {
         buf: Vec<u8>,
         input_closed: bool,
     },
+    /// Kept alive between requests.
+    Idle,
     Parked(Waiter),
     /// The bytes not yet written, and what it becomes after.
     Writing {
         bytes: Vec<u8>,
-        then: Option<Waiter>,
+        then: Then,
     },
     Lingering,
 }
@@ -154,14 +158,20 @@ pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
                 b.u8(2);
                 b.bytes(bytes);
                 match then {
-                    Some(w) => {
+                    Then::Finish(After::Close) => b.u8(0),
+                    Then::Park(w) => {
                         b.u8(1);
                         waiter(&mut b, w);
                     }
-                    None => b.u8(0),
+                    Then::Finish(After::KeepAlive { held, input_closed }) => {
+                        b.u8(2);
+                        b.bytes(held);
+                        b.u8(*input_closed as u8);
+                    }
                 }
             }
             CarriedState::Lingering => b.u8(3),
+            CarriedState::Idle => b.u8(4),
         }
         match &c.symbols {
             None => b.u8(0),
@@ -237,13 +247,19 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
             1 => CarriedState::Parked(read_waiter(&mut r)?),
             2 => {
                 let bytes = r.bytes()?.to_vec();
-                let then = match r.flag()? {
-                    true => Some(read_waiter(&mut r)?),
-                    false => None,
+                let then = match r.u8()? {
+                    0 => Then::Finish(After::Close),
+                    1 => Then::Park(read_waiter(&mut r)?),
+                    2 => Then::Finish(After::KeepAlive {
+                        held: r.bytes()?.to_vec(),
+                        input_closed: r.flag()?,
+                    }),
+                    _ => return Err(HandoverError::Malformed("what follows a write")),
                 };
                 CarriedState::Writing { bytes, then }
             }
             3 => CarriedState::Lingering,
+            4 => CarriedState::Idle,
             _ => return Err(HandoverError::Malformed("connection state")),
         };
         let symbols = match r.u8()? {
@@ -468,6 +484,7 @@ mod tests {
         };
         counters.closed(CloseReason::Hangup);
         counters.closed(CloseReason::LingerTimeout);
+        counters.closed(CloseReason::IdleTimeout);
         let waiter = Waiter {
             kind: Kind::Stream,
             last_id: 1_796_423_459_850_571,
@@ -516,7 +533,7 @@ mod tests {
                     peer: None,
                     state: CarriedState::Writing {
                         bytes: b"id: 1\ndata: x\n\n".to_vec(),
-                        then: Some(Waiter {
+                        then: Then::Park(Waiter {
                             kind: Kind::LongPoll,
                             rate: None,
                             ..waiter
@@ -546,8 +563,30 @@ mod tests {
                     peer: None,
                     state: CarriedState::Writing {
                         bytes: vec![],
-                        then: None,
+                        then: Then::Finish(After::Close),
                     },
+                    symbols: None,
+                },
+                Carried {
+                    fd: 14,
+                    protocol: Protocol::Http,
+                    serial: 6,
+                    peer: None,
+                    state: CarriedState::Writing {
+                        bytes: b"HTTP/1.1 200 OK\r\n".to_vec(),
+                        then: Then::Finish(After::KeepAlive {
+                            held: b"GET /sym".to_vec(),
+                            input_closed: true,
+                        }),
+                    },
+                    symbols: None,
+                },
+                Carried {
+                    fd: 15,
+                    protocol: Protocol::Http,
+                    serial: 7,
+                    peer: None,
+                    state: CarriedState::Idle,
                     symbols: None,
                 },
                 Carried {

@@ -66,6 +66,13 @@ fn publishing_through_apache_passes_the_authorization() {
 }
 
 #[test]
+fn publishes_back_to_back_through_apache_on_one_kept_connection() {
+    // MaxKeepAliveRequests in conf/apache.conf: Apache's default, 100, would close it
+    // after the 100th.
+    checks::publishes_on_one_kept_connection_through(apache::start);
+}
+
+#[test]
 fn backend_down_through_apache_is_503_and_back_at_once() {
     assert_eq!(checks::backend_down_then_back(apache::start), 503);
 }

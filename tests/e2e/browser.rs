@@ -13,6 +13,9 @@ use crate::support::leftovers::running;
 use crate::support::*;
 use fantoccini::key::Key;
 
+mod board;
+mod quotes;
+
 /// What the page shows, read from its DOM.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -171,6 +174,11 @@ fn watch_ticks(b: &Browser, n: usize, state: &str) -> Vec<Seen> {
     seen
 }
 
+/// The id a publish answer gives: its first line (the counts follow).
+fn published_id(answer: &str) -> String {
+    answer.lines().next().unwrap_or_default().trim().to_string()
+}
+
 fn url(front: SocketAddr, path: &str) -> String {
     format!("http://{front}{path}")
 }
@@ -189,7 +197,8 @@ fn page_shows_each_published_price_with_its_colour_at_the_root_and_under_the_pre
     let t = Tickerd::start(&["--tick-ms", "0"]);
     let front = Lighttpd::start(t.scgi());
     let b = Browser::start();
-    for (path, base) in [("/", 100.0), ("/prices/", 200.0)] {
+    // Not 100.00, the price TICK starts at: a publish that changes nothing is no event.
+    for (path, base) in [("/", 101.0), ("/prices/", 200.0)] {
         b.goto(&url(front.addr, path));
         let current = t.current_id().to_string();
         let first = wait_for(&b, Duration::from_secs(30), "live", |s| {
@@ -202,7 +211,7 @@ fn page_shows_each_published_price_with_its_colour_at_the_root_and_under_the_pre
             let price = format!("{:.2}", base + step);
             let (status, answer) = t.publish(&price);
             assert_eq!(status, 200, "{answer}");
-            let id = answer.trim().to_string();
+            let id = published_id(&answer);
             let seen = wait_for(&b, Duration::from_secs(30), &price, |s| {
                 s.price == price && s.id == id
             });
@@ -233,7 +242,7 @@ fn page_shows_each_published_price_with_its_colour_at_the_root_and_under_the_pre
             let price = format!("{:.2}", 200.0 + 3.0 * ((burst * 40 + i) as f64 / 4.0).sin());
             let (status, answer) = t.publish(&price);
             assert_eq!(status, 200);
-            last = (price, answer.trim().to_string());
+            last = (price, published_id(&answer));
         }
         let seen = wait_for(&b, Duration::from_secs(30), "the last of a burst", |s| {
             s.price == last.0 && s.id == last.1
@@ -549,7 +558,7 @@ fn an_up_to_date_page_streams_again_at_once_after_a_refusal() {
     wait_for(&b, Duration::from_secs(30), "live", |s| s.state == "live");
     let (status, id) = t.publish("123.45");
     assert_eq!(status, 200);
-    let id = id.trim().to_string();
+    let id = published_id(&id);
     wait_for(&b, Duration::from_secs(30), "the published price", |s| {
         s.price == "123.45" && s.id == id
     });
@@ -586,7 +595,7 @@ fn an_up_to_date_page_streams_again_at_once_after_a_refusal() {
     let mut next = String::new();
     assert!(wait_until(Duration::from_secs(5), || {
         let (status, answer) = t.publish("124.00");
-        next = answer.trim().to_string();
+        next = published_id(&answer);
         status == 200 // 503 until tickerd has seen the fillers go
     }));
     wait_for(&b, Duration::from_secs(30), "the next price", |s| {
@@ -660,7 +669,7 @@ fn a_page_refused_by_a_full_tickerd_asks_again_only_after_its_retry_after() {
     let mut id = String::new();
     assert!(wait_until(Duration::from_secs(5), || {
         let (status, answer) = t.publish("99.50");
-        id = answer.trim().to_string();
+        id = published_id(&answer);
         status == 200
     }));
     wait_for(&b, Duration::from_secs(30), "the price, long-polled", |s| {
@@ -855,21 +864,23 @@ fn watchlist_drops_unknown_symbols_named_in_its_url() {
 }
 
 #[test]
-fn watchlist_shows_the_first_eight_of_the_universe_and_is_screenshotted() {
+fn watchlist_shows_the_first_sixteen_of_the_universe_and_is_screenshotted() {
     let universe = "AAPL=189.20,MSFT=415.30,NVDA=121.70,AMZN=178.20,GOOGL=164.90,META=502.10,\
-                    TSLA=242.10,BRK.B=412.80,JPM=198.40,V=276.30";
+                    TSLA=242.10,BRK.B=412.80,JPM=198.40,V=276.30,XOM=118.20,KO=62.10,PEP=171.40,\
+                    WMT=68.30,DIS=112.90,NFLX=688.20,INTC=31.40,IBM=204.60";
     let t = Tickerd::start(&["--tick-ms", "100", "--symbols", universe]);
     let front = Lighttpd::start(t.scgi());
     let b = Browser::start();
     b.goto(&url(front.addr, "/"));
-    let eight = [
-        "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B",
+    let sixteen = [
+        "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B", "JPM", "V", "XOM", "KO",
+        "PEP", "WMT", "DIS", "NFLX",
     ];
     let seen = wait_for(
         &b,
         Duration::from_secs(60),
-        "eight rows with sparklines",
-        |s| s.state == "live" && s.symbols() == eight && s.rows.iter().all(|r| r.points >= 60),
+        "sixteen rows with sparklines",
+        |s| s.state == "live" && s.symbols() == sixteen && s.rows.iter().all(|r| r.points >= 60),
     );
     assert_eq!(seen.view, "many");
     assert_eq!(seen.search, "", "the URL changes only when the list does");
@@ -957,12 +968,24 @@ fn readme_example() -> String {
 }
 
 #[test]
-fn the_readme_example_page_shows_live_prices() {
+fn the_readme_example_page_shows_a_live_quote_board() {
+    let dir = TempDir::new("readme");
+    let file = dir.join("symbols");
+    std::fs::write(
+        &file,
+        "AAPL 189.20 bid=189.19 ask=189.21\n\
+         EURUSD 1.08345 bid=1.08344 ask=1.08346\n\
+         USDJPY 151.234 bid=151.230 ask=151.238\n\
+         ETH-BTC 0.05101868 bid=0.05101862 ask=0.05101874\n",
+    )
+    .unwrap();
     let t = Tickerd::start(&[
         "--tick-ms",
         "0",
-        "--symbols",
-        "AAPL=189.20,MSFT=415.30,NVDA",
+        "--fields",
+        "last:price,bid:price,ask:price",
+        "--symbols-file",
+        file.to_str().unwrap(),
     ]);
     let front = Lighttpd::start(t.scgi());
     let b = Browser::start();
@@ -974,19 +997,32 @@ fn the_readme_example_page_shows_live_prices() {
         serde_json::to_string(&readme_example()).unwrap()
     );
     b.eval(&write);
-    let items = || {
-        b.eval("return [].map.call(document.querySelectorAll('#prices li'), function (li) { return li.textContent; });")
+    let rows = || {
+        b.eval("return [].map.call(document.querySelectorAll('#quotes tr'), function (tr) { return [].map.call(tr.cells, function (td) { return td.textContent; }); });")
     };
-    let shown = |want: serde_json::Value| wait_until(Duration::from_secs(30), || items() == want);
+    let shown = |want: serde_json::Value| wait_until(Duration::from_secs(30), || rows() == want);
+    // Symbol, bid, ask and the spread, each at its symbol's precision.
     assert!(
-        shown(serde_json::json!(["AAPL 189.20", "MSFT 415.30"])),
+        shown(serde_json::json!([
+            ["EURUSD", "1.08344", "1.08346", "0.00002"],
+            ["USDJPY", "151.230", "151.238", "0.008"],
+            ["ETH-BTC", "0.05101862", "0.05101874", "0.00000012"]
+        ])),
         "{}",
-        items()
+        rows()
     );
-    publish(&t, "MSFT=416.25\nNVDA=125.00\nAAPL=188.00");
+    // A new last is not among its fields; a bid, an ask are.
+    let (status, answer) = t.publish(
+        "EURUSD last=1.08349\nUSDJPY bid=151.229\nAAPL bid=189.00\nETH-BTC ask=0.05101880",
+    );
+    assert_eq!(status, 200, "{answer}");
     assert!(
-        shown(serde_json::json!(["AAPL 188.00", "MSFT 416.25"])),
+        shown(serde_json::json!([
+            ["EURUSD", "1.08344", "1.08346", "0.00002"],
+            ["USDJPY", "151.229", "151.238", "0.009"],
+            ["ETH-BTC", "0.05101862", "0.05101880", "0.00000018"]
+        ])),
         "{}",
-        items()
+        rows()
     );
 }

@@ -255,12 +255,15 @@ fn a_flood_beyond_max_clients_gets_503s_and_the_streams_never_notice() {
             s
         })
         .collect();
-    // 999 streams and nothing else (a closing /metrics connection holds a slot too), then
-    // the last one: full with streams only, so that no slot frees during the flood.
+    // 999 streams and nothing else (a closing or idle /metrics connection holds a slot
+    // too), then the last one: full with streams only, so that no slot frees during the
+    // flood.
     assert!(
         wait_until(Duration::from_secs(10), || {
             let m = t.metrics();
-            t.clients() == 999.0 && m["tickerd_clients{state=\"closing\"}"] == 0.0
+            t.clients() == 999.0
+                && m["tickerd_clients{state=\"closing\"}"] == 0.0
+                && m["tickerd_clients{state=\"idle\"}"] == 0.0
         }),
         "{:?}",
         t.metrics()

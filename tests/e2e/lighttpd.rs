@@ -137,6 +137,13 @@ fn stream_under_the_prefix_and_publishing_through_lighttpd() {
 }
 
 #[test]
+fn publishes_back_to_back_through_lighttpd_on_one_kept_connection() {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = Lighttpd::start(t.scgi());
+    checks::publishes_through(&t, front.addr, "lighttpd");
+}
+
+#[test]
 fn last_event_id_through_lighttpd() {
     last_event_id(Backend::Tcp);
 }

@@ -63,6 +63,11 @@ fn publishing_through_nginx() {
 }
 
 #[test]
+fn publishes_back_to_back_through_nginx_on_one_kept_connection() {
+    checks::publishes_on_one_kept_connection_through(nginx::start);
+}
+
+#[test]
 fn backend_down_through_nginx_is_502_and_back_at_once() {
     assert_eq!(checks::backend_down_then_back(nginx::start), 502);
 }

@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 mod delivery;
+mod keep_alive;
 mod redis;
 mod timers;
 

@@ -107,6 +107,8 @@ fn the_links_load_read_and_answer_a_publish_with_redis_s_id() {
         "{}",
         publisher.text()
     );
+    // Answered later, in the request's terms all the same: the connection stays.
+    assert!(publisher.text().contains("Connection: keep-alive\r\n"));
     // The update reaches the stream from the stream of updates, with Redis's id.
     input(
         &mut h,
@@ -144,4 +146,34 @@ fn the_links_load_read_and_answer_a_publish_with_redis_s_id() {
     // Away now: a publish is refused at once.
     let refused = h.publish("B=2");
     assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+}
+
+#[test]
+fn publishes_pipelined_behind_one_waiting_for_redis_are_all_answered_before_an_upgrade() {
+    let config = Config {
+        redis: Some(ListenAddr::Unix("/nowhere".into())),
+        ..config(&["A", "B"])
+    };
+    let mut h = Harness::new(&config);
+    h.registry.borrow_mut().accept_connects = true;
+    h.turn();
+    h.core.on_link(COMMANDS_TOKEN, Readiness::default(), h.now);
+    h.core.on_link(TAIL_TOKEN, Readiness::default(), h.now);
+    input(
+        &mut h,
+        COMMANDS_TOKEN,
+        &load_reply(500, &[("A", "price=1.23@400"), ("B", "price=0.07@500")]),
+    );
+    let publish = |body: &str| {
+        format!("POST /publish HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 3\r\n\r\n{body}")
+    };
+    let c = h.connect(&[publish("A=1"), publish("B=2")].concat());
+    assert_eq!(c.text(), "", "the first waits for Redis");
+    // Its answer would be lost with the link: 503, and the one held behind it waits for
+    // Redis in turn, so it is answered too, not dropped from the handover.
+    h.core.answer_awaiting();
+    let text = c.text();
+    assert_eq!(text.matches("HTTP/1.1 503 ").count(), 2, "{text}");
+    assert_eq!(text.matches("Retry-After: 1\r\n").count(), 2, "{text}");
+    assert!(h.core.clients.get(c.key).is_some_and(|c| c.is_idle()));
 }

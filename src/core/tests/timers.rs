@@ -166,7 +166,7 @@ fn deadlines_close_a_slow_request_and_a_peer_that_never_closes() {
     };
     let mut h = Harness::new(&config);
     let slow = h.connect("GET /tick");
-    let answered = h.connect("GET /nope HTTP/1.1\r\n\r\n");
+    let answered = h.connect("GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert!(answered.text().starts_with("HTTP/1.1 404 "));
     assert!(answered.pipe().shut, "lingering");
     h.later(Duration::from_secs(2));

@@ -153,6 +153,41 @@ pub fn try_read_response(r: &mut impl Read) -> Result<Response, String> {
     })
 }
 
+/// Reads `n` responses, each with a Content-Length, one after another off one connection.
+/// Pipelined answers may come in one read, the bytes after one being the next one's, which
+/// [`try_read_response`] would drop.
+pub fn read_responses(r: &mut impl Read, n: usize) -> Result<Vec<Response>, String> {
+    let mut raw = Vec::new();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < n {
+        if let Some(end) = find(&raw, b"\r\n\r\n") {
+            let head = read_head(&mut &raw[..end + 4], || false)?;
+            let length = head
+                .length
+                .ok_or_else(|| format!("no Content-Length: {}", head.text))?;
+            let total = end + 4 + length;
+            if raw.len() >= total {
+                let body = String::from_utf8_lossy(&raw[end + 4..total]).to_string();
+                out.push(Response {
+                    status: head.status,
+                    head: head.text,
+                    body,
+                });
+                raw.drain(..total);
+                continue;
+            }
+        }
+        match r.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {} of {n} responses", out.len())),
+            Ok(k) => raw.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("after {} of {n} responses: {e}", out.len())),
+        }
+    }
+    Ok(out)
+}
+
 /// [`try_read_response`], failing the test on an error.
 pub fn read_response(r: &mut impl Read) -> Response {
     try_read_response(r).unwrap_or_else(|e| panic!("{e}"))

@@ -5,7 +5,7 @@
 //! Chromium in [`browser`], the upgrade tests' clients in [`clients`].
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -302,14 +302,28 @@ impl Tickerd {
 
     /// Publishes a price over HTTP; returns (status, body).
     pub fn publish(&self, body: &str) -> (u16, String) {
-        let req = format!(
-            "POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let (status, _, body) = http_request(self.http(), &req);
+        let (status, _, body) = http_request(self.http(), &publish_request("/publish", body));
         (status, body)
     }
+}
+
+/// A `POST` of `body` to `path` with the publish token, the connection left open.
+pub fn publish_request(path: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// `/metrics` as name{labels} → value, asked on `conn`, a kept-alive connection (to tickerd
+/// or a front-end), which stays open for more.
+pub fn metrics_on(conn: &mut TcpStream) -> HashMap<String, f64> {
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let r = read_response(conn);
+    assert_eq!(r.status, 200, "{r:?}");
+    parse_metrics(&r.body)
 }
 
 /// The log filter of [`Tickerd::start_logging_requests`].

@@ -477,3 +477,96 @@ pub fn symbols_through(t: &Tickerd, front: SocketAddr) {
         }
     }
 }
+
+/// Publishes back to back on one kept-alive connection, in [`publishes_on_one_connection`].
+pub const BACK_TO_BACK: u64 = 200;
+
+/// What [`publishes_on_one_connection`] saw.
+pub struct KeptAlive {
+    /// Each publish's answer head.
+    pub heads: Vec<String>,
+    /// Connections tickerd accepted on its HTTP and SCGI listeners from just before the
+    /// publishes to just after (scraped on the publishing connection itself, so the last
+    /// scrape counts when it went through a front-end).
+    pub accepted_http: f64,
+    pub accepted_scgi: f64,
+}
+
+/// The price of publish `i`: distinct, with two decimals as tickerd writes it.
+fn price(i: u64) -> String {
+    format!("{}.{:02}", 100 + i / 100, i % 100)
+}
+
+/// A feed handler's connection: [`BACK_TO_BACK`] publishes, each sent when the last was
+/// answered, on one TCP connection to `addr` (tickerd's HTTP listener, or a front-end in
+/// front of `t`): each is answered 200 with the next id, and a stream through `addr` gets
+/// every one, in order. Any close of that connection on the way fails the test (the next
+/// write or read would).
+pub fn publishes_on_one_connection(t: &Tickerd, addr: SocketAddr) -> KeptAlive {
+    let current = t.current_id();
+    let mut stream = http_stream(addr, "/ticker", &[("Last-Event-ID", &current.to_string())]);
+    assert_eq!(stream.status, 200, "{}", stream.head);
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let before = metrics_on(&mut conn);
+    let mut heads = Vec::new();
+    for i in 1..=BACK_TO_BACK {
+        let request = publish_request("/publish", &price(i));
+        if let Err(e) = conn.write_all(request.as_bytes()) {
+            panic!("publish {i} of {BACK_TO_BACK}: {e}");
+        }
+        let r = try_read_response(&mut conn)
+            .unwrap_or_else(|e| panic!("publish {i} of {BACK_TO_BACK}: {e}"));
+        assert_eq!(r.status, 200, "publish {i}: {r:?}");
+        assert_eq!(
+            r.body,
+            format!("{}\napplied 1\nunchanged 0\n", current + i),
+            "publish {i}: the id and the counts"
+        );
+        heads.push(r.head);
+    }
+    let after = metrics_on(&mut conn);
+    let accepted = |listener: &str| {
+        let name = format!("tickerd_connections_accepted_total{{listener=\"{listener}\"}}");
+        after[&name] - before[&name]
+    };
+    for i in 1..=BACK_TO_BACK {
+        let e = stream
+            .next_event()
+            .unwrap_or_else(|| panic!("event {i} of {BACK_TO_BACK} on the stream"));
+        assert_eq!((e.id(), e.data), (current + i, price(i)));
+    }
+    KeptAlive {
+        heads,
+        accepted_http: accepted("http"),
+        accepted_scgi: accepted("scgi"),
+    }
+}
+
+/// [`publishes_on_one_connection`] through the front-end `start` starts: it keeps the
+/// publisher's connection (no answer says close), and opens an SCGI connection to tickerd
+/// for each request (the last scrape's included).
+pub fn publishes_on_one_kept_connection_through(start: Start) {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    let front = start(t.scgi());
+    publishes_through(&t, front.addr, front.name);
+}
+
+/// The checks of [`publishes_on_one_kept_connection_through`] through the front-end at
+/// `front` (`name` for messages).
+pub fn publishes_through(t: &Tickerd, front: SocketAddr, name: &str) {
+    let kept = publishes_on_one_connection(t, front);
+    for head in &kept.heads {
+        let connection = header(head, "Connection").unwrap_or_default();
+        assert!(
+            !connection.eq_ignore_ascii_case("close"),
+            "{name} closes the publisher's connection: {head}"
+        );
+    }
+    assert_eq!(
+        (kept.accepted_http, kept.accepted_scgi),
+        (0.0, BACK_TO_BACK as f64 + 1.0),
+        "{name}: one SCGI connection per request"
+    );
+}
