@@ -202,7 +202,9 @@ pub fn start_clients(
             cluster,
             system: mut sys,
         } = planned;
-        let feeder = Feeder::start(sys.publisher.take(), universe)?;
+        // Quotes are published on one kept-alive connection; prices as they always were, one
+        // connection each (their figures stay comparable).
+        let feeder = Feeder::start(sys.publisher.take(), universe, many.quote)?;
         if kind == Kind::Nchan {
             first_prices(&feeder, many.symbols)?;
         }
