@@ -90,6 +90,11 @@ pub struct Many {
     pub coalesce_ms: Option<u64>,
     /// How long to wait after the last publish for every client to hold the final values.
     pub settle_s: f64,
+    /// `--quote`: each symbol a record of six fields, each update setting 1 to 3 of them
+    /// (`quote`), instead of one price.
+    pub quote: bool,
+    /// `--max-hz N`: each client asks for at most N events a second per symbol (`max_hz=N`).
+    pub max_hz: Option<f64>,
 }
 
 impl Default for Many {
@@ -102,6 +107,8 @@ impl Default for Many {
             floor_rate: 100.0,
             coalesce_ms: None,
             settle_s: 10.0,
+            quote: false,
+            max_hz: None,
         }
     }
 }
@@ -156,6 +163,8 @@ pub const USAGE: &str = "fanout [--via scgi|http|lighttpd] [--unix] [--clients N
   default 2000, 0: none)
   many symbols: --symbols U [--subscribe K] [--zipf S] [--batch N] [--floor-rate R] [--coalesce-ms N] [--settle-s S]
   (--rate is then updates/s; defaults: K 20, S 1.0, N = rate/100 (100 publishes/s), floor 100 updates/s)
+  quotes: --quote [--symbols U …] [--max-hz N]: each symbol a record of six fields at 2, 5 or 8 decimals,
+  each update setting 1 to 3 of them (U defaults to 1000); --max-hz: each client asks max_hz=N
   Redis: --redis [--instances 1,2,3] (each N, or N:CLIENTS for a row with clients of its own):
   the many-symbol workload on tickerd without Redis and on N instances sharing a private Redis,
   all behind lighttpd (conf/lighttpd-balance.conf); defaults --clients 3000 --rate 1000
@@ -266,8 +275,12 @@ fn read_flags(args: &[String], o: &mut Options) -> Result<Given, String> {
                 }
             }
             "--symbols" | "--subscribe" | "--zipf" | "--batch" | "--floor-rate"
-            | "--coalesce-ms" | "--settle-s" => {
+            | "--coalesce-ms" | "--settle-s" | "--max-hz" => {
                 read_many_flag(&mut given.many, a, &val()?)?;
+                given.many_flags.push(a.clone());
+            }
+            "--quote" => {
+                given.many.quote = true;
                 given.many_flags.push(a.clone());
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -289,6 +302,7 @@ fn read_many_flag(many: &mut Many, flag: &str, v: &str) -> Result<(), String> {
         "--batch" => many.batch = v.parse().map_err(|e| bad(&e))?,
         "--floor-rate" => many.floor_rate = v.parse().map_err(|e| bad(&e))?,
         "--coalesce-ms" => many.coalesce_ms = Some(v.parse().map_err(|e| bad(&e))?),
+        "--max-hz" => many.max_hz = Some(v.parse().map_err(|e| bad(&e))?),
         _ => many.settle_s = v.parse().map_err(|e| bad(&e))?,
     }
     Ok(())
@@ -337,8 +351,25 @@ fn apply_redis(o: &mut Options, given: &mut Given) -> Result<(), String> {
 
 /// The many-symbol flags make sense together and with the rest.
 fn check_many(o: &Options, given: &Given) -> Result<(), String> {
-    if !given.many_flags.iter().any(|f| f == "--symbols") {
-        return Err(format!("{} needs --symbols U", given.many_flags[0]));
+    if !given
+        .many_flags
+        .iter()
+        .any(|f| f == "--symbols" || f == "--quote")
+    {
+        return Err(format!(
+            "{} needs --symbols U (or --quote)",
+            given.many_flags[0]
+        ));
+    }
+    if given.many.quote && (o.nchan || o.redis.is_some()) {
+        return Err("--quote: tickerd and the floor only (no --target nchan, no --redis)".into());
+    }
+    if given
+        .many
+        .max_hz
+        .is_some_and(|hz| !(hz > 0.0 && hz <= 1000.0))
+    {
+        return Err("--max-hz N: above 0, at most 1000 (tickerd's range)".into());
     }
     if o.mode != Mode::Stream || o.stalled > 0 {
         return Err("--symbols: streams only (no --mode longpoll, no --stalled)".into());

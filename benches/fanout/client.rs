@@ -27,7 +27,7 @@ use slab::Slab;
 
 use crate::stream::{Event, ResponseReader};
 use crate::sys::now_ns;
-use crate::watch::{Summary, Watch};
+use crate::watch::{Record, Summary, Watch};
 use crate::workload::{self, Universe, Zipf};
 
 #[derive(Debug, Clone)]
@@ -96,6 +96,10 @@ pub struct MultiOptions {
     pub worker: u64,
     /// The CLOCK_MONOTONIC ns that a price of 0.00 stands for.
     pub epoch: u64,
+    /// Quotes (`--quote`) instead of prices.
+    pub quote: bool,
+    /// `max_hz=N` in each request.
+    pub max_hz: Option<f64>,
 }
 
 /// Not yet counted (no final values yet).
@@ -392,12 +396,19 @@ fn choose(opts: &WorkerOptions, zipf: Option<&Zipf>, n: u64) -> (Option<Watch>, 
         (Some(m), Some(zipf)) => {
             let symbols =
                 workload::subscription(zipf, m.subscribe, workload::client_seed(m.worker, n));
-            let target = format!(
+            let mut target = format!(
                 "{}?symbols={}",
                 opts.path,
                 Universe::new(m.symbols).query(&symbols)
             );
-            (Some(Watch::new(symbols)), target)
+            if let Some(hz) = m.max_hz {
+                target.push_str(&format!("&max_hz={hz}"));
+            }
+            let record = match m.quote {
+                true => Record::Quote,
+                false => Record::Price,
+            };
+            (Some(Watch::new(symbols, record, m.max_hz)), target)
         }
         _ => (None, opts.path.clone()),
     }

@@ -8,6 +8,7 @@ use std::io::{self, BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
+use crate::quote::{self, WIDTH};
 use crate::workload::{event_data, parse_name, Universe, SNAPSHOT_CENTS};
 
 pub fn run() -> io::Result<()> {
@@ -57,8 +58,12 @@ pub fn run() -> io::Result<()> {
 /// plain loop. No conflation and no queue: a socket that would block loses the event (the
 /// bench then counts that client as stale).
 ///
+/// Quotes (`quote`): the snapshot carries each symbol's whole record, and each update's
+/// event the fields it sets (`<value> <symbol>:<fields>…` lines), as tickerd's events carry
+/// what changed.
+///
 /// Stdin is read by a thread of its own, so the coordinator never waits on this process.
-pub fn run_multi(symbols: usize) -> io::Result<()> {
+pub fn run_multi(symbols: usize, quote: bool) -> io::Result<()> {
     let universe = Universe::new(symbols);
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
@@ -80,7 +85,11 @@ pub fn run_multi(symbols: usize) -> io::Result<()> {
             // update's.
             let mut head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n".to_vec();
             for (i, &sym) in chosen.iter().enumerate() {
-                let data = event_data(&universe.name(sym), SNAPSHOT_CENTS);
+                let name = universe.name(sym);
+                let data = match quote {
+                    true => quote::event_data(&name, sym, quote::ALL, &[quote::INITIAL; WIDTH]),
+                    false => event_data(&name, SNAPSHOT_CENTS),
+                };
                 head.extend_from_slice(format!("id: {}\ndata: {data}\n\n", i + 1).as_bytes());
             }
             if s.write_all(&head).is_ok() && s.set_nonblocking(true).is_ok() {
@@ -100,8 +109,8 @@ pub fn run_multi(symbols: usize) -> io::Result<()> {
     let mut subscribers: Vec<Vec<usize>> = vec![Vec::new(); symbols];
     let mut id = 1_700_000_000_000_000u64;
     for line in rx {
-        let mut words = line.split_whitespace().map(str::parse::<u64>);
-        let Some(Ok(cents)) = words.next() else {
+        let mut words = line.split_whitespace();
+        let Some(Ok(cents)) = words.next().map(str::parse::<u64>) else {
             break; // STOP
         };
         for (s, chosen) in joined.lock().unwrap().drain(..) {
@@ -110,12 +119,22 @@ pub fn run_multi(symbols: usize) -> io::Result<()> {
             }
             sockets.push(s);
         }
-        for sym in words.map_while(Result::ok) {
+        for word in words {
+            // `<symbol>` or `<symbol>:<fields>`.
+            let (sym, mask) = match word.split_once(':') {
+                Some((s, m)) => (s.parse::<u32>(), m.parse::<u8>().ok()),
+                None => (word.parse::<u32>(), None),
+            };
+            let Ok(sym) = sym else { continue };
             let Some(subs) = subscribers.get(sym as usize) else {
                 continue;
             };
             id += 1;
-            let data = event_data(&universe.name(sym as u32), cents);
+            let name = universe.name(sym);
+            let data = match mask {
+                Some(mask) => quote::event_data(&name, sym, mask, &[cents; WIDTH]),
+                None => event_data(&name, cents),
+            };
             let event = format!("id: {id}\ndata: {data}\n\n");
             for &i in subs {
                 let _ = sockets[i].write(event.as_bytes());

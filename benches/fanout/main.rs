@@ -46,6 +46,7 @@ mod hist;
 mod many;
 mod procs;
 mod publishes;
+mod quote;
 mod single;
 mod smoke;
 mod stats;
@@ -92,7 +93,7 @@ fn run_role(args: &[String]) -> io::Result<()> {
                 .get(i + 1)
                 .and_then(|n| n.parse().ok())
                 .ok_or_else(|| io::Error::other("--symbols N"))
-                .and_then(floor::run_multi),
+                .and_then(|n| floor::run_multi(n, args.iter().any(|a| a == "--quote"))),
             None => floor::run(),
         },
         Some("clients") => workers::parse_args(&args[2..]).and_then(client::run),

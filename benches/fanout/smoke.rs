@@ -1,17 +1,20 @@
 //! The smoke run, made by `cargo test --all-targets` (no `--bench` argument): the bench's
 //! own checks (a `harness = false` bench target gets no `#[test]`s), then each path of the
-//! bench once, small, with every system's row checked, so that none can rot; and the
-//! publishes one at a time, each way.
+//! bench once, small, with every system's row checked, so that none can rot: the quote
+//! workload with its checks too (every client's merged records at the final ones, field by
+//! field, and tickerd's own; the bytes its clients counted are what tickerd wrote; with
+//! `max_hz`, the rate each client asked kept); and the publishes one at a time, each way.
 
 use std::io;
 
 use crate::cli::{self, Instances, Many, Options};
 use crate::client::Mode;
-use crate::many::{self, ids, report::ManyRow};
+use crate::many::report::{ManyRow, PACE_TOLERANCE};
+use crate::many::{self, ids};
 use crate::publishes;
 use crate::single::{self, report::Row};
 use crate::target::Via;
-use crate::{hist, workers, workload};
+use crate::{hist, quote, stream, workers, workload};
 
 /// Runs it all; whether every row passed.
 pub fn run(opts: &Options) -> io::Result<bool> {
@@ -20,6 +23,8 @@ pub fn run(opts: &Options) -> io::Result<bool> {
     ids::self_check();
     cli::self_check();
     workers::self_check();
+    quote::self_check();
+    stream::self_check();
     let (mut passed, mut failed) = (0, 0);
     for v in &single_symbol_variants(opts) {
         for r in single::run(v)? {
@@ -88,8 +93,9 @@ fn single_row_passes(r: &Row, v: &Options) -> bool {
 }
 
 /// Many symbols: with nchan over HTTP; over SCGI on a Unix socket with `--coalesce-ms` (its
-/// path through tickerd's loop differs); and `--redis`.
-fn many_symbol_variants(opts: &Options) -> [(Options, Many); 3] {
+/// path through tickerd's loop differs); `--redis`; quotes over HTTP; and quotes at
+/// `max_hz=4` on symbols updated 50 times a second.
+fn many_symbol_variants(opts: &Options) -> [(Options, Many); 5] {
     let small = Many {
         symbols: 50,
         subscribe: 5,
@@ -132,6 +138,31 @@ fn many_symbol_variants(opts: &Options) -> [(Options, Many); 3] {
             },
             small,
         ),
+        (
+            Options {
+                rate: 500.0,
+                ..opts.clone()
+            },
+            Many {
+                quote: true,
+                ..small
+            },
+        ),
+        // Every symbol in every batch, 50 batches a second.
+        (
+            Options {
+                clients: 100,
+                rate: 500.0,
+                ..opts.clone()
+            },
+            Many {
+                symbols: 10,
+                batch: 10,
+                quote: true,
+                max_hz: Some(4.0),
+                ..small
+            },
+        ),
     ]
 }
 
@@ -148,5 +179,22 @@ fn many_row_passes(r: &ManyRow, many: &Many) -> bool {
     let spread = r.cluster.as_ref().is_none_or(|c| {
         c.cluster.streams.len() == c.cluster.instances && c.cluster.streams.iter().all(|&n| n > 0)
     });
-    all_in && measured && snapshot && delivered && fresh && spread && r.disorder == 0
+    // Quotes: tickerd's clients got deltas (fewer bytes than whole records), and its own
+    // records are what was published.
+    let tickerd = r.name != "floor";
+    let quote = !many.quote
+        || !tickerd
+        || (r.bytes.is_some_and(|b| b.event_ratio() < 1.0)
+            && matches!(r.listing_differs, Some(Ok(0))));
+    // max_hz: tickerd kept the rate each client asked (the floor does not know of it).
+    let paced = !tickerd || r.pace.is_none_or(|p| p.gaps > 0 && p.held(PACE_TOLERANCE));
+    all_in
+        && measured
+        && snapshot
+        && delivered
+        && fresh
+        && spread
+        && r.disorder == 0
+        && quote
+        && paced
 }

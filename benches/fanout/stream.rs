@@ -2,7 +2,8 @@
 //! header over SCGI) with httparse, chunked transfer decoding when the head says so, and the
 //! event stream per the WHATWG rules. Incremental: feed bytes, take events.
 
-/// One dispatched event: its `id` and `data` fields.
+/// One dispatched event: its own `id` field (events without one have `None`: the last
+/// event id a browser keeps is the client's business) and its `data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub id: Option<String>,
@@ -43,8 +44,7 @@ pub struct ResponseReader {
     /// Decoded body bytes not yet parsed into events.
     body: Vec<u8>,
     body_seen: usize,
-    /// The last event id buffer (WHATWG: kept across events until an `id` field changes
-    /// it), and the data of the event being built (`None` until a `data` field comes).
+    /// The `id` field of the event being built, if it has one, and its data.
     id: Option<Vec<u8>>,
     data: Vec<u8>,
     /// A `data` field came since the last dispatch.
@@ -71,7 +71,7 @@ impl Default for ResponseReader {
 #[derive(Debug, PartialEq, Eq)]
 pub struct BadResponse(pub String);
 
-/// Where dispatched events go: (the last event id, if any; the data).
+/// Where dispatched events go: (the event's own id, if it has an `id` field; the data).
 pub type EventSink<'a> = dyn FnMut(Option<&[u8]>, &[u8]) + 'a;
 
 impl ResponseReader {
@@ -85,7 +85,7 @@ impl ResponseReader {
         })
     }
 
-    /// Feeds received bytes; each dispatched event goes to `sink` as (last event id, data),
+    /// Feeds received bytes; each dispatched event goes to `sink` as (its id, its data),
     /// borrowed: nothing is allocated per event, for workers that take a million a second.
     pub fn feed_with(&mut self, bytes: &[u8], sink: &mut EventSink) -> Result<(), BadResponse> {
         match self.phase {
@@ -203,6 +203,9 @@ impl ResponseReader {
                     self.data.clear();
                     self.data_pending = false;
                 }
+                // Events without an `id:` line are sent on purpose (tickerd's quotes): the
+                // next event's id is its own or none.
+                self.id = None;
                 continue;
             }
             if line[0] == b':' {
@@ -246,4 +249,20 @@ impl ResponseReader {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The reader's own checks, run by the smoke run: an event without an `id:` line has none,
+/// whatever the one before it had.
+pub fn self_check() {
+    let mut r = ResponseReader::default();
+    let mut got = Vec::new();
+    let body = "id: 7\ndata: a\n\ndata: b\n\nid: 9\ndata: c\ndata: d\n\n";
+    let response = format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n{body}");
+    for byte in response.as_bytes().chunks(1) {
+        r.feed(byte, &mut got).expect("a valid stream");
+    }
+    let ids: Vec<Option<&str>> = got.iter().map(|e| e.id.as_deref()).collect();
+    let data: Vec<&str> = got.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(ids, [Some("7"), None, Some("9")]);
+    assert_eq!(data, ["a", "b", "c\nd"]);
 }

@@ -241,13 +241,17 @@ fn wait_port(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
-/// The floor; `symbols`: of the many-symbol workload, with that many symbols.
-pub fn floor(symbols: Option<usize>) -> io::Result<System> {
+/// The floor; `symbols`: of the many-symbol workload, with that many symbols (and
+/// `quote`, records of six fields).
+pub fn floor(symbols: Option<usize>, quote: bool) -> io::Result<System> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(["--role", "floor"]);
     if let Some(n) = symbols {
         cmd.args(["--symbols", &n.to_string()]);
+    }
+    if quote {
+        cmd.arg("--quote");
     }
     let mut p = Proc::spawn("floor", cmd.stdin(Stdio::piped()).stdout(Stdio::piped()))?;
     let line = p.wait_line("LISTEN ", Duration::from_secs(10))?;
@@ -484,15 +488,24 @@ fn lighttpd_balance(backends: &[Addr]) -> io::Result<(Proc, SocketAddr)> {
     ))
 }
 
-/// Reads tickerd's `/metrics`: each sample line's name (with labels) and value.
-pub fn metrics(addr: SocketAddr) -> Option<Vec<(String, f64)>> {
+/// The body of tickerd's answer to `GET path`, if it is a 200.
+pub fn get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    let (_, body) = text.split_once("\r\n\r\n")?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// Reads tickerd's `/metrics`: each sample line's name (with labels) and value.
+pub fn metrics(addr: SocketAddr) -> Option<Vec<(String, f64)>> {
+    let body = get(addr, "/metrics")?;
     Some(
         body.lines()
             .filter(|l| !l.starts_with('#'))

@@ -1,7 +1,10 @@
 //! A many-symbol client's view, and what a worker thread learns from all of them: each
-//! event checked (its symbol one the client chose, ids strictly increasing, a symbol's value
-//! never repeated or going back), its latency recorded, each update's first and last arrival
-//! and id kept, and at the end whether each client holds every symbol's final value.
+//! event checked (its symbol one the client chose, ids strictly increasing, a value never
+//! repeated or going back, field by field for a quote), its latency recorded, each update's
+//! first and last arrival and id kept, and at the end whether each client holds every
+//! symbol's final record. A quote client also counts the bytes of what it got against the
+//! whole records it holds (what a server without deltas would send), and with `max_hz` the
+//! time between two events of a symbol.
 //!
 //! The worker hands it all to the coordinator as one file (`Summary::write_to`).
 
@@ -10,34 +13,74 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 
 use crate::hist::Histogram;
+use crate::quote;
 use crate::workload::{parse_event_data, parse_u64, SNAPSHOT_CENTS};
+
+/// What each symbol carries: a price (`{"symbol":…,"price":…}`), or a quote's six fields,
+/// each event carrying those that changed (`quote`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Price,
+    Quote,
+}
+
+impl Record {
+    /// Values per symbol.
+    pub fn width(self) -> usize {
+        match self {
+            Record::Price => 1,
+            Record::Quote => quote::WIDTH,
+        }
+    }
+}
 
 /// One client's symbols and the last value and id it got of each.
 #[derive(Debug)]
 pub struct Watch {
     pub symbols: Box<[u32]>,
-    /// The last value received per symbol (0: none yet).
-    pub cents: Box<[u64]>,
+    record: Record,
+    /// Per symbol, the last value received of each field of its record (0: none yet): for a
+    /// quote, the record merged from the events.
+    pub values: Box<[u64]>,
     /// The last numeric id received (nchan's are not numbers: they stay unchecked).
     pub last_id: u64,
+    /// With `max_hz`: the time between two events of a symbol.
+    pace: Option<Pace>,
+}
+
+/// A `max_hz` client's bound and, per symbol, when its last update arrived (ns) and how
+/// many came.
+#[derive(Debug)]
+struct Pace {
+    gap_ns: u64,
+    arrived: Box<[(u64, u32)]>,
 }
 
 impl Watch {
-    pub fn new(symbols: Vec<u32>) -> Watch {
-        let cents = vec![0; symbols.len()].into_boxed_slice();
+    /// `max_hz`: the rate the client asked for, whose gaps it then measures.
+    pub fn new(symbols: Vec<u32>, record: Record, max_hz: Option<f64>) -> Watch {
+        let values = vec![0; symbols.len() * record.width()].into_boxed_slice();
+        let pace = max_hz.map(|hz| Pace {
+            gap_ns: (1e9 / hz) as u64,
+            arrived: vec![(0, 0); symbols.len()].into_boxed_slice(),
+        });
         Watch {
             symbols: symbols.into_boxed_slice(),
-            cents,
+            record,
+            values,
             last_id: 0,
+            pace,
         }
     }
 
-    /// How many of its symbols do not hold their final value.
+    /// How many of its symbols do not hold their final record (`finals`: per symbol, its
+    /// record's values), field by field.
     pub fn stale(&self, finals: &[u64]) -> u64 {
+        let w = self.record.width();
         self.symbols
             .iter()
-            .zip(self.cents.iter())
-            .filter(|(&s, &c)| finals.get(s as usize) != Some(&c))
+            .zip(self.values.chunks_exact(w))
+            .filter(|(&s, got)| finals.get(s as usize * w..(s as usize + 1) * w) != Some(got))
             .count() as u64
     }
 }
@@ -75,14 +118,25 @@ pub fn key_cents(key: u64) -> u64 {
     key & ((1 << 40) - 1)
 }
 
-/// Where an update arrived: first and last arrival (ns), its id (0: not numeric), how many
-/// clients got it.
+/// Where an update arrived: first and last arrival (ns), its id (0: not numeric, or it came
+/// only in events without an `id:` line), how many clients got it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arrivals {
     pub first: u64,
     pub last: u64,
     pub id: u64,
     pub clients: u64,
+}
+
+impl Arrivals {
+    /// The update came with `id` too (0: without one): a second, different id is a conflict.
+    fn take_id(&mut self, id: u64, conflicts: &mut u64) {
+        match (self.id, id) {
+            (_, 0) => {}
+            (0, id) => self.id = id,
+            (had, id) => *conflicts += u64::from(had != id),
+        }
+    }
 }
 
 /// The counters of a worker (or of all of them, once merged).
@@ -113,6 +167,17 @@ pub struct Counts {
     /// At the end: clients with a symbol not at its final value, and such symbols.
     pub stale_clients: u64,
     pub stale_symbols: u64,
+    /// Quotes: the bytes of the events received (their data, and the whole event as
+    /// written: `id:` line, `data:` line, blank line), and what the same events would have
+    /// been carrying the whole record the client then held (with an `id:` line each).
+    pub data_bytes: u64,
+    pub whole_data_bytes: u64,
+    pub event_bytes: u64,
+    pub whole_event_bytes: u64,
+    /// `max_hz`: gaps between two events of a symbol to a client, and those shorter than
+    /// the client asked (1 / max_hz).
+    pub gaps: u64,
+    pub short_gaps: u64,
 }
 
 impl Counts {
@@ -129,9 +194,15 @@ impl Counts {
         self.id_conflicts += o.id_conflicts;
         self.stale_clients += o.stale_clients;
         self.stale_symbols += o.stale_symbols;
+        self.data_bytes += o.data_bytes;
+        self.whole_data_bytes += o.whole_data_bytes;
+        self.event_bytes += o.event_bytes;
+        self.whole_event_bytes += o.whole_event_bytes;
+        self.gaps += o.gaps;
+        self.short_gaps += o.short_gaps;
     }
 
-    const FIELDS: usize = 12;
+    const FIELDS: usize = 18;
 
     fn to_array(self) -> [u64; Self::FIELDS] {
         [
@@ -147,6 +218,12 @@ impl Counts {
             self.id_conflicts,
             self.stale_clients,
             self.stale_symbols,
+            self.data_bytes,
+            self.whole_data_bytes,
+            self.event_bytes,
+            self.whole_event_bytes,
+            self.gaps,
+            self.short_gaps,
         ]
     }
 
@@ -164,6 +241,29 @@ impl Counts {
             id_conflicts: a[9],
             stale_clients: a[10],
             stale_symbols: a[11],
+            data_bytes: a[12],
+            whole_data_bytes: a[13],
+            event_bytes: a[14],
+            whole_event_bytes: a[15],
+            gaps: a[16],
+            short_gaps: a[17],
+        }
+    }
+}
+
+/// The extremes of `max_hz`'s gaps: the shortest between two events of a symbol to a
+/// client, and the most events of one symbol to one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extremes {
+    pub min_gap_ns: u64,
+    pub most: u64,
+}
+
+impl Default for Extremes {
+    fn default() -> Self {
+        Extremes {
+            min_gap_ns: u64::MAX,
+            most: 0,
         }
     }
 }
@@ -172,13 +272,15 @@ impl Counts {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub counts: Counts,
+    pub extremes: Extremes,
     /// Publish → receive, in µs.
     pub latency: Histogram,
     pub updates: FastMap<u64, Arrivals>,
 }
 
 impl Summary {
-    /// Takes one event a client received at `now` (ns); `epoch`: the ns that price 0 means.
+    /// Takes one event a client received at `now` (ns); `epoch`: the ns that price 0 means;
+    /// `id`: the event's own `id:` field, if it has one.
     pub fn on_event(
         &mut self,
         w: &mut Watch,
@@ -187,6 +289,13 @@ impl Summary {
         id: Option<&[u8]>,
         data: &[u8],
     ) {
+        match w.record {
+            Record::Price => self.on_price(w, now, epoch, id, data),
+            Record::Quote => self.on_quote(w, now, epoch, id, data),
+        }
+    }
+
+    fn on_price(&mut self, w: &mut Watch, now: u64, epoch: u64, id: Option<&[u8]>, data: &[u8]) {
         let Some((symbol, cents)) = parse_event_data(data) else {
             self.counts.bad += 1;
             return;
@@ -195,6 +304,69 @@ impl Summary {
             self.counts.foreign += 1;
             return;
         };
+        let id = self.check_id(w, id);
+        let had = w.values[slot];
+        if cents == had {
+            self.counts.repeated += 1;
+        } else if cents < had {
+            self.counts.went_back += 1;
+        }
+        w.values[slot] = cents;
+        if cents <= SNAPSHOT_CENTS {
+            self.counts.snapshot += 1;
+            return;
+        }
+        self.on_update(w, slot, now, epoch, id, symbol, cents);
+    }
+
+    /// A quote's event: the fields that changed since the symbol's last event to this
+    /// client, merged into its record. The first event of a symbol is its snapshot, which
+    /// carries every field.
+    fn on_quote(&mut self, w: &mut Watch, now: u64, epoch: u64, id: Option<&[u8]>, data: &[u8]) {
+        let Some(c) = quote::parse_event_data(data) else {
+            self.counts.bad += 1;
+            return;
+        };
+        let Some(slot) = w.symbols.iter().position(|&s| s == c.symbol) else {
+            self.counts.foreign += 1;
+            return;
+        };
+        let id_len = id.map_or(0, <[u8]>::len);
+        let id = self.check_id(w, id);
+        let record: &mut [u64; quote::WIDTH] = (&mut w.values
+            [slot * quote::WIDTH..(slot + 1) * quote::WIDTH])
+            .try_into()
+            .expect("a quote's width");
+        if record.iter().all(|&v| v == 0) {
+            // A snapshot carries the whole record.
+            if c.mask != quote::ALL {
+                self.counts.bad += 1;
+            }
+            *record = c.values;
+            self.counts.snapshot += 1;
+            return;
+        }
+        for f in (0..quote::WIDTH).filter(|f| c.mask & (1 << f) != 0) {
+            // An event carries only what changed: a field it repeats is a fault.
+            if c.values[f] == record[f] {
+                self.counts.repeated += 1;
+            } else if c.values[f] < record[f] {
+                self.counts.went_back += 1;
+            }
+            record[f] = c.values[f];
+        }
+        let whole = quote::data_len(c.name_len, c.symbol, quote::ALL, record) as u64;
+        let framing = |id_len: usize| (if id_len > 0 { 5 + id_len } else { 0 } + 8) as u64;
+        self.counts.data_bytes += data.len() as u64;
+        self.counts.whole_data_bytes += whole;
+        self.counts.event_bytes += framing(id_len) + data.len() as u64;
+        let last_id_len = w.last_id.checked_ilog10().map_or(1, |l| l as usize + 1);
+        self.counts.whole_event_bytes += framing(last_id_len) + whole;
+        self.on_update(w, slot, now, epoch, id, c.symbol, c.newest());
+    }
+
+    /// Checks an event's id against the client's last; returns it (0: none, or not a number).
+    fn check_id(&mut self, w: &mut Watch, id: Option<&[u8]>) -> u64 {
         let id = id.and_then(parse_u64).unwrap_or(0);
         if id > 0 {
             if id <= w.last_id {
@@ -202,30 +374,46 @@ impl Summary {
             }
             w.last_id = w.last_id.max(id);
         }
-        let had = w.cents[slot];
-        if cents == had {
-            self.counts.repeated += 1;
-        } else if cents < had {
-            self.counts.went_back += 1;
-        }
-        w.cents[slot] = cents;
-        if cents <= SNAPSHOT_CENTS {
-            self.counts.snapshot += 1;
-            return;
-        }
+        id
+    }
+
+    /// A published update reached a client (symbol `slot` of its watch): its latency, its
+    /// gap since the symbol's previous one (`max_hz`), and its arrivals. `newest`: the value
+    /// it carries (for a quote, its newest field's), which is its publish time.
+    #[allow(clippy::too_many_arguments)]
+    fn on_update(
+        &mut self,
+        w: &mut Watch,
+        slot: usize,
+        now: u64,
+        epoch: u64,
+        id: u64,
+        symbol: u32,
+        newest: u64,
+    ) {
         self.counts.received += 1;
-        let published = epoch + cents * 1000;
+        let published = epoch + newest * 1000;
         self.latency.record(now.saturating_sub(published) / 1000);
+        if let Some(pace) = &mut w.pace {
+            let (at, n) = &mut pace.arrived[slot];
+            if *at > 0 {
+                let gap = now.saturating_sub(*at);
+                self.counts.gaps += 1;
+                self.counts.short_gaps += u64::from(gap < pace.gap_ns);
+                self.extremes.min_gap_ns = self.extremes.min_gap_ns.min(gap);
+            }
+            *at = now;
+            *n += 1;
+            self.extremes.most = self.extremes.most.max(u64::from(*n));
+        }
         let conflicts = &mut self.counts.id_conflicts;
         self.updates
-            .entry(update_key(symbol, cents))
+            .entry(update_key(symbol, newest))
             .and_modify(|a| {
                 a.first = a.first.min(now);
                 a.last = a.last.max(now);
                 a.clients += 1;
-                if a.id != id {
-                    *conflicts += 1;
-                }
+                a.take_id(id, conflicts);
             })
             .or_insert(Arrivals {
                 first: now,
@@ -238,6 +426,8 @@ impl Summary {
     /// Adds another worker's (or thread's) summary.
     pub fn merge(&mut self, other: &Summary) {
         self.counts.add(&other.counts);
+        self.extremes.min_gap_ns = self.extremes.min_gap_ns.min(other.extremes.min_gap_ns);
+        self.extremes.most = self.extremes.most.max(other.extremes.most);
         self.latency.merge(&other.latency);
         for (&k, a) in &other.updates {
             let conflicts = &mut self.counts.id_conflicts;
@@ -247,9 +437,7 @@ impl Summary {
                     m.first = m.first.min(a.first);
                     m.last = m.last.max(a.last);
                     m.clients += a.clients;
-                    if m.id != a.id {
-                        *conflicts += 1;
-                    }
+                    m.take_id(a.id, conflicts);
                 })
                 .or_insert(*a);
         }
@@ -259,6 +447,8 @@ impl Summary {
         for v in self.counts.to_array() {
             out.write_all(&v.to_le_bytes())?;
         }
+        out.write_all(&self.extremes.min_gap_ns.to_le_bytes())?;
+        out.write_all(&self.extremes.most.to_le_bytes())?;
         self.latency.write_to(out)?;
         out.write_all(&(self.updates.len() as u64).to_le_bytes())?;
         for (&k, a) in &self.updates {
@@ -279,6 +469,10 @@ impl Summary {
         for c in &mut counts {
             *c = word(input)?;
         }
+        let extremes = Extremes {
+            min_gap_ns: word(input)?,
+            most: word(input)?,
+        };
         let latency = Histogram::read_from(input)?;
         let n = word(input)?;
         let mut updates = FastMap::default();
@@ -294,6 +488,7 @@ impl Summary {
         }
         Ok(Summary {
             counts: Counts::from_array(counts),
+            extremes,
             latency,
             updates,
         })

@@ -194,6 +194,12 @@ fn args(o: &WorkerOptions) -> Vec<String> {
         ] {
             a.extend([flag.to_string(), value]);
         }
+        if m.quote {
+            a.push("--quote".into());
+        }
+        if let Some(hz) = m.max_hz {
+            a.extend(["--max-hz".to_string(), hz.to_string()]);
+        }
     }
     if let Some(source) = o.source {
         a.extend(["--source".to_string(), source.to_string()]);
@@ -237,6 +243,11 @@ pub fn parse_args(args: &[String]) -> io::Result<WorkerOptions> {
                 zipf: get("--zipf")?.parse().map_err(io::Error::other)?,
                 worker: num("--worker")?,
                 epoch: num("--epoch")?,
+                quote: args.iter().any(|a| a == "--quote"),
+                max_hz: match get("--max-hz") {
+                    Ok(hz) => Some(hz.parse().map_err(io::Error::other)?),
+                    Err(_) => None,
+                },
             }),
         },
     })
@@ -250,6 +261,8 @@ pub fn self_check() {
         zipf: 0.9,
         worker: 3,
         epoch: 123_456_789,
+        quote: true,
+        max_hz: Some(2.5),
     };
     let cases = [
         WorkerOptions {

@@ -36,11 +36,12 @@ use serde_json::{json, Value};
 
 use crate::cli::{Many, Options};
 use crate::feeder::{Batch, Feeder};
+use crate::quote;
 use crate::sys;
 use crate::target::{self, Via};
 use crate::watch::{key_cents, Summary};
 use crate::workload::{Batches, Universe, SNAPSHOT_CENTS};
-use report::{ManyRow, ManyRun};
+use report::{ManyRow, ManyRun, Written};
 use systems::{Kind, ScratchDir, Trial};
 
 /// The publishing plan: updates per publish, and the floor's share of each.
@@ -95,14 +96,17 @@ pub fn run(opts: &Options, many: &Many) -> io::Result<Vec<ManyRow>> {
     let losses_before = sys::net_losses();
     let publishing = publish(&mut trials, opts, many, &plan, epoch);
     let last_publish = Instant::now();
-    send_finals(&mut trials, &dir, many.symbols)?;
+    send_finals(&mut trials, &dir, many)?;
     wait_settled(&mut trials, last_publish, many.settle_s)?;
+    if many.quote {
+        compare_listing(&mut trials);
+    }
     let losses = sys::net_losses();
     // Measured before any client leaves (closing streams costs CPU too).
     for t in &mut trials {
         t.procs = t.sampler.figures();
         t.written = match (t.metrics_before, scrape(&t.metrics)) {
-            (Some((w0, e0)), Some((w1, e1))) => Some((w1 - w0, e1 - e0)),
+            (Some(before), Some(after)) => Some(after.since(before)),
             _ => None,
         };
     }
@@ -186,7 +190,18 @@ fn publish(trials: &mut [Trial], opts: &Options, many: &Many, plan: &Plan, epoch
     let period = plan.batch as f64 / opts.rate;
     let n = trials.len() as f64;
     let mut draw = Batches::new(many.symbols, 0xba7c4);
-    let drawn: Vec<Vec<u32>> = (0..plan.batches).map(|_| draw.next(plan.batch)).collect();
+    // Quotes: the fields each update sets, drawn once for every system.
+    let mut masks = quote::Masks::new(0xf1e1d5);
+    let drawn: Vec<(Vec<u32>, Vec<u8>)> = (0..plan.batches)
+        .map(|_| {
+            let symbols = draw.next(plan.batch);
+            let fields = match many.quote {
+                true => symbols.iter().map(|_| masks.next()).collect(),
+                false => Vec::new(),
+            };
+            (symbols, fields)
+        })
+        .collect();
     // With --redis, system i takes the same batches starting at the (i/n)th: each gets every
     // batch once, but the few updates of the most popular symbols (a Zipf universe's top
     // symbol is in two thirds of the subscriptions) come at different times in each system,
@@ -212,20 +227,27 @@ fn publish(trials: &mut [Trial], opts: &Options, many: &Many, plan: &Plan, epoch
                 Kind::Floor => plan.floor_batch,
                 _ => plan.batch,
             };
-            send(t, &drawn[rotate(i, b)][..take], epoch);
+            let (symbols, fields) = &drawn[rotate(i, b)];
+            send(
+                t,
+                &symbols[..take],
+                &fields[..take.min(fields.len())],
+                epoch,
+            );
         }
     }
     start.elapsed()
 }
 
 /// Sends `symbols` to a system at one price: the publish time, in µs from the epoch (each
-/// batch its own, above the last).
-fn send(t: &mut Trial, symbols: &[u32], epoch: u64) {
+/// batch its own, above the last). Quotes: `fields`, each update's, all set to that value.
+fn send(t: &mut Trial, symbols: &[u32], fields: &[u8], epoch: u64) {
     let last = t.sent.last().map_or(SNAPSHOT_CENTS, |b| b.cents);
     let cents = ((sys::now_ns() - epoch) / 1000).max(last + 1);
     let sent = Batch {
         symbols: symbols.to_vec(),
         cents,
+        fields: fields.to_vec(),
     };
     if let Some(f) = &t.feeder {
         f.send(sent.clone());
@@ -233,18 +255,22 @@ fn send(t: &mut Trial, symbols: &[u32], epoch: u64) {
     t.sent.push(sent);
 }
 
-/// Tells each system's clients the final value of every symbol (`FINAL <file>`).
-fn send_finals(trials: &mut [Trial], dir: &ScratchDir, symbols: usize) -> io::Result<()> {
+/// Tells each system's clients the final record of every symbol (`FINAL <file>`).
+fn send_finals(trials: &mut [Trial], dir: &ScratchDir, many: &Many) -> io::Result<()> {
+    let width = match many.quote {
+        true => quote::WIDTH,
+        false => 1,
+    };
     for (i, t) in trials.iter_mut().enumerate() {
         let finals = if t.kind == Kind::Tickerd {
             // tickerd's order is its ids' (publishes on separate connections could be
             // applied out of order): its answers say which update of a symbol came last.
             let a = t.feeder.take().map(Feeder::finish).unwrap_or_default();
-            let f = ids::finals(&t.sent, Some(&a.ids), symbols);
+            let f = ids::finals(&t.sent, Some(&a.ids), many.symbols, width);
             t.answers = Some(a);
             f
         } else {
-            ids::finals(&t.sent, None, symbols)
+            ids::finals(&t.sent, None, many.symbols, width)
         };
         let path = dir.0.join(format!("finals-{i}.bin"));
         let bytes: Vec<u8> = finals.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -252,8 +278,24 @@ fn send_finals(trials: &mut [Trial], dir: &ScratchDir, symbols: usize) -> io::Re
         for w in &mut t.workers {
             w.say(&format!("FINAL {}", path.display()))?;
         }
+        t.finals = finals;
     }
     Ok(())
+}
+
+/// Quotes: tickerd's own record of every symbol (`GET /symbols`), field by field, against
+/// the bench's record of what it published, once settled.
+fn compare_listing(trials: &mut [Trial]) {
+    for t in trials.iter_mut().filter(|t| t.kind == Kind::Tickerd) {
+        let listing = t
+            .metrics
+            .first()
+            .and_then(|&addr| target::get(addr, "/symbols"));
+        t.listing_differs = Some(match listing {
+            Some(body) => quote::listing_differs(&body, &t.finals),
+            None => Err("no answer to GET /symbols".into()),
+        });
+    }
 }
 
 /// Asks each system's clients until every one holds every final value, or `settle_s` after
@@ -304,6 +346,10 @@ fn collect(mut t: Trial, many: &Many, publishing: Duration, epoch: u64) -> io::R
     let checked =
         (t.kind == Kind::Tickerd).then(|| ids::check_ids(&t.sent, &answers.ids, &summary));
     Ok(report::row(ManyRun {
+        quote: many.quote,
+        max_hz: many.max_hz,
+        listing_differs: t.listing_differs.take(),
+        unchanged: answers.unchanged,
         name: t.name.clone(),
         clients: t.clients,
         cluster: t.cluster.take(),
@@ -330,6 +376,9 @@ fn print_report(rows: &[ManyRow], opts: &Options, many: &Many, plan: &Plan, mach
     if opts.redis.is_some() {
         println!("{}", redis_report::table(rows));
     }
+    if many.quote {
+        println!("{}", report::quote_targets(rows));
+    }
     let Machine {
         load_before,
         load_after,
@@ -355,6 +404,8 @@ fn print_report(rows: &[ManyRow], opts: &Options, many: &Many, plan: &Plan, mach
         "floor_batch": plan.floor_batch,
         "seconds": opts.seconds,
         "coalesce_ms": many.coalesce_ms,
+        "quote": many.quote,
+        "max_hz": many.max_hz,
         "redis": redis,
         "unix": opts.unix,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -397,17 +448,19 @@ fn print_tail(name: &str, summary: &Summary, epoch: u64) {
     eprintln!("latest updates of {name}: {}", shown.join(", "));
 }
 
-/// tickerd's counters of writes and of events written, from its `/metrics`, summed over
-/// its instances; `None` for a system that is not tickerd, or if any instance did not answer.
-fn scrape(instances: &[SocketAddr]) -> Option<(u64, u64)> {
+/// tickerd's counters of writes, events written and their bytes, from its `/metrics`,
+/// summed over its instances; `None` for a system that is not tickerd, or if any instance
+/// did not answer.
+fn scrape(instances: &[SocketAddr]) -> Option<Written> {
     if instances.is_empty() {
         return None;
     }
-    let mut sum = (0, 0);
+    let mut sum = Written::default();
     for &addr in instances {
         let m = target::metrics(addr)?;
-        sum.0 += target::metric(&m, "tickerd_writes_total")? as u64;
-        sum.1 += target::metric(&m, "tickerd_events_written_total")? as u64;
+        sum.writes += target::metric(&m, "tickerd_writes_total")? as u64;
+        sum.events += target::metric(&m, "tickerd_events_written_total")? as u64;
+        sum.event_bytes += target::metric(&m, "tickerd_event_bytes_total")? as u64;
     }
     Some(sum)
 }

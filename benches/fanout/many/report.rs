@@ -14,10 +14,37 @@ use crate::procs::ProcFigures;
 use crate::stats::{ms, opt, percentile, round, weighted_percentile};
 use crate::watch::Summary;
 
+/// tickerd's own counters (summed over its instances), or their growth while measured.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Written {
+    /// `tickerd_writes_total`, `tickerd_events_written_total`, `tickerd_event_bytes_total`.
+    pub writes: u64,
+    pub events: u64,
+    pub event_bytes: u64,
+}
+
+impl Written {
+    /// The growth from `before`.
+    pub fn since(self, before: Written) -> Written {
+        Written {
+            writes: self.writes.saturating_sub(before.writes),
+            events: self.events.saturating_sub(before.events),
+            event_bytes: self.event_bytes.saturating_sub(before.event_bytes),
+        }
+    }
+}
+
 /// What the coordinator gathered about one system's many-symbol run.
 #[derive(Debug)]
 pub struct ManyRun {
     pub name: String,
+    /// Quotes (`--quote`), and the `max_hz` its clients asked for.
+    pub quote: bool,
+    pub max_hz: Option<f64>,
+    /// Quotes, tickerd: how many fields of its `GET /symbols` differ from what was published.
+    pub listing_differs: Option<Result<u64, String>>,
+    /// tickerd: updates its answers counted as changing nothing.
+    pub unchanged: u64,
     pub clients: usize,
     pub cluster: Option<Cluster>,
     pub connected: u64,
@@ -37,8 +64,8 @@ pub struct ManyRun {
     pub publish_answered_ns: Vec<u64>,
     /// tickerd only: the received ids against the ids its publishes were answered.
     pub ids: Option<IdCheck>,
-    /// tickerd only: its own count of writes and of events written while measured.
-    pub written: Option<(u64, u64)>,
+    /// tickerd only: its own count of writes, events written and their bytes while measured.
+    pub written: Option<Written>,
     pub summary: Summary,
     pub procs: Vec<ProcFigures>,
 }
@@ -82,7 +109,65 @@ pub struct ManyRow {
     pub publish_answered_ms: Option<[f64; 2]>,
     pub procs: Vec<ProcFigures>,
     pub cluster: Option<ClusterRow>,
+    /// Quotes: bytes per delivered update, against whole records.
+    pub bytes: Option<Bytes>,
+    /// `max_hz`: the gaps between two events of a symbol to a client.
+    pub pace: Option<PaceRow>,
+    /// Quotes, tickerd: fields of its `GET /symbols` that differ from what was published.
+    pub listing_differs: Option<Result<u64, String>>,
 }
+
+/// Quotes: bytes per delivered update, as received (deltas) and as whole records would
+/// have been (what a server without deltas sends), of the data and of the whole event.
+#[derive(Debug, Clone, Copy)]
+pub struct Bytes {
+    pub data: f64,
+    pub whole_data: f64,
+    pub event: f64,
+    pub whole_event: f64,
+}
+
+impl Bytes {
+    pub fn data_ratio(&self) -> f64 {
+        self.data / self.whole_data.max(1e-9)
+    }
+
+    pub fn event_ratio(&self) -> f64 {
+        self.event / self.whole_event.max(1e-9)
+    }
+}
+
+/// `max_hz`: what the clients asked and the gaps they measured between two events of one
+/// symbol (the snapshot aside).
+#[derive(Debug, Clone, Copy)]
+pub struct PaceRow {
+    pub max_hz: f64,
+    pub gaps: u64,
+    /// Gaps under 1 / max_hz.
+    pub short_gaps: u64,
+    pub min_gap_ms: Option<f64>,
+    /// The most events of one symbol to one client, and the most `max_hz` allows over the
+    /// publishing time (the first update at once, then one per 1 / max_hz, one more after
+    /// the last publish, and one for the clients' reading late).
+    pub most: u64,
+    pub allowed_most: u64,
+}
+
+impl PaceRow {
+    /// No two events of a symbol closer than 1 / max_hz, but for `tolerance` (a fraction of
+    /// it) of lateness in the first one's reading, and no more events than the rate allows.
+    pub fn held(&self, tolerance: f64) -> bool {
+        let gap_ms = 1e3 / self.max_hz;
+        self.min_gap_ms
+            .is_none_or(|m| m >= gap_ms * (1.0 - tolerance))
+            && self.most <= self.allowed_most
+    }
+}
+
+/// How late the first of two events may be read for their gap still to count as kept: the
+/// clients stamp an event when they read it, a few ms after tickerd wrote it on a loaded
+/// machine.
+pub const PACE_TOLERANCE: f64 = 0.05;
 
 impl ManyRow {
     /// A process's CPU µs per update delivered to a client.
@@ -115,9 +200,24 @@ pub fn row(run: ManyRun) -> ManyRow {
     let connected = run.connected.max(1) as f64;
     let writes = match (run.name.as_str(), run.written) {
         ("floor", _) => Some(c.received),
-        (_, Some((w, _))) => Some(w),
+        (_, Some(w)) => Some(w.writes),
         _ => None,
     };
+    let received = c.received.max(1) as f64;
+    let bytes = run.quote.then(|| Bytes {
+        data: c.data_bytes as f64 / received,
+        whole_data: c.whole_data_bytes as f64 / received,
+        event: c.event_bytes as f64 / received,
+        whole_event: c.whole_event_bytes as f64 / received,
+    });
+    let pace = run.max_hz.map(|max_hz| PaceRow {
+        max_hz,
+        gaps: c.gaps,
+        short_gaps: c.short_gaps,
+        min_gap_ms: (s.extremes.min_gap_ns != u64::MAX).then(|| ms(s.extremes.min_gap_ns)),
+        most: s.extremes.most,
+        allowed_most: (publishing * max_hz).ceil() as u64 + 2,
+    });
     let server_cpu_us = server_cpu_us(&run);
     ManyRow {
         name: run.name,
@@ -162,6 +262,9 @@ pub fn row(run: ManyRun) -> ManyRow {
         publish_answered_ms,
         procs: run.procs,
         cluster,
+        bytes,
+        pace,
+        listing_differs: run.listing_differs,
     }
 }
 
@@ -187,10 +290,18 @@ fn disorder(run: &ManyRun) -> (u64, String) {
     // A symbol's value going back is a fault unless tickerd applied publishes out of
     // sending order (then its ids say which came last, and the values follow them).
     let went_back = if ids.reordered { 0 } else { c.went_back };
-    // tickerd's own count of events written must be what its clients received.
-    let unreceived = run
-        .written
-        .map_or(0, |(_, events)| events.abs_diff(c.received));
+    // tickerd's own count of events written must be what its clients received, and for
+    // quotes (whose clients count them) their bytes too.
+    let unreceived = run.written.map_or(0, |w| w.events.abs_diff(c.received));
+    let bytes_unreceived = match (run.quote, run.written) {
+        (true, Some(w)) => w.event_bytes.abs_diff(c.event_bytes),
+        _ => 0,
+    };
+    let (listing_differs, listing_unread) = match &run.listing_differs {
+        Some(Ok(n)) => (*n, 0),
+        Some(Err(_)) => (0, 1),
+        None => (0, 0),
+    };
     let parts = [
         ("bad", c.bad),
         ("foreign", c.foreign),
@@ -201,6 +312,10 @@ fn disorder(run: &ManyRun) -> (u64, String) {
         ("id_mismatched", ids.mismatched),
         ("id_gaps", ids.gaps),
         ("events_written_but_not_received", unreceived),
+        ("event_bytes_written_but_not_received", bytes_unreceived),
+        ("publishes_changing_nothing", run.unchanged),
+        ("symbols_listing_fields_differ", listing_differs),
+        ("symbols_listing_unread", listing_unread),
     ];
     let violations = parts
         .iter()
@@ -338,6 +453,29 @@ fn notes(r: &ManyRow, floor: Option<&ManyRow>) -> Vec<String> {
             ));
         }
     }
+    if let Some(b) = &r.bytes {
+        notes.push(format!(
+            "bytes per update {:.1} on the wire, {:.1} data (whole records: {:.1}, {:.1}; {:.2}×, {:.2}×)",
+            b.event,
+            b.data,
+            b.whole_event,
+            b.whole_data,
+            b.event_ratio(),
+            b.data_ratio()
+        ));
+    }
+    if let Some(p) = &r.pace {
+        notes.push(format!(
+            "max_hz={}: shortest gap {} of {} ({} under {:.0} ms), at most {} events of a symbol to a client (allowed {})",
+            p.max_hz,
+            p.min_gap_ms.map_or("-".into(), |m| format!("{m:.1} ms")),
+            p.gaps,
+            p.short_gaps,
+            1e3 / p.max_hz,
+            p.most,
+            p.allowed_most
+        ));
+    }
     if r.disorder > 0 {
         notes.push(format!("DISORDER: {}", r.violations));
     }
@@ -412,5 +550,114 @@ fn row_json(r: &ManyRow) -> Value {
         "publish_failed": r.publish_failed,
         "processes": procs,
         "cluster": r.cluster.as_ref().map(ClusterRow::json),
+        "bytes_per_update": r.bytes.map(|b| json!({
+            "event": round(b.event, 2),
+            "data": round(b.data, 2),
+            "whole_record_event": round(b.whole_event, 2),
+            "whole_record_data": round(b.whole_data, 2),
+            "event_ratio": round(b.event_ratio(), 4),
+            "data_ratio": round(b.data_ratio(), 4),
+        })),
+        "max_hz": r.pace.map(|p| json!({
+            "asked": p.max_hz,
+            "gaps": p.gaps,
+            "short_gaps": p.short_gaps,
+            "min_gap_ms": p.min_gap_ms.map(|m| round(m, 3)),
+            "most_events_of_a_symbol": p.most,
+            "allowed_most": p.allowed_most,
+        })),
+        "symbols_listing_fields_differ": match &r.listing_differs {
+            Some(Ok(n)) => json!(n),
+            Some(Err(e)) => json!(e),
+            None => Value::Null,
+        },
     })
+}
+
+/// Quotes: the workload's targets, judged on this run's figures (tickerd's row against the
+/// floor's). With `max_hz`: the rate each client asked held, and every client current.
+pub fn quote_targets(rows: &[ManyRow]) -> String {
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    let mut out = String::new();
+    let floor = rows.iter().find(|r| r.name == "floor");
+    for r in rows.iter().filter(|r| r.name != "floor") {
+        let fresh = r.stale_clients == 0 && r.settled_ms.is_some();
+        let listing = match &r.listing_differs {
+            Some(Ok(n)) => format!("{n} fields of GET /symbols differ from what was published"),
+            Some(Err(e)) => format!("GET /symbols unread: {e}"),
+            None => "GET /symbols not compared".into(),
+        };
+        let listed = matches!(r.listing_differs, Some(Ok(0)));
+        let stale = format!(
+            "{} clients ({} symbols) stale after the last publish; {listing}",
+            r.stale_clients, r.stale_symbols
+        );
+        if let Some(p) = &r.pace {
+            let _ = writeln!(
+                out,
+                "{}, max_hz={}: at most {} event(s) a second per symbol to each client: shortest gap {} over {} gaps ({} under {:.0} ms; {:.0}% lateness allowed), at most {} events of a symbol to a client (allowed {}) → {}",
+                r.name,
+                p.max_hz,
+                p.max_hz,
+                p.min_gap_ms.map_or("-".into(), |m| format!("{m:.1} ms")),
+                p.gaps,
+                p.short_gaps,
+                1e3 / p.max_hz,
+                PACE_TOLERANCE * 100.0,
+                p.most,
+                p.allowed_most,
+                verdict(p.held(PACE_TOLERANCE) && p.gaps > 0)
+            );
+            let _ = writeln!(
+                out,
+                "{}, current at the end: {stale} → {}",
+                r.name,
+                verdict(fresh && listed && r.disorder == 0)
+            );
+            continue;
+        }
+        let floor_write = floor.and_then(|f| f.cpu_per_write_us).unwrap_or(0.0);
+        let cpu = r.procs.first().map_or(0.0, |p| r.cpu_us_per_update(p));
+        let ratio = cpu / floor_write.max(1e-9);
+        let _ = writeln!(
+            out,
+            "{}, CPU per delivered update ≤ 0.15× the floor's per write: {cpu:.3} µs against {floor_write:.2} µs, {ratio:.3}× → {}",
+            r.name,
+            verdict(floor_write > 0.0 && ratio <= 0.15)
+        );
+        let rss = r
+            .procs
+            .first()
+            .map_or(0.0, |p| p.rss_bytes_per_client(r.connected));
+        let _ = writeln!(
+            out,
+            "{}, user space per client ≤ 1 KiB: {rss:.0} B → {}",
+            r.name,
+            verdict(rss <= 1024.0)
+        );
+        let _ = writeln!(
+            out,
+            "{}, 0 stale, field by field: {stale} → {}",
+            r.name,
+            verdict(fresh && listed && r.disorder == 0)
+        );
+        if let Some(b) = &r.bytes {
+            // The data, as the issue measures it; the whole event (its `id:` line, which a
+            // delta may go without, and the framing both have) beside it.
+            let _ = writeln!(
+                out,
+                "{}, bytes per delivered update ≤ 0.5× whole records: data {:.1} B against {:.1} B, {:.3}× → {}; whole events (id and data lines) {:.1} B against {:.1} B, {:.3}× → {}",
+                r.name,
+                b.data,
+                b.whole_data,
+                b.data_ratio(),
+                verdict(b.data_ratio() <= 0.5),
+                b.event,
+                b.whole_event,
+                b.event_ratio(),
+                verdict(b.event_ratio() <= 0.5)
+            );
+        }
+    }
+    out
 }

@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cluster::Cluster;
+use super::report::Written;
 use crate::cli::{Instances, Many, Options};
 use crate::client::{Mode, MultiOptions};
 use crate::feeder::{Answers, Batch, Feeder};
 use crate::procs::{ProcFigures, Sampler};
+use crate::quote;
 use crate::target::{self, System};
 use crate::workers::Worker;
 use crate::workload::{Universe, SNAPSHOT_CENTS};
@@ -61,10 +63,10 @@ pub struct Trial {
     pub feeder: Option<Feeder>,
     pub workers: Vec<Worker>,
     pub sampler: Sampler,
-    /// tickerd's `/metrics` (one per instance), and their summed (writes, events written)
-    /// when measuring started.
+    /// tickerd's `/metrics` (one per instance), and their summed counters when measuring
+    /// started.
     pub metrics: Vec<SocketAddr>,
-    pub metrics_before: Option<(u64, u64)>,
+    pub metrics_before: Option<Written>,
     /// Several instances (or one, the baseline of `--redis`) behind lighttpd's balancing.
     pub cluster: Option<Cluster>,
     pub connected: u64,
@@ -76,10 +78,14 @@ pub struct Trial {
     pub settled: Option<Duration>,
     /// What its publishes were answered, once its feeder is finished.
     pub answers: Option<Answers>,
-    /// Its processes' figures and tickerd's (writes, events written), at the end of the
+    /// Its processes' figures and tickerd's writes and events written, at the end of the
     /// measured time.
     pub procs: Vec<ProcFigures>,
-    pub written: Option<(u64, u64)>,
+    pub written: Option<Written>,
+    /// Each symbol's final record, as sent to its clients.
+    pub finals: Vec<u64>,
+    /// Quotes: how many fields of tickerd's `GET /symbols` differ from `finals`.
+    pub listing_differs: Option<Result<u64, String>>,
 }
 
 /// Starts the systems to compare: the floor, tickerd (or `--redis`'s baseline and
@@ -100,7 +106,7 @@ pub fn start_systems(
     let mut systems = vec![plain(
         "floor",
         Kind::Floor,
-        target::floor(Some(many.symbols))?,
+        target::floor(Some(many.symbols), many.quote)?,
     )];
     let args = tickerd_args(many, universe, dir)?;
     match &opts.redis {
@@ -119,17 +125,24 @@ pub fn start_systems(
     Ok(systems)
 }
 
-/// tickerd's arguments: the universe (written to `dir`), room for each client's symbols,
-/// `--coalesce-ms` if given.
+/// tickerd's arguments: the universe (written to `dir`; quotes: with their fields, each
+/// symbol's precision and first values), room for each client's symbols, `--coalesce-ms`
+/// if given.
 fn tickerd_args(many: &Many, universe: &Universe, dir: &ScratchDir) -> io::Result<Vec<String>> {
     let listing = dir.0.join("symbols.txt");
-    std::fs::write(&listing, universe.listing())?;
-    let mut args = vec![
+    let mut args = Vec::new();
+    if many.quote {
+        std::fs::write(&listing, quote::listing(universe))?;
+        args.extend(["--fields".into(), quote::fields_flag()]);
+    } else {
+        std::fs::write(&listing, universe.listing())?;
+    }
+    args.extend([
         "--symbols-file".to_string(),
         listing.display().to_string(),
         "--max-symbols-per-client".into(),
         many.subscribe.max(64).to_string(),
-    ];
+    ]);
     if let Some(ms) = many.coalesce_ms {
         args.extend(["--coalesce-ms".into(), ms.to_string()]);
     }
@@ -189,7 +202,9 @@ pub fn start_clients(
             cluster,
             system: mut sys,
         } = planned;
-        let feeder = Feeder::start(sys.publisher.take(), universe)?;
+        // Quotes are published on one kept-alive connection; prices as they always were, one
+        // connection each (their figures stay comparable).
+        let feeder = Feeder::start(sys.publisher.take(), universe, many.quote)?;
         if kind == Kind::Nchan {
             first_prices(&feeder, many.symbols)?;
         }
@@ -204,6 +219,8 @@ pub fn start_clients(
                 zipf: many.zipf,
                 worker: i as u64,
                 epoch,
+                quote: many.quote,
+                max_hz: many.max_hz,
             };
             let ramp = opts.worker_ramp(clients);
             workers.push(Worker::spawn(
@@ -235,6 +252,8 @@ pub fn start_clients(
             answers: None,
             procs: Vec::new(),
             written: None,
+            finals: Vec::new(),
+            listing_differs: None,
         });
     }
     Ok(trials)
@@ -247,6 +266,7 @@ fn first_prices(feeder: &Feeder, symbols: usize) -> io::Result<()> {
     feeder.send(Batch {
         symbols: all,
         cents: SNAPSHOT_CENTS,
+        fields: Vec::new(),
     });
     let a = feeder.wait_answered(symbols as u64, Duration::from_secs(30));
     if a.answered < symbols as u64 || a.failed > 0 {

@@ -83,7 +83,7 @@ fn announce(opts: &Options) {
 fn start_systems(opts: &Options) -> io::Result<Vec<(&'static str, System)>> {
     let mut systems = Vec::new();
     if opts.mode != Mode::LongPoll {
-        systems.push(("floor", target::floor(None)?));
+        systems.push(("floor", target::floor(None, false)?));
     }
     systems.push(("tickerd", target::tickerd(opts.via, opts.unix)?));
     if opts.nchan && opts.mode != Mode::LongPoll {
