@@ -43,6 +43,7 @@ mod notify;
 mod outbox;
 pub mod protocol;
 pub mod publish;
+mod rates;
 pub mod redis;
 pub mod request;
 mod response;

@@ -12,9 +12,10 @@ const SLICES_PER_CALL: usize = 64;
 #[derive(Debug)]
 pub struct Outbox {
     pieces: Vec<Rc<[u8]>>,
-    /// The first piece not wholly written, and how much of it is.
-    at: usize,
-    offset: usize,
+    /// The first piece not wholly written, and how much of it is. (u32: every stream holds
+    /// one while it writes, and neither comes near 4 G.)
+    at: u32,
+    offset: u32,
 }
 
 /// How far a write got.
@@ -38,20 +39,26 @@ impl Outbox {
         Outbox::new(vec![bytes])
     }
 
+    fn position(&self) -> (usize, usize) {
+        (self.at as usize, self.offset as usize)
+    }
+
     /// Bytes not yet written.
     pub fn remaining(&self) -> usize {
-        let all: usize = self.pieces[self.at.min(self.pieces.len())..]
+        let (at, offset) = self.position();
+        let all: usize = self.pieces[at.min(self.pieces.len())..]
             .iter()
             .map(|p| p.len())
             .sum();
-        all - self.offset
+        all - offset
     }
 
     /// The bytes not yet written, in one piece (for a live upgrade's record).
     pub fn unwritten(&self) -> Vec<u8> {
+        let (at, offset) = self.position();
         let mut out = Vec::with_capacity(self.remaining());
-        for (i, piece) in self.pieces.iter().enumerate().skip(self.at) {
-            let from = if i == self.at { self.offset } else { 0 };
+        for (i, piece) in self.pieces.iter().enumerate().skip(at) {
+            let from = if i == at { offset } else { 0 };
             out.extend_from_slice(&piece[from.min(piece.len())..]);
         }
         out
@@ -66,21 +73,24 @@ impl Outbox {
         calls: &mut u64,
     ) -> io::Result<Progress> {
         loop {
+            let (mut at, mut offset) = self.position();
             // Skip what is written (and empty pieces).
-            while self.at < self.pieces.len() && self.offset >= self.pieces[self.at].len() {
-                self.at += 1;
-                self.offset = 0;
+            while at < self.pieces.len() && offset >= self.pieces[at].len() {
+                at += 1;
+                offset = 0;
             }
-            if self.at == self.pieces.len() {
+            self.at = at as u32;
+            self.offset = offset as u32;
+            if at == self.pieces.len() {
                 return Ok(Progress::Done);
             }
-            let result = if self.at + 1 == self.pieces.len() {
-                socket.write(&self.pieces[self.at][self.offset..])
+            let result = if at + 1 == self.pieces.len() {
+                socket.write(&self.pieces[at][offset..])
             } else {
                 let mut slices: [IoSlice; SLICES_PER_CALL] = [IoSlice::new(&[]); SLICES_PER_CALL];
-                let rest = &self.pieces[self.at..];
+                let rest = &self.pieces[at..];
                 let n = rest.len().min(SLICES_PER_CALL);
-                slices[0] = IoSlice::new(&rest[0][self.offset..]);
+                slices[0] = IoSlice::new(&rest[0][offset..]);
                 for (slice, piece) in slices[1..n].iter_mut().zip(&rest[1..n]) {
                     *slice = IoSlice::new(piece);
                 }
@@ -101,16 +111,19 @@ impl Outbox {
     }
 
     fn advance(&mut self, mut n: usize) {
+        let (mut at, mut offset) = self.position();
         while n > 0 {
-            let left = self.pieces[self.at].len() - self.offset;
+            let left = self.pieces[at].len() - offset;
             if n < left {
-                self.offset += n;
-                return;
+                offset += n;
+                break;
             }
             n -= left;
-            self.at += 1;
-            self.offset = 0;
+            at += 1;
+            offset = 0;
         }
+        self.at = at as u32;
+        self.offset = offset as u32;
     }
 }
 

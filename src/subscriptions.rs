@@ -6,7 +6,8 @@
 //! A client's subscription is removed when its connection closes, before its key can be
 //! reused, so a new client on an old key starts with nothing of the old one's.
 
-use crate::universe::{SymbolId, View};
+use crate::schema::FieldMask;
+use crate::universe::{Format, SymbolId, View};
 
 /// A symbol of a client's, with the position of that client in the symbol's list.
 type Held = (SymbolId, u32);
@@ -38,7 +39,10 @@ impl Symbols {
 struct Subscriber {
     /// Its symbols, each with the position of this client in that symbol's list.
     symbols: Symbols,
-    view: View,
+    // The view's two parts, side by side with `woken` (a `View` field would pad to 8
+    // bytes: every stream pays for this struct).
+    fields: FieldMask,
+    format: Format,
     /// Already in the woken list of this round.
     woken: bool,
 }
@@ -85,7 +89,8 @@ impl Subscriptions {
         };
         self.by_client[key] = Some(Subscriber {
             symbols: mine,
-            view,
+            fields: view.fields,
+            format: view.format,
             woken: false,
         });
     }
@@ -154,7 +159,13 @@ impl Subscriptions {
     /// Client `key`'s symbols and view.
     pub fn of(&self, key: usize) -> Option<(impl Iterator<Item = SymbolId> + '_, View)> {
         let sub = self.by_client.get(key)?.as_ref()?;
-        Some((sub.symbols.as_slice().iter().map(|&(s, _)| s), sub.view))
+        Some((
+            sub.symbols.as_slice().iter().map(|&(s, _)| s),
+            View {
+                format: sub.format,
+                fields: sub.fields,
+            },
+        ))
     }
 
     #[cfg(test)]
@@ -188,7 +199,6 @@ impl Subscriptions {
 
 #[cfg(test)]
 mod tests {
-    use crate::universe::Format;
 
     const JSON: View = View {
         format: Format::Json,

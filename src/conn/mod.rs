@@ -9,7 +9,6 @@
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 mod carried;
 mod input;
@@ -44,19 +43,6 @@ pub struct Waiter {
     pub input_closed: bool,
     /// Bytes went to it since the last heartbeat round, so it needs no heartbeat.
     pub active: bool,
-    /// `max_hz`: how often it may be written events.
-    pub rate: Option<Rate>,
-}
-
-/// A stream's `max_hz`: at least `gap` between two rounds of events (the snapshot does not
-/// count); what changes meanwhile is merged into the next round, the latest of each field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub gap: Duration,
-    /// No round before this.
-    pub not_before: Option<Instant>,
-    /// A wake-up is set for `not_before` (so that only one is).
-    pub scheduled: bool,
 }
 
 /// What becomes of a connection once a finite answer is written.
@@ -456,31 +442,14 @@ impl<S: Socket> Connection<S> {
     /// Starts a stream or long poll resuming after id `after`: the client waits, and the
     /// loop hands it what is due with `deliver` (a stream's head goes with its first
     /// delivery).
-    pub fn start_stream(&mut self, kind: Kind, after: u64, gap: Option<Duration>) {
+    pub fn start_stream(&mut self, kind: Kind, after: u64) {
         let input_closed = self.input_closed();
         self.state = State::Parked(Waiter {
             kind,
             last_id: after,
             input_closed,
             active: false,
-            rate: gap.map(|gap| Rate {
-                gap,
-                not_before: None,
-                scheduled: false,
-            }),
         });
-    }
-
-    /// The `max_hz` of a stream waiting or writing.
-    pub fn rate_mut(&mut self) -> Option<&mut Rate> {
-        match &mut self.state {
-            State::Parked(w)
-            | State::Writing {
-                then: Then::Park(w),
-                ..
-            } => w.rate.as_mut(),
-            _ => None,
-        }
     }
 
     /// Starts a finite response, written in [`Connection::dialect`]'s terms; once written,
@@ -708,7 +677,7 @@ mod tests {
 
     /// A stream started after `after`, its head delivered and written.
     fn streaming(c: &mut Connection<Fake>, after: u64, w: &mut Written) {
-        c.start_stream(Kind::Stream, after, None);
+        c.start_stream(Kind::Stream, after);
         c.deliver(Outbox::one(head()), after, 0, w);
         c.flush(w);
     }
@@ -769,7 +738,7 @@ mod tests {
     fn a_stream_parks_after_each_delivery_with_its_last_id() {
         let mut w = Written::default();
         let mut c = conn(b"", false);
-        c.start_stream(Kind::Stream, 4, None);
+        c.start_stream(Kind::Stream, 4);
         assert_eq!(c.waiting().map(|w| w.last_id), Some(4));
         let mut first: Vec<Rc<[u8]>> = vec![head()];
         first.push(Rc::from(&b"id: 5\n\n"[..]));
@@ -789,7 +758,7 @@ mod tests {
         let mut w = Written::default();
         let mut c = conn(b"", false);
         c.socket.pipe().blocked = true;
-        c.start_stream(Kind::Stream, 1, None);
+        c.start_stream(Kind::Stream, 1);
         c.deliver(Outbox::one(head()), 1, 0, &mut w);
         assert_eq!(c.flush(&mut w), Flow::Open);
         assert!(c.waiting().is_none());
@@ -805,7 +774,7 @@ mod tests {
     fn a_long_poll_sends_one_answer_then_lingers() {
         let mut w = Written::default();
         let mut c = conn(b"", false);
-        c.start_stream(Kind::LongPoll, 4, None);
+        c.start_stream(Kind::LongPoll, 4);
         assert_eq!(c.flush(&mut w), Flow::Open);
         assert_eq!(text(&c), "");
         c.deliver(events("answer"), 5, 1, &mut w);
@@ -833,7 +802,7 @@ mod tests {
         assert_eq!(w.heartbeats, 1);
         // A long poll never gets one.
         let mut lp = conn(b"", false);
-        lp.start_stream(Kind::LongPoll, 1, None);
+        lp.start_stream(Kind::LongPoll, 1);
         lp.on_heartbeat(&beat, &mut w);
         lp.on_heartbeat(&beat, &mut w);
         assert_eq!(text(&lp), "");

@@ -35,6 +35,7 @@ use crate::feed::Feed;
 use crate::io::{Io, Readiness, Socket};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
+use crate::rates::Rates;
 use crate::universe::{Universe, DEFAULT_SYMBOL};
 use crate::{http, route, scgi, universe};
 
@@ -69,6 +70,8 @@ pub struct Core<I: Io> {
     full_log: FullLog,
     /// `--max-hz`, as the least time between two rounds of a stream.
     min_gap: Option<Duration>,
+    /// The streams' `max_hz`, by connection key.
+    rates: Rates,
     /// `--redis`: the feed is shared through Redis.
     redis: Option<Redis<I::Socket>>,
     /// The time the loop last handed in.
@@ -129,6 +132,7 @@ impl<I: Io> Core<I> {
             next_serial: 0,
             full_log: FullLog::default(),
             min_gap: config.max_hz,
+            rates: Rates::default(),
             redis,
             now,
             wall_at_start: (now, wall),
@@ -348,13 +352,13 @@ impl<I: Io> Core<I> {
             return false;
         };
         let snapshot = head.is_some();
-        if let Some(rate) = waiter.rate {
+        if let Some(rate) = self.rates.get(key) {
             if let Some(at) = rate.not_before.filter(|&at| at > self.now) {
                 if !rate.scheduled && self.feed.has_due(key, waiter.last_id) {
-                    let serial = conn.serial();
-                    if let Some(rate) = conn.rate_mut() {
+                    if let Some(rate) = self.rates.get_mut(key) {
                         rate.scheduled = true;
                     }
+                    let serial = conn.serial();
                     self.timers.throttled.push(Reverse((at, key, serial)));
                 }
                 return false;
@@ -364,7 +368,7 @@ impl<I: Io> Core<I> {
             Some(d) => {
                 self.counters.event_bytes += d.event_bytes;
                 conn.deliver(d.out, d.last_id, d.events, &mut self.counters.written);
-                if let (false, Some(rate)) = (snapshot, conn.rate_mut()) {
+                if let (false, Some(rate)) = (snapshot, self.rates.get_mut(key)) {
                     rate.not_before = Some(self.now + rate.gap);
                 }
                 true
@@ -416,8 +420,9 @@ impl<I: Io> Core<I> {
     }
 
     fn close(&mut self, key: usize, reason: CloseReason) {
-        // Before the key can be reused: its subscription goes with it.
+        // Before the key can be reused: its subscription and rate go with it.
         self.feed.unsubscribe(key);
+        self.rates.remove(key);
         if let Some(conn) = self.clients.remove(key) {
             self.counters.closed(reason);
             log::debug!("{}: closed ({})", conn.describe(), reason.label());

@@ -245,7 +245,8 @@ impl<I: Io> Core<I> {
             (Some(asked), Some(cap)) => Some(asked.max(cap)),
             (asked, cap) => asked.or(cap),
         };
-        conn.start_stream(kind, after, gap);
+        conn.start_stream(kind, after);
+        self.rates.set(key, gap);
         let head = (kind == Kind::Stream).then(|| self.shared.stream_start.get(conn.protocol()));
         if kind == Kind::LongPoll {
             self.timers.long_polls.start(self.now, key, conn.serial());

@@ -142,11 +142,10 @@ impl<I: Io> Core<I> {
             }
             self.timers.throttled.pop();
             // Its next round may go: it joins the next fan-out.
-            if let Some(rate) = self
-                .clients
-                .get_serial(key, serial)
-                .and_then(|c| c.rate_mut())
-            {
+            if self.clients.get_serial(key, serial).is_none() {
+                continue;
+            }
+            if let Some(rate) = self.rates.get_mut(key) {
                 rate.scheduled = false;
                 self.feed.wake_client(key);
             }

@@ -76,6 +76,7 @@ where
                     format: view.format,
                     fields,
                     symbols: symbols.map(|s| u.symbol(s).to_string()).collect(),
+                    rate: self.rates.get(key).map(|r| r.gap),
                 }
             });
             let fd = conn.socket_mut().as_raw_fd();
@@ -205,6 +206,7 @@ impl<I: Io> Core<I> {
                 fields,
             };
             self.feed.subscribe(key, &ids, view);
+            self.rates.set(key, sub.rate);
         }
         Ok(key)
     }

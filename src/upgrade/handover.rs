@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 
 use std::time::Duration;
 
-use crate::conn::{After, Kind, Rate, Then, Waiter, Written};
+use crate::conn::{After, Kind, Then, Waiter, Written};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
 use crate::universe::Format;
@@ -48,12 +48,15 @@ pub struct Handover {
 /// A field of a record: name, value, the id that last changed it.
 pub type CarriedField = (String, String, u64);
 
-/// A subscription: the format, the fields its stream carries, the symbols (names).
+/// A subscription: the format, the fields its stream carries, the symbols (names), and its
+/// `max_hz` as the least time between two rounds (the time of its last round is not carried:
+/// the next may come at once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarriedSubscription {
     pub format: Format,
     pub fields: Vec<String>,
     pub symbols: Vec<String>,
+    pub rate: Option<Duration>,
 }
 
 /// One connection.
@@ -186,6 +189,7 @@ pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
                         b.bytes(n.as_bytes());
                     }
                 }
+                b.u64(sub.rate.map_or(0, |r| r.as_nanos().max(1) as u64));
             }
         }
     }
@@ -277,10 +281,15 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
                     }
                 }
                 let [fields, symbols] = lists;
+                let rate = match r.u64()? {
+                    0 => None,
+                    nanos => Some(Duration::from_nanos(nanos)),
+                };
                 Some(CarriedSubscription {
                     format,
                     fields,
                     symbols,
+                    rate,
                 })
             }
         };
@@ -307,7 +316,6 @@ fn waiter(b: &mut Body, w: &Waiter) {
     b.u64(w.last_id);
     b.u8(w.input_closed as u8);
     b.u8(w.active as u8);
-    b.u64(w.rate.map_or(0, |r| r.gap.as_nanos().max(1) as u64));
 }
 
 fn read_waiter(r: &mut Reader) -> Result<Waiter, HandoverError> {
@@ -321,15 +329,6 @@ fn read_waiter(r: &mut Reader) -> Result<Waiter, HandoverError> {
         last_id: r.u64()?,
         input_closed: r.flag()?,
         active: r.flag()?,
-        // The time of its last round is not carried: the next round may come at once.
-        rate: match r.u64()? {
-            0 => None,
-            nanos => Some(Rate {
-                gap: Duration::from_nanos(nanos),
-                not_before: None,
-                scheduled: false,
-            }),
-        },
     })
 }
 
@@ -490,11 +489,6 @@ mod tests {
             last_id: 1_796_423_459_850_571,
             input_closed: true,
             active: false,
-            rate: Some(Rate {
-                gap: Duration::from_millis(250),
-                not_before: None,
-                scheduled: false,
-            }),
         };
         Handover {
             records: vec![
@@ -524,6 +518,7 @@ mod tests {
                         format: Format::Json,
                         fields: vec!["bid".into()],
                         symbols: vec!["AAPL".into(), "BRK.B".into()],
+                        rate: Some(Duration::from_millis(250)),
                     }),
                 },
                 Carried {
@@ -535,7 +530,6 @@ mod tests {
                         bytes: b"id: 1\ndata: x\n\n".to_vec(),
                         then: Then::Park(Waiter {
                             kind: Kind::LongPoll,
-                            rate: None,
                             ..waiter
                         }),
                     },
@@ -543,6 +537,7 @@ mod tests {
                         format: Format::Plain,
                         fields: vec!["bid".into(), "size".into()],
                         symbols: vec!["AAPL".into()],
+                        rate: None,
                     }),
                 },
                 Carried {

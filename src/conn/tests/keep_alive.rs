@@ -233,7 +233,7 @@ fn scgi_and_streams_never_stay_for_another_request() {
     );
     assert!(matches!(request(&mut c), Action::LongPoll { .. }));
     let mut w = Written::default();
-    c.start_stream(Kind::LongPoll, 0, None);
+    c.start_stream(Kind::LongPoll, 0);
     c.deliver(events("answer"), 1, 1, &mut w);
     assert_eq!(c.flush(&mut w), Flow::Linger);
 }

@@ -89,6 +89,16 @@ fn max_hz_holds_a_stream_to_its_rate_with_the_latest_values_and_the_snapshot_is_
     h.later(Duration::from_secs(2));
     assert_eq!(slow.writes(), written);
     assert!(h.core.timers.throttled.is_empty());
+    // Each stream's rate goes with its connection.
+    assert_eq!(h.core.rates.len(), 3);
+    h.ready(
+        &slow,
+        Readiness {
+            input: false,
+            gone: true,
+        },
+    );
+    assert_eq!(h.core.rates.len(), 2);
 }
 
 #[test]
