@@ -51,11 +51,32 @@ pub enum After {
     /// Our write side is shut and it lingers until the peer closes: SCGI (one request per
     /// connection), HTTP that asked to close, a refusal that leaves the framing in doubt.
     Close,
-    /// HTTP persistence: it takes the next request, starting with `held`, the bytes the
-    /// peer sent after the answered one (pipelined), read already: until `WouldBlock`, or
-    /// as many as a request may take, which then hold one whole. `input_closed`: EOF came
-    /// after them.
-    KeepAlive { held: Vec<u8>, input_closed: bool },
+    /// HTTP persistence: it takes the next request, starting with what is held. (Boxed:
+    /// this enum sits in every connection's state, which every stream pays for.)
+    KeepAlive(Box<Held>),
+}
+
+/// What a kept-alive connection holds of its next request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The bytes the peer sent after the answered request (pipelined), read already: until
+    /// `WouldBlock`, or as many as a request may take, which then hold one whole.
+    pub bytes: Vec<u8>,
+    /// EOF came after them.
+    pub input_closed: bool,
+}
+
+impl After {
+    pub fn keep_alive(bytes: Vec<u8>, input_closed: bool) -> After {
+        After::KeepAlive(Box::new(Held {
+            bytes,
+            input_closed,
+        }))
+    }
+
+    fn keeps_alive(&self) -> bool {
+        !matches!(self, After::Close)
+    }
 }
 
 /// What a connection becomes once its output is written.
@@ -223,13 +244,9 @@ impl<S> Connection<S> {
     pub fn dialect(&self) -> Dialect {
         match (self.protocol, &self.state) {
             (Protocol::Scgi, _) => Dialect::Scgi,
-            (
-                Protocol::Http,
-                State::Awaiting {
-                    after: After::KeepAlive { .. },
-                    ..
-                },
-            ) => Dialect::HttpKeepAlive,
+            (Protocol::Http, State::Awaiting { after, .. }) if after.keeps_alive() => {
+                Dialect::HttpKeepAlive
+            }
             (Protocol::Http, _) => Dialect::HttpClose,
         }
     }
@@ -300,19 +317,21 @@ impl<S: Socket> Connection<S> {
             // The next request, come early: held (up to what a request may take; the rest
             // waits in the socket) for when the answer is out.
             State::Awaiting {
-                after: After::KeepAlive { held, input_closed },
+                after: After::KeepAlive(held),
                 ..
             }
             | State::Writing {
-                then: Then::Finish(After::KeepAlive { held, input_closed }),
+                then: Then::Finish(After::KeepAlive(held)),
                 ..
-            } => Input::Flow(match read_into(&mut self.socket, scratch, held, limit) {
-                Ok(eof) => {
-                    *input_closed |= eof;
-                    Flow::Open
-                }
-                Err(e) => Flow::Close(io_close_reason(&e)),
-            }),
+            } => Input::Flow(
+                match read_into(&mut self.socket, scratch, &mut held.bytes, limit) {
+                    Ok(eof) => {
+                        held.input_closed |= eof;
+                        Flow::Open
+                    }
+                    Err(e) => Flow::Close(io_close_reason(&e)),
+                },
+            ),
             State::Parked(Waiter { input_closed, .. })
             | State::Writing {
                 then: Then::Park(Waiter { input_closed, .. }),
@@ -374,10 +393,7 @@ impl<S: Socket> Connection<S> {
                 }
                 // Kept alive unless the peer has shut its side with nothing more to ask.
                 let after = match keep_alive && !(*input_closed && buf.is_empty()) {
-                    true => After::KeepAlive {
-                        held: std::mem::take(buf),
-                        input_closed: *input_closed,
-                    },
+                    true => After::keep_alive(std::mem::take(buf), *input_closed),
                     false => After::Close,
                 };
                 (action, after)
@@ -583,7 +599,11 @@ impl<S: Socket> Connection<S> {
                 self.state = State::Lingering;
                 Flow::Linger
             }
-            Then::Finish(After::KeepAlive { held, input_closed }) => {
+            Then::Finish(After::KeepAlive(held)) => {
+                let Held {
+                    bytes: held,
+                    input_closed,
+                } = *held;
                 match (held.is_empty(), input_closed) {
                     // The peer shut its side after its last request: nothing more can come.
                     (true, true) => return Flow::Close(CloseReason::Done),

@@ -166,10 +166,10 @@ pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
                         b.u8(1);
                         waiter(&mut b, w);
                     }
-                    Then::Finish(After::KeepAlive { held, input_closed }) => {
+                    Then::Finish(After::KeepAlive(held)) => {
                         b.u8(2);
-                        b.bytes(held);
-                        b.u8(*input_closed as u8);
+                        b.bytes(&held.bytes);
+                        b.u8(held.input_closed as u8);
                     }
                 }
             }
@@ -254,10 +254,10 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
                 let then = match r.u8()? {
                     0 => Then::Finish(After::Close),
                     1 => Then::Park(read_waiter(&mut r)?),
-                    2 => Then::Finish(After::KeepAlive {
-                        held: r.bytes()?.to_vec(),
-                        input_closed: r.flag()?,
-                    }),
+                    2 => {
+                        let held = r.bytes()?.to_vec();
+                        Then::Finish(After::keep_alive(held, r.flag()?))
+                    }
                     _ => return Err(HandoverError::Malformed("what follows a write")),
                 };
                 CarriedState::Writing { bytes, then }
@@ -569,10 +569,7 @@ mod tests {
                     peer: None,
                     state: CarriedState::Writing {
                         bytes: b"HTTP/1.1 200 OK\r\n".to_vec(),
-                        then: Then::Finish(After::KeepAlive {
-                            held: b"GET /sym".to_vec(),
-                            input_closed: true,
-                        }),
+                        then: Then::Finish(After::keep_alive(b"GET /sym".to_vec(), true)),
                     },
                     symbols: None,
                 },
