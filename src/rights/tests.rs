@@ -201,3 +201,50 @@ fn load_names_the_path_and_line() {
     let e = Entitlements::load(&dir.join("gone.toml")).unwrap_err();
     assert!(e.contains("gone.toml: "), "{e}");
 }
+
+/// The README's example file, and its table of what each caller gets.
+#[test]
+fn the_readme_example() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("## Who may see what").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let text = &section[start..start + section[start..].find("```").unwrap()];
+    let e = Entitlements::parse(text).unwrap();
+    let hz10 = Some(Duration::from_millis(100));
+    let rt = |cap| Some((Tier::Realtime, cap));
+    let delayed = |s, cap| Some((Tier::Delayed(s), cap));
+    let symbols = ["AAPL", "MSFT", "FX.EURUSD", "FUND.NAV", "IBM"];
+    for (user, want) in [
+        (
+            None,
+            [delayed(900, None), delayed(900, None), None, None, None],
+        ),
+        (
+            Some("alice"),
+            [rt(hz10), rt(hz10), rt(hz10), rt(None), rt(hz10)],
+        ),
+        (
+            Some("bob"),
+            [
+                delayed(900, None),
+                delayed(60, None),
+                delayed(90, Some(Duration::from_secs(2))),
+                rt(None),
+                None,
+            ],
+        ),
+        (
+            Some("carol"),
+            [delayed(900, None), delayed(900, None), None, None, None],
+        ),
+    ] {
+        let r = e.rights_for(user, None);
+        let got: Vec<_> = symbols.iter().map(|s| r.grant_for(&sym(s))).collect();
+        assert_eq!(got, want, "{user:?}");
+    }
+    let bob = e.rights_for(Some("bob"), None);
+    assert_eq!(
+        bob.stream_tier(&[sym("AAPL"), sym("FX.EURUSD")]),
+        Ok(Tier::Delayed(900))
+    );
+}
