@@ -18,6 +18,8 @@
 //!   `listing` (the universe as an operator writes it), `sse` (event encoding);
 //! - [`redis`]: the feed shared through Redis (wire, link, scripts, session, driver);
 //! - `upgrade`: the live upgrade (orchestration, its record, the OS work);
+//! - [`rights`]: who may see what (the entitlements file, tiers, each principal's rights);
+//!   not used by the core yet;
 //! - [`config`]: the command line.
 //!
 //! Public only what the binary, the fuzz targets and the benches use; the rest is private
@@ -47,6 +49,7 @@ mod rates;
 pub mod redis;
 pub mod request;
 mod response;
+pub mod rights;
 pub mod route;
 pub mod scgi;
 pub mod schema;
