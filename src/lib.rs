@@ -18,6 +18,7 @@
 //!   `listing` (the universe as an operator writes it), `sse` (event encoding);
 //! - [`redis`]: the feed shared through Redis (wire, link, scripts, session, driver);
 //! - `upgrade`: the live upgrade (orchestration, its record, the OS work);
+//! - [`jwt`]: tokens (keys, verification, claims, where a token comes from), not used yet;
 //! - [`config`]: the command line.
 //!
 //! Public only what the binary, the fuzz targets and the benches use; the rest is private
@@ -35,6 +36,7 @@ mod fake;
 mod feed;
 pub mod http;
 pub mod io;
+pub mod jwt;
 mod listeners;
 pub mod listing;
 mod metrics;
