@@ -20,6 +20,7 @@
 //! - `upgrade`: the live upgrade (orchestration, its record, the OS work);
 //! - [`rights`]: who may see what (the entitlements file, tiers, each principal's rights);
 //!   not used by the core yet;
+//! - [`jwt`]: tokens (keys, verification, claims, where a token comes from), not used yet;
 //! - [`config`]: the command line.
 //!
 //! Public only what the binary, the fuzz targets and the benches use; the rest is private
@@ -37,6 +38,7 @@ mod fake;
 mod feed;
 pub mod http;
 pub mod io;
+pub mod jwt;
 mod listeners;
 pub mod listing;
 mod metrics;
