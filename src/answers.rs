@@ -31,6 +31,12 @@ pub enum Answer<'a> {
     UnknownSymbols(&'a str),
     /// 405, with the method the endpoint takes.
     MethodNotAllowed { allow: &'static str },
+    /// 401 with `WWW-Authenticate: Bearer`: a stream or long poll without an identity, of
+    /// symbols anonymous may not see (the reason names them).
+    StreamUnauthorized(&'a str),
+    /// 403: an identified caller's stream or long poll of symbols it may not see (the
+    /// reason names them, whether they exist or not).
+    StreamForbidden(&'a str),
     /// 503: `--max-clients` reached.
     Full,
     /// 503: a publish that Redis cannot take now.
@@ -46,7 +52,8 @@ impl Answer<'_> {
             Answer::Published(_) => 200,
             Answer::Refused { status, .. } => *status,
             Answer::BadBatch(_) => 400,
-            Answer::Unauthorized => 401,
+            Answer::Unauthorized | Answer::StreamUnauthorized(_) => 401,
+            Answer::StreamForbidden(_) => 403,
             Answer::PublishingDisabled | Answer::NotFound | Answer::UnknownSymbols(_) => 404,
             Answer::MethodNotAllowed { .. } => 405,
             Answer::Full | Answer::RedisUnavailable | Answer::Upgrading => 503,
@@ -68,6 +75,10 @@ impl Answer<'_> {
             Answer::Refused { why, .. } | Answer::BadBatch(why) | Answer::UnknownSymbols(why) => {
                 (&[], format!("{why}\n"))
             }
+            Answer::StreamUnauthorized(why) => {
+                (&[("WWW-Authenticate", "Bearer")], format!("{why}\n"))
+            }
+            Answer::StreamForbidden(why) => (&[], format!("{why}\n")),
             Answer::Unauthorized => (
                 &[("WWW-Authenticate", "Bearer")],
                 "missing or wrong token\n".into(),
@@ -101,6 +112,8 @@ impl Answer<'_> {
                 c.publish_refused += 1
             }
             Answer::Full => c.refused_full += 1,
+            Answer::StreamUnauthorized(_) => c.streams_unauthorized += 1,
+            Answer::StreamForbidden(_) => c.streams_forbidden += 1,
             Answer::Refused { .. }
             | Answer::PublishingDisabled
             | Answer::NotFound
@@ -185,6 +198,22 @@ mod tests {
             t.starts_with("HTTP/1.1 405 ") && t.contains("Allow: POST\r\n"),
             "{t}"
         );
+
+        let (t, c) = text(
+            Answer::StreamUnauthorized("symbols: need an identity: A"),
+            Dialect::Scgi,
+        );
+        assert!(t.starts_with("Status: 401 Unauthorized\r\n"), "{t}");
+        assert!(t.contains("WWW-Authenticate: Bearer\r\n") && t.ends_with("identity: A\n"));
+        assert_eq!((c.streams_unauthorized, c.publish_refused), (1, 0));
+
+        let (t, c) = text(
+            Answer::StreamForbidden("symbols: not entitled: A"),
+            Dialect::HttpClose,
+        );
+        assert!(t.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{t}");
+        assert!(!t.contains("WWW-Authenticate") && t.ends_with("not entitled: A\n"));
+        assert_eq!(c.streams_forbidden, 1);
 
         for (answer, body) in [
             (Answer::NotFound, "not found\n"),

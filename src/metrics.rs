@@ -18,6 +18,9 @@ pub struct Counters {
     pub publish_refused: u64,
     pub streams_started: u64,
     pub long_polls_started: u64,
+    /// Streams and long polls refused by the rights (`--entitlements`): 401 and 403.
+    pub streams_unauthorized: u64,
+    pub streams_forbidden: u64,
     /// Stream or long-poll requests that carried a numeric Last-Event-ID (reconnections).
     pub requests_with_last_event_id: u64,
     /// Bytes of the events written (heads, heartbeats and answers aside): what deltas save.
@@ -192,6 +195,15 @@ pub fn render(
         &[
             ("kind=\"stream\"", c.streams_started),
             ("kind=\"long_poll\"", c.long_polls_started),
+        ],
+    );
+    metric(
+        "ticker_refused_total",
+        "counter",
+        "Ticker requests refused by the entitlements, by status.",
+        &[
+            ("status=\"401\"", c.streams_unauthorized),
+            ("status=\"403\"", c.streams_forbidden),
         ],
     );
     metric(

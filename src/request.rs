@@ -16,6 +16,9 @@ pub struct Request<'a> {
     /// `X-Event-Source-Simulate`, the seed's long-polling switch.
     pub simulate: Option<&'a [u8]>,
     pub authorization: Option<&'a [u8]>,
+    /// SCGI's `REMOTE_USER`: the user the front-end authenticated. Never set from HTTP (a
+    /// client could send any header); used only with `--trust-remote-user`.
+    pub remote_user: Option<&'a [u8]>,
     /// `Content-Type` (SCGI: `CONTENT_TYPE`): how a publish body is written.
     pub content_type: Option<&'a [u8]>,
     pub body: &'a [u8],
@@ -48,6 +51,8 @@ impl<'a> Request<'a> {
                 b"HTTP_LAST_EVENT_ID" => out.last_event_id = Some(value),
                 b"HTTP_X_EVENT_SOURCE_SIMULATE" => out.simulate = Some(value),
                 b"HTTP_AUTHORIZATION" => out.authorization = Some(value),
+                // CGI (RFC 3875 §4.1.11): set by the front-end, not the client. Empty: none.
+                b"REMOTE_USER" if !value.is_empty() => out.remote_user = Some(value),
                 // CGI (RFC 3875 §4.1.3): the body's type, without the HTTP_ prefix.
                 b"CONTENT_TYPE" => out.content_type = Some(value),
                 _ => {}

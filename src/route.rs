@@ -14,6 +14,8 @@ pub struct Rules {
     pub publish_token: Option<String>,
     /// `--max-symbols-per-client`.
     pub max_symbols: usize,
+    /// `--trust-remote-user`: SCGI's `REMOTE_USER` names the caller.
+    pub trust_remote_user: bool,
 }
 
 /// Which symbols a stream carries.
@@ -35,6 +37,8 @@ pub struct StreamAsk {
     pub fields: Option<Vec<String>>,
     /// `max_hz=N`: at least this long between two of its rounds of events.
     pub min_gap: Option<Duration>,
+    /// Who asks: the trusted `REMOTE_USER`; `None`: no identity.
+    pub user: Option<String>,
 }
 
 /// The highest `max_hz` a client may ask for.
@@ -56,6 +60,8 @@ pub enum Action {
     Symbols {
         prefix: String,
         limit: usize,
+        /// Who asks (only what it may see is listed).
+        user: Option<String>,
     },
     Metrics,
     /// `POST /publish`, authorized: the body, checked against the universe by the core.
@@ -96,7 +102,7 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
         Endpoint::Page => Action::Page,
         Endpoint::Script => Action::Script,
         Endpoint::Metrics => Action::Metrics,
-        Endpoint::Symbols => symbols_listing(req),
+        Endpoint::Symbols => symbols_listing(req, user_of(req, rules)),
         Endpoint::Fields => Action::Fields,
         Endpoint::Ticker => {
             let symbols = match req.param("symbols") {
@@ -132,6 +138,7 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
                 symbols,
                 fields,
                 min_gap,
+                user: user_of(req, rules),
             };
             if req.wants_long_poll() {
                 Action::LongPoll(ask)
@@ -195,8 +202,15 @@ pub(crate) fn min_gap(text: &[u8]) -> Result<Duration, String> {
     Ok(Duration::from_nanos(1_000_000_000 * unit / mantissa))
 }
 
+/// The caller's identity: `REMOTE_USER`, only with `--trust-remote-user` (and only SCGI
+/// sets it: [`Request::remote_user`]).
+fn user_of(req: &Request, rules: &Rules) -> Option<String> {
+    let user = req.remote_user.filter(|_| rules.trust_remote_user)?;
+    Some(String::from_utf8_lossy(user).into_owned())
+}
+
 /// `/symbols?prefix=AA&limit=20`, both optional: what the page's picker completes from.
-fn symbols_listing(req: &Request) -> Action {
+fn symbols_listing(req: &Request, user: Option<String>) -> Action {
     let prefix = req.param("prefix").unwrap_or_default();
     let prefix = String::from_utf8_lossy(&prefix).trim().to_ascii_uppercase();
     let limit = match req.param("limit") {
@@ -206,7 +220,11 @@ fn symbols_listing(req: &Request) -> Action {
             None => return Action::Refuse(400, "limit: not a whole number".into()),
         },
     };
-    Action::Symbols { prefix, limit }
+    Action::Symbols {
+        prefix,
+        limit,
+        user,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +268,7 @@ mod tests {
         Rules {
             publish_token: token.map(String::from),
             max_symbols: 3,
+            trust_remote_user: false,
         }
     }
 
@@ -277,6 +296,7 @@ mod tests {
                 symbols: Choice::Default,
                 fields: None,
                 min_gap: None,
+                user: None,
             })
         );
         let lp = Request {
@@ -291,6 +311,7 @@ mod tests {
                 symbols: named(&["MSFT", "AAPL"]),
                 fields: None,
                 min_gap: None,
+                user: None,
             })
         );
     }
@@ -354,20 +375,48 @@ mod tests {
     }
 
     #[test]
+    fn remote_user_only_when_trusted() {
+        let stream = Request {
+            remote_user: Some(b"alice"),
+            ..get("/ticker?symbols=A")
+        };
+        let listing = Request {
+            remote_user: Some(b"alice"),
+            ..get("/symbols")
+        };
+        let user = |req: &Request, r: &Rules| match route(req, r) {
+            Action::Stream(ask) => ask.user,
+            Action::Symbols { user, .. } => user,
+            other => panic!("{other:?}"),
+        };
+        let trusted = Rules {
+            trust_remote_user: true,
+            ..rules(None)
+        };
+        for req in [&stream, &listing] {
+            assert_eq!(user(req, &rules(None)), None);
+            assert_eq!(user(req, &trusted), Some("alice".into()));
+        }
+        assert_eq!(user(&get("/ticker?symbols=A"), &trusted), None);
+    }
+
+    #[test]
     fn the_symbols_listing() {
         let r = rules(None);
         assert_eq!(
             route(&get("/symbols?prefix=br&limit=5"), &r),
             Action::Symbols {
                 prefix: "BR".into(),
-                limit: 5
+                limit: 5,
+                user: None,
             }
         );
         assert_eq!(
             route(&get("/symbols"), &r),
             Action::Symbols {
                 prefix: String::new(),
-                limit: usize::MAX
+                limit: usize::MAX,
+                user: None,
             }
         );
         assert!(matches!(
@@ -427,6 +476,7 @@ mod props {
         Rules {
             publish_token: Some("token".into()),
             max_symbols: 4,
+            trust_remote_user: false,
         }
     }
 

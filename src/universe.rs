@@ -321,12 +321,23 @@ impl Universe {
     /// the names starting with `prefix` (upper case), at most `limit` of them. `id` is the
     /// symbol's last update.
     pub fn listing_json(&self, prefix: &str, limit: usize) -> String {
+        self.listing_json_of(prefix, limit, |_| true)
+    }
+
+    /// [`Universe::listing_json`] of the symbols `visible` keeps (the caller's rights): the
+    /// others are not there for it, and do not count towards `limit`.
+    pub fn listing_json_of(
+        &self,
+        prefix: &str,
+        limit: usize,
+        visible: impl Fn(&Symbol) -> bool,
+    ) -> String {
         let mut out = String::with_capacity(96 * self.entries.len().min(limit) + 2);
         out.push('[');
         for e in self
             .entries
             .iter()
-            .filter(|e| e.symbol.as_str().starts_with(prefix))
+            .filter(|e| e.symbol.as_str().starts_with(prefix) && visible(&e.symbol))
             .take(limit)
         {
             if out.len() > 1 {

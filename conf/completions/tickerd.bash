@@ -23,7 +23,7 @@ _tickerd() {
 
     case "${cmd}" in
         tickerd)
-            opts="-h -V --check --scgi --scgi-socket-mode --http --symbols --symbols-file --fields --decimals --initial-price --tick-ms --heartbeat-s --retry-ms --coalesce-ms --max-hz --max-symbols-per-client --long-poll-s --max-clients --request-timeout-s --max-scgi-header --max-publish-bytes --publish-token-file --redis --redis-key --redis-maxlen --help --version"
+            opts="-h -V --check --scgi --scgi-socket-mode --http --symbols --symbols-file --fields --decimals --initial-price --tick-ms --heartbeat-s --retry-ms --coalesce-ms --max-hz --max-symbols-per-client --long-poll-s --max-clients --request-timeout-s --max-scgi-header --max-publish-bytes --publish-token-file --entitlements --trust-remote-user --redis --redis-key --redis-maxlen --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,6 +129,25 @@ _tickerd() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o filenames
                     fi
+                    return 0
+                    ;;
+                --entitlements)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --trust-remote-user)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --redis)

@@ -18,6 +18,9 @@ complete -c tickerd -l request-timeout-s -d 'A request not complete in SECONDS i
 complete -c tickerd -l max-scgi-header -d 'Cap on the SCGI netstring header' -r
 complete -c tickerd -l max-publish-bytes -d 'Cap on a request body (a publish batch); over it: 413' -r
 complete -c tickerd -l publish-token-file -d 'Enables POST /publish with the token in PATH (or set TICKERD_PUBLISH_TOKEN; tokens are never taken as arguments)' -r -F
+complete -c tickerd -l entitlements -d 'Who may see what: a TOML file of symbol rights for anonymous, groups and users (README "Who may see what"); read at start, a bad file is refused with its line. Default: none, everyone sees every symbol' -r -F
+complete -c tickerd -l trust-remote-user -d 'Take the caller\'s identity from the front-end\'s SCGI REMOTE_USER (never from the built-in HTTP listener); only for a front-end that authenticates and sets it' -r -f -a "true\t''
+false\t''"
 complete -c tickerd -l redis -d 'Share the feed with other instances through Redis: HOST:PORT or unix:PATH (default: none, a feed of its own)' -r
 complete -c tickerd -l redis-key -d 'Prefix of the feed\'s keys in Redis' -r
 complete -c tickerd -l redis-maxlen -d 'Publishes the Redis stream keeps, about' -r

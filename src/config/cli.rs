@@ -225,6 +225,20 @@ pub(super) struct Cli {
           allow_hyphen_values = true, num_args = 0..=1, default_missing_value = "")]
     pub publish_token: Option<String>,
 
+    /// Who may see what: a TOML file of symbol rights for anonymous, groups and users (README
+    /// "Who may see what"); read at start, a bad file is refused with its line. Default: none,
+    /// everyone sees every symbol
+    #[arg(long, value_name = "PATH", env = "TICKERD_ENTITLEMENTS",
+          value_hint = ValueHint::FilePath, help_heading = "Access")]
+    pub entitlements: Option<PathBuf>,
+
+    /// Take the caller's identity from the front-end's SCGI REMOTE_USER (never from the
+    /// built-in HTTP listener); only for a front-end that authenticates and sets it
+    #[arg(long, value_name = "BOOL", env = "TICKERD_TRUST_REMOTE_USER", num_args = 0..=1,
+          default_value_t = false, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Access")]
+    pub trust_remote_user: bool,
+
     /// Share the feed with other instances through Redis: HOST:PORT or unix:PATH (default:
     /// none, a feed of its own)
     #[arg(long, value_name = "ADDR", env = "TICKERD_REDIS", value_parser = redis_addr,

@@ -86,6 +86,10 @@ pub struct Config {
     pub redis_key: String,
     /// `--redis-maxlen`: about how many publishes the stream keeps.
     pub redis_maxlen: u64,
+    /// `--entitlements`: who may see what; `None`: everyone sees everything.
+    pub entitlements: Option<crate::rights::Entitlements>,
+    /// `--trust-remote-user`: SCGI's `REMOTE_USER` is the caller's identity.
+    pub trust_remote_user: bool,
 }
 
 /// What the command line asked for.
@@ -235,6 +239,10 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
         (None, Some(token)) => Some(token.trim().to_string()),
         (None, None) => None,
     };
+    let entitlements = match &cli.entitlements {
+        Some(path) => Some(read_entitlements(path, &from("entitlements"))?),
+        None => None,
+    };
     let config = Config {
         scgi: cli.scgi.0,
         http: cli.http.0,
@@ -264,6 +272,8 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
         redis: cli.redis.and_then(|r| r.0),
         redis_key: cli.redis_key,
         redis_maxlen: cli.redis_maxlen,
+        entitlements,
+        trust_remote_user: cli.trust_remote_user,
     };
     if config.scgi.is_none() && config.http.is_none() {
         return Err(ConfigError(format!(
@@ -279,6 +289,24 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
 fn listed_universe(listed: Vec<Listed>, from: &Origin) -> (Vec<Listed>, String) {
     let count = listed.len();
     (listed, format!("{from} ({count} symbols)"))
+}
+
+/// `--entitlements PATH`, checked: an error names the line. A file granting a delayed tier
+/// is refused: delayed streams are not served yet, and tickerd does not pretend to.
+fn read_entitlements(
+    path: &Path,
+    from: &Origin,
+) -> Result<crate::rights::Entitlements, ConfigError> {
+    let e =
+        crate::rights::Entitlements::load(path).map_err(|e| ConfigError(format!("{from}: {e}")))?;
+    if let Some((section, tier)) = e.first_delayed() {
+        return Err(ConfigError(format!(
+            "{from}: {}: {section}: tier \"{tier}\": delayed tiers are not served yet; \
+             only \"realtime\" (or no tier) is accepted",
+            path.display()
+        )));
+    }
+    Ok(e)
 }
 
 fn read_token(path: &Path, from: &Origin) -> Result<String, ConfigError> {

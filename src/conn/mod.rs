@@ -658,6 +658,7 @@ mod tests {
             route: route::Rules {
                 publish_token: None,
                 max_symbols: 8,
+                trust_remote_user: false,
             },
         }
     }

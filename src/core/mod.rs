@@ -36,6 +36,7 @@ use crate::io::{Io, Readiness, Socket};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
 use crate::rates::Rates;
+use crate::rights::Entitlements;
 use crate::universe::{Universe, DEFAULT_SYMBOL};
 use crate::{http, route, scgi, universe};
 
@@ -72,6 +73,9 @@ pub struct Core<I: Io> {
     min_gap: Option<Duration>,
     /// The streams' `max_hz`, by connection key.
     rates: Rates,
+    /// `--entitlements`: who may see what, consulted once when a stream or long poll starts
+    /// and for `/symbols`. `None`: everyone sees everything, and nothing is checked.
+    entitlements: Option<Entitlements>,
     /// `--redis`: the feed is shared through Redis.
     redis: Option<Redis<I::Socket>>,
     /// The time the loop last handed in.
@@ -124,6 +128,7 @@ impl<I: Io> Core<I> {
                 route: route::Rules {
                     publish_token: config.publish_token.clone(),
                     max_symbols: config.max_symbols_per_client,
+                    trust_remote_user: config.trust_remote_user,
                 },
             },
             shared: Shared::new(config.retry_ms),
@@ -133,6 +138,7 @@ impl<I: Io> Core<I> {
             full_log: FullLog::default(),
             min_gap: config.max_hz,
             rates: Rates::default(),
+            entitlements: config.entitlements.clone(),
             redis,
             now,
             wall_at_start: (now, wall),

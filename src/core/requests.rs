@@ -2,6 +2,7 @@
 //! symbols resolved, subscribed, sent what is due at once).
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::{Core, Io};
 use crate::answers::Answer;
@@ -11,9 +12,11 @@ use crate::metrics::{self, FeedGauges};
 use crate::protocol::Protocol;
 use crate::publish::{self, PublishError};
 use crate::response::{self, Dialect};
+use crate::rights::{Refusal, Rights, Tier};
 use crate::route::{Action, Choice, StreamAsk};
 use crate::schema::HEADLINE;
 use crate::sse;
+use crate::symbol::Symbol;
 use crate::universe::{Format, SymbolId, View, DEFAULT_SYMBOL};
 
 /// The page, embedded in the binary.
@@ -89,8 +92,16 @@ impl<I: Io> Core<I> {
             }
             Action::Page => self.shared.page.get(p),
             Action::Script => self.shared.script.get(p),
-            Action::Symbols { prefix, limit } => {
-                let body = self.feed.universe.listing_json(&prefix, limit);
+            Action::Symbols {
+                prefix,
+                limit,
+                user,
+            } => {
+                let u = &self.feed.universe;
+                let body = match self.rights_of(user.as_deref()) {
+                    None => u.listing_json(&prefix, limit),
+                    Some(r) => u.listing_json_of(&prefix, limit, |s| r.tier_of(s).is_some()),
+                };
                 let extra = [("Cache-Control", "no-cache")];
                 response::full(p, 200, "application/json", &extra, body.as_bytes()).into()
             }
@@ -185,12 +196,80 @@ impl<I: Io> Core<I> {
         )
     }
 
+    /// The rights of a caller (`user`: its identity, if any), resolved once; `None` without
+    /// `--entitlements`: everyone sees everything and nothing is checked (the fast path).
+    fn rights_of(&self, user: Option<&str>) -> Option<Rights> {
+        let rights = self.entitlements.as_ref()?.rights_for(user, None);
+        (!rights.allows_all()).then_some(rights)
+    }
+
+    /// Whether the caller of a stream or long poll may see its symbols, decided before they
+    /// are looked up in the universe: a symbol outside the rights answers the same (401 or
+    /// 403 naming it) whether it exists or not, so a caller cannot probe which exist. `Ok`:
+    /// the stream's cap from the rights (`None`: uncapped); `Err`: the answer, logged once
+    /// at info with the user (never a token).
+    fn admit(
+        &mut self,
+        key: usize,
+        p: Dialect,
+        ask: &StreamAsk,
+    ) -> Result<Option<Duration>, Rc<[u8]>> {
+        let user = ask.user.as_deref();
+        let Some(rights) = self.rights_of(user) else {
+            return Ok(None);
+        };
+        let symbols: Vec<Symbol> = match &ask.symbols {
+            Choice::Default => vec![self.feed.universe.symbol(DEFAULT_SYMBOL)],
+            Choice::Named(names) => names.clone(),
+        };
+        let who = user.unwrap_or("anonymous");
+        let describe = |k| {
+            self.clients
+                .get(k)
+                .map(|c| c.describe())
+                .unwrap_or_default()
+        };
+        match rights.admit(&symbols, user.is_some()) {
+            Ok(Tier::Realtime) => Ok(rights.stream_cap(&symbols)),
+            Ok(tier) => {
+                // Only reachable if the file's check at start is bypassed: never serve a
+                // delayed tier in real time.
+                let why = format!("tier {tier}: delayed tiers are not served yet");
+                log::info!("{}: refused (403): user {who}: {why}", describe(key));
+                Err(self.answer(p, Answer::StreamForbidden(&why)))
+            }
+            Err(refusal) => {
+                let missing = shown(refusal.missing().iter().map(|s| s.to_string()).collect());
+                let unauthorized = matches!(refusal, Refusal::Unauthorized { .. });
+                let why = match unauthorized {
+                    true => format!("symbols: need an identity: {missing}"),
+                    false => format!("symbols: not entitled: {missing}"),
+                };
+                log::info!(
+                    "{}: refused ({}): user {who}: {why}",
+                    describe(key),
+                    refusal.status()
+                );
+                let answer = match unauthorized {
+                    true => Answer::StreamUnauthorized(&why),
+                    false => Answer::StreamForbidden(&why),
+                };
+                Err(self.answer(p, answer))
+            }
+        }
+    }
+
     /// A stream or long poll of `symbols`, resuming after `last_id`: subscribed, then sent
-    /// what is due at once (a stream's head with it). Unknown symbols: 404, unknown fields:
+    /// what is due at once (a stream's head with it). Symbols outside the caller's rights:
+    /// 401 or 403 (before anything else is looked at); unknown symbols: 404, unknown fields:
     /// 400, nothing started.
     fn start_stream(&mut self, key: usize, kind: Kind, ask: StreamAsk) {
         let Some(p) = self.clients.get(key).map(|c| c.dialect()) else {
             return;
+        };
+        let rights_cap = match self.admit(key, p, &ask) {
+            Ok(cap) => cap,
+            Err(answer) => return self.respond(key, answer),
         };
         let (ids, format) = match self.resolve(&ask.symbols) {
             Ok(chosen) => chosen,
@@ -240,11 +319,12 @@ impl<I: Io> Core<I> {
             }
             _ => feed::resume_point(last_id, newest),
         };
-        // A client asking more than --max-hz, or nothing, gets --max-hz.
-        let gap = match (ask.min_gap, self.min_gap) {
-            (Some(asked), Some(cap)) => Some(asked.max(cap)),
-            (asked, cap) => asked.or(cap),
-        };
+        // A client asking more than --max-hz or its rights' cap, or nothing, gets the
+        // strictest of them (the longest least gap).
+        let gap = [ask.min_gap, self.min_gap, rights_cap]
+            .into_iter()
+            .flatten()
+            .max();
         conn.start_stream(kind, after);
         self.rates.set(key, gap);
         let head = (kind == Kind::Stream).then(|| self.shared.stream_start.get(conn.protocol()));
@@ -306,18 +386,18 @@ impl<I: Io> Core<I> {
                     .filter_map(|u| u.err())
                     .map(|s| s.to_string())
                     .collect();
-                let shown = unknown
-                    .iter()
-                    .take(10)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let more = match unknown.len() {
-                    n if n > 10 => format!(" and {} more", n - 10),
-                    _ => String::new(),
-                };
-                Err(format!("symbols: unknown: {shown}{more}"))
+                Err(format!("symbols: unknown: {}", shown(unknown)))
             }
         }
     }
+}
+
+/// The first ten names, and how many more: what a 401, 403 or 404 reason names.
+fn shown(names: Vec<String>) -> String {
+    let more = match names.len() {
+        n if n > 10 => format!(" and {} more", n - 10),
+        _ => String::new(),
+    };
+    let first: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+    format!("{}{more}", first.join(", "))
 }

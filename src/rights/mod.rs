@@ -1,6 +1,6 @@
 //! Who may see what (issue 18): the entitlements file, and each principal's rights resolved
 //! from it and from a token's claims into a plain [`Rights`] value. Pure: no sockets, no
-//! clock; nothing in the core uses it yet (the wiring comes next).
+//! clock. The core resolves a stream's rights with it when the stream starts (`--entitlements`).
 //!
 //! - [`pattern`]: `AAPL`, `FX.*`, `*`;
 //! - [`tier`]: `realtime` or a delay (`90s`, `15m`, `1h`), ordered best first;
@@ -127,6 +127,27 @@ impl Entitlements {
     /// useful in a log line.
     pub fn knows_user(&self, user: &str) -> bool {
         self.users.contains_key(user)
+    }
+
+    /// The first section (in file order: `[anonymous]`, the groups, the users) that grants a
+    /// delayed tier, and that tier. tickerd does not serve delayed streams yet, so `main`
+    /// refuses such a file rather than pretend (README "Who may see what").
+    pub fn first_delayed(&self) -> Option<(String, Tier)> {
+        let delayed =
+            |grants: &[Grant]| grants.iter().map(|g| g.tier).find(|t| *t != Tier::Realtime);
+        let anonymous = self.anonymous.as_deref().and_then(delayed);
+        let anonymous = anonymous.map(|t| ("[anonymous]".to_string(), t));
+        let groups = || {
+            self.groups
+                .iter()
+                .find_map(|(name, g)| delayed(g).map(|t| (format!("[groups.{name}]"), t)))
+        };
+        let users = || {
+            self.users
+                .iter()
+                .find_map(|(name, (_, g))| delayed(g).map(|t| (format!("[users.{name}]"), t)))
+        };
+        anonymous.or_else(groups).or_else(users)
     }
 
     /// A principal's rights: the union of `[anonymous]`'s grants, those of its groups (the

@@ -248,3 +248,22 @@ fn the_readme_example() {
         Ok(Tier::Delayed(900))
     );
 }
+
+#[test]
+fn the_first_section_granting_a_delay_is_named() {
+    let e = Entitlements::parse("[anonymous]\nsymbols = [\"A\"]\n").unwrap();
+    assert_eq!(e.first_delayed(), None);
+    let e = Entitlements::parse(
+        "[groups.pro]\nsymbols = [\"*\"]\n[users.bob]\nsymbols = [\"B\"]\ntier = \"15m\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        e.first_delayed(),
+        Some(("[users.bob]".to_string(), Tier::Delayed(900)))
+    );
+    let e = Entitlements::parse("[anonymous]\nsymbols = [\"A\"]\ntier = \"90s\"\n").unwrap();
+    assert_eq!(
+        e.first_delayed(),
+        Some(("[anonymous]".to_string(), Tier::Delayed(90)))
+    );
+}

@@ -35,6 +35,8 @@ const VARIABLES: &[(&str, &str)] = &[
     ("--max-scgi-header", "TICKERD_MAX_SCGI_HEADER"),
     ("--max-publish-bytes", "TICKERD_MAX_PUBLISH_BYTES"),
     ("--publish-token-file", "TICKERD_PUBLISH_TOKEN_FILE"),
+    ("--entitlements", "TICKERD_ENTITLEMENTS"),
+    ("--trust-remote-user", "TICKERD_TRUST_REMOTE_USER"),
     ("--redis", "TICKERD_REDIS"),
     ("--redis-key", "TICKERD_REDIS_KEY"),
     ("--redis-maxlen", "TICKERD_REDIS_MAXLEN"),
@@ -386,8 +388,9 @@ fn the_help_lists_every_flag_with_its_variable() {
     for flag in ["-h", "--help"] {
         let text = help(flag);
         for (flag, variable) in VARIABLES {
+            // A switch such as --trust-remote-user takes an optional value: `[<BOOL>]`.
             assert!(
-                text.contains(&format!("{flag} <")),
+                text.contains(&format!("{flag} <")) || text.contains(&format!("{flag} [<")),
                 "{flag} missing:\n{text}"
             );
             // The short help may wrap "[env: NAME]" after "[env:".
@@ -427,4 +430,39 @@ fn the_help_lists_every_flag_with_its_variable() {
     for (flag, variable) in VARIABLES {
         assert_eq!(variable_of(flag), *variable);
     }
+}
+
+#[test]
+fn the_entitlements_file() {
+    assert!(config(&[]).entitlements.is_none());
+    assert!(!config(&[]).trust_remote_user);
+    assert!(config(&["--trust-remote-user"]).trust_remote_user);
+    let good = TempFile::new("rights-good", "[anonymous]\nsymbols = [\"AAPL\"]\n");
+    assert!(config(&["--entitlements", good.path()])
+        .entitlements
+        .is_some());
+    // A bad file: refused, naming the flag, the path and the line.
+    let bad = TempFile::new(
+        "rights-bad",
+        "[anonymous]\nsymbols = [\"AAPL\"]\ntier = \"15 min\"\n",
+    );
+    let err = parse(&["--entitlements", bad.path()]).unwrap_err();
+    assert!(
+        err.0
+            .starts_with(&format!("--entitlements: {}: line 3", bad.path())),
+        "{err}"
+    );
+    // A delayed tier: refused, naming the section (delayed streams are not served yet).
+    let delayed = TempFile::new(
+        "rights-delayed",
+        "[groups.pro]\nsymbols = [\"*\"]\n[anonymous]\nsymbols = [\"A\"]\ntier = \"15m\"\n",
+    );
+    let err = parse(&["--entitlements", delayed.path()]).unwrap_err();
+    assert!(
+        err.0
+            .contains("[anonymous]: tier \"15m\": delayed tiers are not served yet"),
+        "{err}"
+    );
+    let err = parse(&["--entitlements", "/nonexistent"]).unwrap_err();
+    assert!(err.0.starts_with("--entitlements: /nonexistent: "), "{err}");
 }

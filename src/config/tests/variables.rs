@@ -4,7 +4,11 @@
 use super::*;
 
 /// One value of each flag, different from its default.
-fn one_value_each(symbols_file: &str, token_file: &str) -> Vec<(&'static str, String)> {
+fn one_value_each(
+    symbols_file: &str,
+    token_file: &str,
+    rights_file: &str,
+) -> Vec<(&'static str, String)> {
     [
         ("--scgi", "unix:/run/t/scgi.sock"),
         ("--scgi-socket-mode", "600"),
@@ -26,6 +30,8 @@ fn one_value_each(symbols_file: &str, token_file: &str) -> Vec<(&'static str, St
         ("--max-scgi-header", "1024"),
         ("--max-publish-bytes", "4096"),
         ("--publish-token-file", token_file),
+        ("--entitlements", rights_file),
+        ("--trust-remote-user", "true"),
         ("--redis", "127.0.0.1:6379"),
         ("--redis-key", "prices"),
         ("--redis-maxlen", "500"),
@@ -39,7 +45,8 @@ fn one_value_each(symbols_file: &str, token_file: &str) -> Vec<(&'static str, St
 fn every_flag_can_be_set_from_its_variable() {
     let symbols = TempFile::new("symbols-from-env", "CC 3\nDD\n");
     let token = TempFile::new("token-from-env", "t0ken\n");
-    let values = one_value_each(symbols.path(), token.path());
+    let rights = TempFile::new("rights-from-env", "[anonymous]\nsymbols = [\"CC\"]\n");
+    let values = one_value_each(symbols.path(), token.path(), rights.path());
     assert_eq!(values.len(), VARIABLES.len());
     let default = text(config(&[]));
     for (flag, value) in &values {
@@ -66,10 +73,16 @@ fn every_flag_can_be_set_from_its_variable() {
 fn an_argument_wins_over_its_variable() {
     let symbols = TempFile::new("symbols-arg", "CC 3\nDD\n");
     let token = TempFile::new("token-arg", "t0ken\n");
-    let values = one_value_each(symbols.path(), token.path());
+    let rights = TempFile::new("rights-arg", "[anonymous]\nsymbols = [\"CC\"]\n");
+    let values = one_value_each(symbols.path(), token.path(), rights.path());
     let other_symbols = TempFile::new("symbols-env", "EE\n");
     let other_token = TempFile::new("token-env", "other\n");
-    let others = one_value_each(other_symbols.path(), other_token.path());
+    let other_rights = TempFile::new("rights-env", "[anonymous]\nsymbols = [\"EE\"]\n");
+    let others = one_value_each(
+        other_symbols.path(),
+        other_token.path(),
+        other_rights.path(),
+    );
     // A second value of each, from the environment, which the argument must override.
     let env_values: Vec<String> = others
         .iter()
@@ -77,7 +90,8 @@ fn an_argument_wins_over_its_variable() {
             "--scgi" => "127.0.0.1:9999".into(),
             "--http" => "off".into(),
             "--symbols" => "ZZ".into(),
-            "--symbols-file" | "--publish-token-file" => value.clone(),
+            "--symbols-file" | "--publish-token-file" | "--entitlements" => value.clone(),
+            "--trust-remote-user" => "false".into(),
             "--initial-price" => "9".into(),
             "--fields" => "x:int".into(),
             "--decimals" => "3".into(),

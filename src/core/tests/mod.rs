@@ -15,6 +15,7 @@ use rand::SeedableRng;
 mod delivery;
 mod keep_alive;
 mod redis;
+mod rights;
 mod timers;
 
 use super::Core;
