@@ -12,6 +12,7 @@
 mod support;
 
 mod apache;
+mod auth;
 mod balance;
 mod browser;
 mod cli;
