@@ -26,6 +26,11 @@ pub fn start_with_socket(socket: &Path) -> Front {
 }
 
 fn start_with_env(env: Vec<(&'static str, String)>) -> Front {
+    start_from("apache.conf", env)
+}
+
+/// Starts Apache from another file of `conf/` (`apache-auth.conf`) with `env`.
+pub fn start_from(conf_name: &str, env: Vec<(&'static str, String)>) -> Front {
     let binary = binary();
     let dir = TempDir::new("apache");
     let (root, pid_file) = (dir.to_path_buf(), dir.join("apache.pid"));
@@ -34,7 +39,7 @@ fn start_with_env(env: Vec<(&'static str, String)>) -> Front {
         cmd.arg("-d")
             .arg(&root)
             .arg("-f")
-            .arg(repo_root().join("conf/apache.conf"))
+            .arg(repo_root().join("conf").join(conf_name))
             .arg("-DFOREGROUND")
             .env("TICKERD_FRONT_PORT", port.to_string())
             .envs(env.iter().map(|(k, v)| (k, v)));

@@ -24,11 +24,20 @@ pub fn start_with_backend(server: &str) -> Front {
 
 /// Starts nginx with `upstream` as its `nginx-backend.conf` (several instances, say).
 pub fn start_with_upstream(upstream: &str) -> Front {
+    start_from("nginx.conf", upstream, &[])
+}
+
+/// Starts nginx from another file of `conf/` (`nginx-auth.conf`), with `upstream` as its
+/// `nginx-backend.conf` and `files` (name, content) written beside it.
+pub fn start_from(conf_name: &str, upstream: &str, files: &[(&str, &str)]) -> Front {
     let binary = binary();
     let dir = TempDir::new("nginx");
     let conf = dir.join("nginx.conf");
-    std::os::unix::fs::symlink(repo_root().join("conf/nginx.conf"), &conf).unwrap();
+    std::os::unix::fs::symlink(repo_root().join("conf").join(conf_name), &conf).unwrap();
     std::fs::write(dir.join("nginx-backend.conf"), upstream).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
     let pid_file = dir.join("nginx.pid");
     let root = dir.to_path_buf();
     Front::start("nginx", dir, &pid_file, |port| {
