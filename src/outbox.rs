@@ -39,6 +39,11 @@ impl Outbox {
         Outbox::new(vec![bytes])
     }
 
+    /// `bytes` to be written after everything already there.
+    pub fn push(&mut self, bytes: Rc<[u8]>) {
+        self.pieces.push(bytes);
+    }
+
     fn position(&self) -> (usize, usize) {
         (self.at as usize, self.offset as usize)
     }

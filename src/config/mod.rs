@@ -88,6 +88,8 @@ pub struct Config {
     pub redis_maxlen: u64,
     /// `--entitlements`: who may see what; `None`: everyone sees everything.
     pub entitlements: Option<crate::rights::Entitlements>,
+    /// Where it came from: SIGHUP reads it again.
+    pub entitlements_path: Option<PathBuf>,
     /// `--trust-remote-user`: SCGI's `REMOTE_USER` is the caller's identity.
     pub trust_remote_user: bool,
 }
@@ -273,6 +275,7 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
         redis_key: cli.redis_key,
         redis_maxlen: cli.redis_maxlen,
         entitlements,
+        entitlements_path: cli.entitlements.clone(),
         trust_remote_user: cli.trust_remote_user,
     };
     if config.scgi.is_none() && config.http.is_none() {
@@ -297,14 +300,19 @@ fn read_entitlements(
     path: &Path,
     from: &Origin,
 ) -> Result<crate::rights::Entitlements, ConfigError> {
-    let e =
-        crate::rights::Entitlements::load(path).map_err(|e| ConfigError(format!("{from}: {e}")))?;
+    load_entitlements(path).map_err(|e| ConfigError(format!("{from}: {e}")))
+}
+
+/// The entitlements file at `path`, checked as at start (SIGHUP reads it with this): an
+/// error names the path and the line, or the section granting a delayed tier.
+pub fn load_entitlements(path: &Path) -> Result<crate::rights::Entitlements, String> {
+    let e = crate::rights::Entitlements::load(path)?;
     if let Some((section, tier)) = e.first_delayed() {
-        return Err(ConfigError(format!(
-            "{from}: {}: {section}: tier \"{tier}\": delayed tiers are not served yet; \
+        return Err(format!(
+            "{}: {section}: tier \"{tier}\": delayed tiers are not served yet; \
              only \"realtime\" (or no tier) is accepted",
             path.display()
-        )));
+        ));
     }
     Ok(e)
 }

@@ -468,6 +468,36 @@ impl<S: Socket> Connection<S> {
         });
     }
 
+    /// A stream ends with `last` (an `event: reauth`), written after whatever it is writing
+    /// now; then the connection closes. Returns whether it was a stream; anything else is
+    /// left as it is.
+    pub fn end_stream(&mut self, last: Rc<[u8]>) -> bool {
+        match std::mem::replace(&mut self.state, State::Lingering) {
+            State::Parked(w) if w.kind == Kind::Stream => {
+                self.state = State::Writing {
+                    out: Outbox::one(last),
+                    then: Then::Finish(After::Close),
+                };
+                true
+            }
+            State::Writing {
+                mut out,
+                then: Then::Park(w),
+            } if w.kind == Kind::Stream => {
+                out.push(last);
+                self.state = State::Writing {
+                    out,
+                    then: Then::Finish(After::Close),
+                };
+                true
+            }
+            other => {
+                self.state = other;
+                false
+            }
+        }
+    }
+
     /// Starts a finite response, written in [`Connection::dialect`]'s terms; once written,
     /// the connection reads its next request (kept alive) or lingers, then closes.
     pub fn start_response(&mut self, bytes: Rc<[u8]>) {

@@ -9,6 +9,7 @@
 //! Carrying out requests is in `requests`, timers in `timers`, the Redis side in `redis`.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -76,6 +77,10 @@ pub struct Core<I: Io> {
     /// `--entitlements`: who may see what, consulted once when a stream or long poll starts
     /// and for `/symbols`. `None`: everyone sees everything, and nothing is checked.
     entitlements: Option<Entitlements>,
+    /// With `--entitlements`: who opened each stream and long poll (its trusted user, or
+    /// `None`), by connection key, so that a reload can tell which no longer may see their
+    /// symbols. Nothing else reads it; the fan-out never does.
+    stream_users: HashMap<usize, Option<String>>,
     /// `--redis`: the feed is shared through Redis.
     redis: Option<Redis<I::Socket>>,
     /// The time the loop last handed in.
@@ -139,6 +144,7 @@ impl<I: Io> Core<I> {
             min_gap: config.max_hz,
             rates: Rates::default(),
             entitlements: config.entitlements.clone(),
+            stream_users: HashMap::new(),
             redis,
             now,
             wall_at_start: (now, wall),
@@ -429,6 +435,7 @@ impl<I: Io> Core<I> {
         // Before the key can be reused: its subscription and rate go with it.
         self.feed.unsubscribe(key);
         self.rates.remove(key);
+        self.stream_users.remove(&key);
         if let Some(conn) = self.clients.remove(key) {
             self.counters.closed(reason);
             log::debug!("{}: closed ({})", conn.describe(), reason.label());

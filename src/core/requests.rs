@@ -12,7 +12,7 @@ use crate::metrics::{self, FeedGauges};
 use crate::protocol::Protocol;
 use crate::publish::{self, PublishError};
 use crate::response::{self, Dialect};
-use crate::rights::{Refusal, Rights, Tier};
+use crate::rights::{Entitlements, Refusal, Rights, Tier};
 use crate::route::{Action, Choice, StreamAsk};
 use crate::schema::HEADLINE;
 use crate::sse;
@@ -271,6 +271,11 @@ impl<I: Io> Core<I> {
             Ok(cap) => cap,
             Err(answer) => return self.respond(key, answer),
         };
+        if self.entitlements.is_some() {
+            // For a reload (SIGHUP) to check it again; removed when the connection closes.
+            // Set before the symbols are resolved: a 404 or 400 closes, which removes it.
+            self.stream_users.insert(key, ask.user.clone());
+        }
         let (ids, format) = match self.resolve(&ask.symbols) {
             Ok(chosen) => chosen,
             Err(why) => {
@@ -400,4 +405,84 @@ fn shown(names: Vec<String>) -> String {
     };
     let first: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
     format!("{}{more}", first.join(", "))
+}
+
+/// What ends a stream whose rights were revoked by a reload, before the connection closes:
+/// a named event (a page may listen for it; `tickerd.js` does not yet, and an EventSource
+/// reconnects after the close as after any other, getting 401/403 or its stream back), with
+/// no `id:` line, so that the browser's last id stays where it was.
+pub const REAUTH_REVOKED: &[u8] = b"event: reauth\ndata: revoked\n\n";
+
+impl<I: Io> Core<I> {
+    /// A reloaded entitlements file (SIGHUP): from now on, streams start with it; every open
+    /// stream whose rights no longer cover all its symbols at real time ends at once with
+    /// `event: reauth` / `data: revoked`, and a waiting long poll is answered 401 or 403 as
+    /// a new one would be. Others go on untouched (their cap stays what it was). Returns
+    /// how many ended and how many go on.
+    pub fn reload_entitlements(&mut self, entitlements: Entitlements) -> (usize, usize) {
+        let mut checked: Vec<(usize, Option<String>)> = self
+            .stream_users
+            .iter()
+            .map(|(k, u)| (*k, u.clone()))
+            .collect();
+        checked.sort_unstable_by_key(|(k, _)| *k);
+        self.entitlements = Some(entitlements);
+        let (mut ended, mut kept) = (0, 0);
+        for (key, user) in checked {
+            let Some(symbols) = self.feed.symbols_of(key).map(|(_, ids)| {
+                let u = &self.feed.universe;
+                ids.map(|id| u.symbol(id)).collect::<Vec<Symbol>>()
+            }) else {
+                continue; // not subscribed (yet, or any more)
+            };
+            let rights = self
+                .entitlements
+                .as_ref()
+                .map(|e| e.rights_for(user.as_deref(), None))
+                .unwrap_or_default();
+            let missing = match rights.admit(&symbols, user.is_some()) {
+                Ok(Tier::Realtime) => {
+                    kept += 1;
+                    continue;
+                }
+                Ok(tier) => format!("tier {tier}"),
+                Err(refusal) => shown(refusal.missing().iter().map(|s| s.to_string()).collect()),
+            };
+            let Some(conn) = self.clients.get_mut(key) else {
+                continue;
+            };
+            let who = user.as_deref().unwrap_or("anonymous");
+            let p = conn.dialect();
+            if conn.end_stream(Rc::from(REAUTH_REVOKED)) {
+                log::info!(
+                    "{}: stream ended (reauth: revoked): user {who}: not entitled: {missing}",
+                    conn.describe()
+                );
+            } else if conn.waiting().is_some() {
+                // A parked long poll: answered as a new one would be (admit logs why).
+                let ask = StreamAsk {
+                    last_id: None,
+                    symbols: Choice::Named(symbols),
+                    fields: None,
+                    min_gap: None,
+                    user,
+                };
+                let Err(answer) = self.admit(key, p, &ask) else {
+                    continue;
+                };
+                if let Some(conn) = self.clients.get_mut(key) {
+                    conn.start_response(answer);
+                }
+            } else {
+                // A long poll writing its answer already: it ends with it.
+                continue;
+            }
+            ended += 1;
+            self.feed.unsubscribe(key);
+            self.rates.remove(key);
+            self.stream_users.remove(&key);
+            self.flush(key);
+        }
+        (ended, kept)
+    }
 }

@@ -51,6 +51,8 @@ pub struct Server {
     upgrade: Upgrade,
     /// The previous binary's poller after a live upgrade, closed after the first fan-out.
     retired_poller: Option<OwnedFd>,
+    /// `--entitlements`: read again on SIGHUP.
+    entitlements_path: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -86,6 +88,7 @@ impl Server {
             launch: None,
             upgrade: Upgrade::Idle,
             retired_poller: None,
+            entitlements_path: config.entitlements_path.clone(),
         })
     }
 
@@ -185,12 +188,29 @@ impl Server {
         let mut stop = false;
         for signal in self.signals.pending() {
             match signal {
-                SIGHUP => log::info!("SIGHUP ignored: tickerd has no files to reopen or re-read"),
+                SIGHUP => self.reload(),
                 SIGUSR2 => self.upgrade.start(self.launch.as_ref(), Instant::now()),
                 _ => stop = true,
             }
         }
         stop
+    }
+
+    /// SIGHUP: the entitlements file read again. One that does not read changes nothing.
+    fn reload(&mut self) {
+        let Some(path) = self.entitlements_path.clone() else {
+            return log::info!("SIGHUP ignored: no --entitlements to reload (SIGUSR2 upgrades)");
+        };
+        match crate::config::load_entitlements(&path) {
+            Ok(e) => {
+                let (ended, kept) = self.core.reload_entitlements(e);
+                log::info!(
+                    "SIGHUP: entitlements reloaded from {}: {ended} streams revoked, {kept} go on",
+                    path.display()
+                );
+            }
+            Err(why) => log::warn!("SIGHUP: entitlements not reloaded, nothing changed: {why}"),
+        }
     }
 
     /// The check passed: hand over to the new binary. Returns only when that failed.

@@ -374,3 +374,77 @@ fn the_auth_confs_are_the_plain_ones_plus_their_auth_lines() {
     let lighttpd = std::fs::read_to_string(repo_root().join("conf/lighttpd-auth.conf")).unwrap();
     assert!(lighttpd.contains("include \"lighttpd.conf\""));
 }
+
+// --- SIGHUP: the file read again ---------------------------------------------------------
+
+fn scgi_open(t: &Tickerd, query: &str, user: Option<&str>) -> SseReader<TcpStream> {
+    let mut extra = vec![("QUERY_STRING", query)];
+    extra.extend(user.map(|u| ("REMOTE_USER", u)));
+    let mut s = scgi_stream(t.scgi(), &scgi_get("/ticker", &extra));
+    assert_eq!(s.status, 200, "{}", s.head);
+    set_timeout(s.socket(), Duration::from_secs(5));
+    // The snapshot: one event per symbol.
+    for _ in query.split(',') {
+        s.next_event().expect("the snapshot");
+    }
+    s
+}
+
+#[test]
+fn sighup_reloads_the_file_and_ends_only_the_revoked_streams() {
+    let dir = TempDir::new("auth-hup");
+    let t = start(&dir, &["--trust-remote-user"]);
+    let path = dir.join("entitlements.toml");
+    let mut bob = scgi_open(&t, "symbols=MSFT", Some("bob"));
+    let mut bob_aapl = scgi_open(&t, "symbols=AAPL", Some("bob"));
+    let mut alice = scgi_open(&t, "symbols=MSFT,IBM", Some("alice"));
+    // A file that does not read: logged with its line, nothing changes.
+    std::fs::write(
+        &path,
+        "[users.bob]\nsymbols = [\"MSFT\"]\ntier = \"soon\"\n",
+    )
+    .unwrap();
+    t.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .log()
+            .contains("SIGHUP: entitlements not reloaded, nothing changed")),
+        "{}",
+        t.log()
+    );
+    assert!(t.log().contains("line 3"), "{}", t.log());
+    assert_eq!(t.publish("MSFT=1.25").0, 200);
+    assert!(bob.next_event().unwrap().data.contains("1.25"));
+    assert!(alice.next_event().unwrap().data.contains("1.25"));
+    // bob loses MSFT: his MSFT stream ends with `event: reauth` (no id), the others go on.
+    std::fs::write(
+        &path,
+        RIGHTS.replace(r#"["MSFT", "GHOST"]"#, r#"["GHOST"]"#),
+    )
+    .unwrap();
+    t.signal(libc::SIGHUP);
+    let reauth = bob.next_event().expect("event: reauth");
+    assert_eq!(
+        (reauth.id.as_deref(), reauth.data.as_str()),
+        (None, "revoked")
+    );
+    assert!(bob.read_to_end().is_empty() && bob.eof, "the stream ends");
+    assert!(wait_until(Duration::from_secs(5), || t
+        .log()
+        .contains("1 streams revoked, 2 go on")));
+    assert_eq!(t.publish("MSFT=1.50\nAAPL=2.50").0, 200);
+    assert!(alice.next_event().unwrap().data.contains("1.50"));
+    assert!(bob_aapl.next_event().unwrap().data.contains("2.50"));
+    // And a new stream is refused.
+    let r = scgi_answer(t.scgi(), "/ticker", "symbols=MSFT", Some("bob"));
+    assert!(r.starts_with("Status: 403 "), "{r}");
+}
+
+#[test]
+fn sighup_without_entitlements_is_ignored() {
+    let t = Tickerd::start(&["--tick-ms", "0"]);
+    t.signal(libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(5), || t
+        .log()
+        .contains("SIGHUP ignored: no --entitlements to reload")));
+}

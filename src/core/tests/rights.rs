@@ -206,3 +206,56 @@ fn a_delayed_tier_is_never_served_in_real_time() {
         "{t}"
     );
 }
+
+#[test]
+fn a_reload_ends_the_streams_no_longer_entitled_and_only_those() {
+    let mut h = harness(true);
+    let revoked = scgi(&mut h, "/ticker", "symbols=MSFT", Some("bob"));
+    let bob_aapl = scgi(&mut h, "/ticker", "symbols=AAPL", Some("bob"));
+    let alice = scgi(&mut h, "/ticker", "symbols=IBM,MSFT", Some("alice"));
+    let plain = scgi(&mut h, "/ticker", "", None); // the default symbol, AAPL
+    let mut headers = vec![
+        ("REQUEST_METHOD", "GET"),
+        ("PATH_INFO", "/ticker"),
+        ("QUERY_STRING", "symbols=MSFT"),
+        ("HTTP_X_EVENT_SOURCE_SIMULATE", "Long-Polling"),
+        ("REMOTE_USER", "bob"),
+    ];
+    // A long poll that waits: it resumes from the newest id.
+    let newest = h.last_id().to_string();
+    headers.push(("HTTP_LAST_EVENT_ID", &newest));
+    let poll = h.connect_over(Protocol::Scgi, &crate::scgi::encode(&headers, b""));
+    assert_eq!(poll.text(), "", "the long poll waits");
+    for c in [&revoked, &bob_aapl, &alice, &plain] {
+        assert!(c.text().starts_with("Status: 200"), "{}", c.text());
+    }
+    let before: Vec<String> = [&bob_aapl, &alice, &plain]
+        .iter()
+        .map(|c| c.text())
+        .collect();
+    // bob loses MSFT.
+    let file = FILE.replace(r#"symbols = ["MSFT", "GHOST"]"#, r#"symbols = ["GHOST"]"#);
+    let (ended, kept) = h
+        .core
+        .reload_entitlements(Entitlements::parse(&file).unwrap());
+    assert_eq!((ended, kept), (2, 3));
+    let t = revoked.text();
+    assert!(t.ends_with("\n\nevent: reauth\ndata: revoked\n\n"), "{t}");
+    assert!(revoked.pipe().shut, "the revoked stream ends");
+    assert!(poll.text().starts_with("Status: 403 "), "{}", poll.text());
+    // The others: untouched, and still served.
+    let after: Vec<String> = [&bob_aapl, &alice, &plain]
+        .iter()
+        .map(|c| c.text())
+        .collect();
+    assert_eq!(before, after);
+    h.publish("MSFT=1.50\nAAPL=2.50");
+    h.turn();
+    assert!(alice.text().contains("1.50"), "{}", alice.text());
+    assert!(bob_aapl.text().contains("2.50"), "{}", bob_aapl.text());
+    assert!(!revoked.text().contains("1.50"));
+    // New streams start with the new file.
+    let c = scgi(&mut h, "/ticker", "symbols=MSFT", Some("bob"));
+    assert!(c.text().starts_with("Status: 403 "), "{}", c.text());
+    assert_eq!(h.core.stream_users.len(), 3, "one entry per open stream");
+}
