@@ -77,6 +77,7 @@ where
                     fields,
                     symbols: symbols.map(|s| u.symbol(s).to_string()).collect(),
                     rate: self.rates.get(key).map(|r| r.gap),
+                    user: self.stream_users.get(&key).cloned(),
                 }
             });
             let fd = conn.socket_mut().as_raw_fd();
@@ -207,6 +208,11 @@ impl<I: Io> Core<I> {
             };
             self.feed.subscribe(key, &ids, view);
             self.rates.set(key, sub.rate);
+            // Checked again at the next reload, as it was before the upgrade (a stream from
+            // a binary without --entitlements is checked as anonymous).
+            if self.entitlements.is_some() {
+                self.stream_users.insert(key, sub.user.flatten());
+            }
         }
         Ok(key)
     }

@@ -57,6 +57,9 @@ pub struct CarriedSubscription {
     pub fields: Vec<String>,
     pub symbols: Vec<String>,
     pub rate: Option<Duration>,
+    /// With `--entitlements`, who it streams for (`Some(None)`: anonymous), so that a
+    /// reload after the upgrade checks it again; `None` without entitlements.
+    pub user: Option<Option<String>>,
 }
 
 /// One connection.
@@ -190,6 +193,14 @@ pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
                     }
                 }
                 b.u64(sub.rate.map_or(0, |r| r.as_nanos().max(1) as u64));
+                match &sub.user {
+                    None => b.u8(0),
+                    Some(None) => b.u8(1),
+                    Some(Some(user)) => {
+                        b.u8(2);
+                        b.bytes(user.as_bytes());
+                    }
+                }
             }
         }
     }
@@ -285,11 +296,18 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
                     0 => None,
                     nanos => Some(Duration::from_nanos(nanos)),
                 };
+                let user = match r.u8()? {
+                    0 => None,
+                    1 => Some(None),
+                    2 => Some(Some(r.string()?)),
+                    _ => return Err(HandoverError::Malformed("a stream's user")),
+                };
                 Some(CarriedSubscription {
                     format,
                     fields,
                     symbols,
                     rate,
+                    user,
                 })
             }
         };
@@ -519,6 +537,7 @@ mod tests {
                         fields: vec!["bid".into()],
                         symbols: vec!["AAPL".into(), "BRK.B".into()],
                         rate: Some(Duration::from_millis(250)),
+                        user: Some(Some("alice".into())),
                     }),
                 },
                 Carried {
@@ -538,6 +557,7 @@ mod tests {
                         fields: vec!["bid".into(), "size".into()],
                         symbols: vec!["AAPL".into()],
                         rate: None,
+                        user: Some(None),
                     }),
                 },
                 Carried {

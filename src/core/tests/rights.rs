@@ -259,3 +259,39 @@ fn a_reload_ends_the_streams_no_longer_entitled_and_only_those() {
     assert!(c.text().starts_with("Status: 403 "), "{}", c.text());
     assert_eq!(h.core.stream_users.len(), 3, "one entry per open stream");
 }
+
+#[test]
+fn a_reload_after_a_live_upgrade_still_checks_the_streams_taken_over() {
+    let mut old = harness(true);
+    let bob = scgi(&mut old, "/ticker", "symbols=MSFT", Some("bob"));
+    let anonymous = scgi(&mut old, "/ticker", "symbols=AAPL", None);
+    assert!(bob.text().starts_with("Status: 200"), "{}", bob.text());
+    let record = old.core.record();
+    // The new binary takes every connection over on the same sockets.
+    let mut new = harness(true);
+    let sockets = [bob.socket.clone(), anonymous.socket.clone()];
+    let taken = new.core.take_over(
+        record,
+        |fd, _| {
+            sockets
+                .iter()
+                .find(|s| std::os::fd::AsRawFd::as_raw_fd(*s) == fd)
+                .cloned()
+                .ok_or_else(|| io::Error::other("no such socket"))
+        },
+        new.now,
+    );
+    assert_eq!((taken.connections, taken.lost), (2, 0));
+    // bob loses MSFT: his stream, carried over with his name, ends; anonymous's goes on.
+    let file = FILE.replace(r#"symbols = ["MSFT", "GHOST"]"#, r#"symbols = ["GHOST"]"#);
+    let (ended, kept) = new
+        .core
+        .reload_entitlements(Entitlements::parse(&file).unwrap());
+    assert_eq!((ended, kept), (1, 1));
+    assert!(
+        bob.text().ends_with("\n\nevent: reauth\ndata: revoked\n\n"),
+        "{}",
+        bob.text()
+    );
+    assert!(!anonymous.pipe().shut);
+}
