@@ -88,6 +88,9 @@ pub fn parse<'a>(
             req.simulate = Some(h.value);
         } else if name.eq_ignore_ascii_case(b"authorization") {
             req.authorization = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            // One Cookie header (RFC 6265 §5.4: a user agent sends one); the first counts.
+            req.cookie = req.cookie.or(Some(h.value));
         } else if name.eq_ignore_ascii_case(b"content-type") {
             req.content_type = Some(h.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
@@ -136,6 +139,13 @@ mod tests {
         assert_eq!(req.path, b"/ticker");
         assert_eq!(req.last_event_id(), Some(12));
         assert!(req.wants_long_poll());
+    }
+
+    #[test]
+    fn the_first_cookie_header_is_taken() {
+        let input = b"GET /ticker HTTP/1.1\r\nCookie: t=abc; x=1\r\nCookie: t=def\r\n\r\n";
+        let (req, _) = complete(input);
+        assert_eq!(req.cookie, Some(&b"t=abc; x=1"[..]));
     }
 
     #[test]

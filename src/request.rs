@@ -16,6 +16,8 @@ pub struct Request<'a> {
     /// `X-Event-Source-Simulate`, the seed's long-polling switch.
     pub simulate: Option<&'a [u8]>,
     pub authorization: Option<&'a [u8]>,
+    /// `Cookie` (SCGI: `HTTP_COOKIE`): a token may come in one (`--auth-cookie`).
+    pub cookie: Option<&'a [u8]>,
     /// SCGI's `REMOTE_USER`: the user the front-end authenticated. Never set from HTTP (a
     /// client could send any header); used only with `--trust-remote-user`.
     pub remote_user: Option<&'a [u8]>,
@@ -51,6 +53,7 @@ impl<'a> Request<'a> {
                 b"HTTP_LAST_EVENT_ID" => out.last_event_id = Some(value),
                 b"HTTP_X_EVENT_SOURCE_SIMULATE" => out.simulate = Some(value),
                 b"HTTP_AUTHORIZATION" => out.authorization = Some(value),
+                b"HTTP_COOKIE" => out.cookie = Some(value),
                 // CGI (RFC 3875 §4.1.11): set by the front-end, not the client. Empty: none.
                 b"REMOTE_USER" if !value.is_empty() => out.remote_user = Some(value),
                 // CGI (RFC 3875 §4.1.3): the body's type, without the HTTP_ prefix.
@@ -236,6 +239,19 @@ mod tests {
         );
         assert_eq!(query(&[("REQUEST_URI", "/ticker?symbols=B")]), b"symbols=B");
         assert_eq!(query(&[("REQUEST_URI", "/ticker")]), b"");
+    }
+
+    #[test]
+    fn the_cookie_over_scgi() {
+        let bytes = scgi::encode(&[("HTTP_COOKIE", "t=abc; x=1")], b"");
+        let limits = scgi::Limits {
+            max_header: 4096,
+            max_body: 0,
+        };
+        let Ok(scgi::Status::Complete(req)) = scgi::parse(&bytes, &limits) else {
+            panic!()
+        };
+        assert_eq!(Request::from_scgi(&req).cookie, Some(&b"t=abc; x=1"[..]));
     }
 
     #[test]

@@ -16,6 +16,20 @@ pub struct Rules {
     pub max_symbols: usize,
     /// `--trust-remote-user`: SCGI's `REMOTE_USER` names the caller.
     pub trust_remote_user: bool,
+    /// `--jwt-jwks` is given: a stream's token is taken (the core verifies it).
+    pub tokens: bool,
+    /// `--auth-cookie`: the cookie a token may come in.
+    pub auth_cookie: Option<String>,
+}
+
+/// A token as a request carried it, not verified yet. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub Vec<u8>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({})", crate::jwt::source::REDACTED)
+    }
 }
 
 /// Which symbols a stream carries.
@@ -39,6 +53,8 @@ pub struct StreamAsk {
     pub min_gap: Option<Duration>,
     /// Who asks: the trusted `REMOTE_USER`; `None`: no identity.
     pub user: Option<String>,
+    /// With `--jwt-jwks`: the request's token (bearer, cookie or `access_token`), if any.
+    pub token: Option<Token>,
 }
 
 /// The highest `max_hz` a client may ask for.
@@ -62,6 +78,8 @@ pub enum Action {
         limit: usize,
         /// Who asks (only what it may see is listed).
         user: Option<String>,
+        /// With `--jwt-jwks`: its token, if any.
+        token: Option<Token>,
     },
     Metrics,
     /// `POST /publish`, authorized: the body, checked against the universe by the core.
@@ -102,7 +120,7 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
         Endpoint::Page => Action::Page,
         Endpoint::Script => Action::Script,
         Endpoint::Metrics => Action::Metrics,
-        Endpoint::Symbols => symbols_listing(req, user_of(req, rules)),
+        Endpoint::Symbols => symbols_listing(req, user_of(req, rules), token_of(req, rules)),
         Endpoint::Fields => Action::Fields,
         Endpoint::Ticker => {
             let symbols = match req.param("symbols") {
@@ -139,6 +157,7 @@ pub fn route(req: &Request, rules: &Rules) -> Action {
                 fields,
                 min_gap,
                 user: user_of(req, rules),
+                token: token_of(req, rules),
             };
             if req.wants_long_poll() {
                 Action::LongPoll(ask)
@@ -209,8 +228,23 @@ fn user_of(req: &Request, rules: &Rules) -> Option<String> {
     Some(String::from_utf8_lossy(user).into_owned())
 }
 
+/// With `--jwt-jwks`: the request's token, the first of `Authorization: Bearer`, the
+/// `--auth-cookie` cookie and the `access_token` query ([`crate::jwt::source::find`]).
+fn token_of(req: &Request, rules: &Rules) -> Option<Token> {
+    if !rules.tokens {
+        return None;
+    }
+    let found = crate::jwt::source::find(
+        req.authorization,
+        req.cookie,
+        rules.auth_cookie.as_deref(),
+        req.query,
+    );
+    found.map(|(_, t)| Token(t.into_owned()))
+}
+
 /// `/symbols?prefix=AA&limit=20`, both optional: what the page's picker completes from.
-fn symbols_listing(req: &Request, user: Option<String>) -> Action {
+fn symbols_listing(req: &Request, user: Option<String>, token: Option<Token>) -> Action {
     let prefix = req.param("prefix").unwrap_or_default();
     let prefix = String::from_utf8_lossy(&prefix).trim().to_ascii_uppercase();
     let limit = match req.param("limit") {
@@ -224,6 +258,7 @@ fn symbols_listing(req: &Request, user: Option<String>) -> Action {
         prefix,
         limit,
         user,
+        token,
     }
 }
 
@@ -269,6 +304,8 @@ mod tests {
             publish_token: token.map(String::from),
             max_symbols: 3,
             trust_remote_user: false,
+            tokens: false,
+            auth_cookie: None,
         }
     }
 
@@ -297,6 +334,7 @@ mod tests {
                 fields: None,
                 min_gap: None,
                 user: None,
+                token: None,
             })
         );
         let lp = Request {
@@ -312,6 +350,7 @@ mod tests {
                 fields: None,
                 min_gap: None,
                 user: None,
+                token: None,
             })
         );
     }
@@ -375,6 +414,41 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_taken_only_with_keys() {
+        let token = |req: &Request, r: &Rules| match route(req, r) {
+            Action::Stream(ask) => ask.token.map(|t| t.0),
+            Action::Symbols { token, .. } => token.map(|t| t.0),
+            other => panic!("{other:?}"),
+        };
+        let with_keys = Rules {
+            tokens: true,
+            auth_cookie: Some("tk".into()),
+            ..rules(None)
+        };
+        let bearer = Request {
+            authorization: Some(b"Bearer a.b.c"),
+            ..get("/ticker")
+        };
+        let cookie = Request {
+            cookie: Some(b"x=1; tk=d.e.f"),
+            ..get("/symbols")
+        };
+        let query = get("/ticker?symbols=A&access_token=g.h.i");
+        for req in [&bearer, &cookie, &query] {
+            assert_eq!(token(req, &rules(None)), None);
+        }
+        assert_eq!(token(&bearer, &with_keys), Some(b"a.b.c".to_vec()));
+        assert_eq!(token(&cookie, &with_keys), Some(b"d.e.f".to_vec()));
+        assert_eq!(token(&query, &with_keys), Some(b"g.h.i".to_vec()));
+        // Its Debug (an Action's) never shows it.
+        let shown = format!("{:?}", route(&query, &with_keys));
+        assert!(
+            !shown.contains("g.h.i") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn remote_user_only_when_trusted() {
         let stream = Request {
             remote_user: Some(b"alice"),
@@ -409,6 +483,7 @@ mod tests {
                 prefix: "BR".into(),
                 limit: 5,
                 user: None,
+                token: None,
             }
         );
         assert_eq!(
@@ -417,6 +492,7 @@ mod tests {
                 prefix: String::new(),
                 limit: usize::MAX,
                 user: None,
+                token: None,
             }
         );
         assert!(matches!(
@@ -477,6 +553,8 @@ mod props {
             publish_token: Some("token".into()),
             max_symbols: 4,
             trust_remote_user: false,
+            tokens: false,
+            auth_cookie: None,
         }
     }
 

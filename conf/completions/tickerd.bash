@@ -23,7 +23,7 @@ _tickerd() {
 
     case "${cmd}" in
         tickerd)
-            opts="-h -V --check --scgi --scgi-socket-mode --http --symbols --symbols-file --fields --decimals --initial-price --tick-ms --heartbeat-s --retry-ms --coalesce-ms --max-hz --max-symbols-per-client --long-poll-s --max-clients --request-timeout-s --max-scgi-header --max-publish-bytes --publish-token-file --entitlements --trust-remote-user --redis --redis-key --redis-maxlen --help --version"
+            opts="-h -V --check --scgi --scgi-socket-mode --http --symbols --symbols-file --fields --decimals --initial-price --tick-ms --heartbeat-s --retry-ms --coalesce-ms --max-hz --max-symbols-per-client --long-poll-s --max-clients --request-timeout-s --max-scgi-header --max-publish-bytes --publish-token-file --entitlements --trust-remote-user --jwt-jwks --jwt-issuer --jwt-audience --jwt-leeway-s --auth-cookie --redis --redis-key --redis-maxlen --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,6 +148,37 @@ _tickerd() {
                     ;;
                 --trust-remote-user)
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --jwt-jwks)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --jwt-issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwt-audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwt-leeway-s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-cookie)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --redis)

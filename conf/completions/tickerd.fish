@@ -21,6 +21,11 @@ complete -c tickerd -l publish-token-file -d 'Enables POST /publish with the tok
 complete -c tickerd -l entitlements -d 'Who may see what: a TOML file of symbol rights for anonymous, groups and users (README "Who may see what"); read at start, a bad file is refused with its line. Default: none, everyone sees every symbol' -r -F
 complete -c tickerd -l trust-remote-user -d 'Take the caller\'s identity from the front-end\'s SCGI REMOTE_USER (never from the built-in HTTP listener); only for a front-end that authenticates and sets it' -r -f -a "true\t''
 false\t''"
+complete -c tickerd -l jwt-jwks -d 'Verify tokens (Authorization: Bearer, the --auth-cookie cookie or the access_token query) with the keys of this JSON Web Key Set file (README "Tokens (JWT)"); read at start, a bad file is refused. Default: none, tokens are not looked at' -r -F
+complete -c tickerd -l jwt-issuer -d 'With --jwt-jwks: a token\'s iss must be this (default: iss is not checked)' -r
+complete -c tickerd -l jwt-audience -d 'With --jwt-jwks: a token\'s aud must be or hold this (default: aud is not checked)' -r
+complete -c tickerd -l jwt-leeway-s -d 'With --jwt-jwks: the clock skew allowed on a token\'s exp and nbf, in seconds' -r
+complete -c tickerd -l auth-cookie -d 'With --jwt-jwks: also take the token from this cookie (default: none)' -r
 complete -c tickerd -l redis -d 'Share the feed with other instances through Redis: HOST:PORT or unix:PATH (default: none, a feed of its own)' -r
 complete -c tickerd -l redis-key -d 'Prefix of the feed\'s keys in Redis' -r
 complete -c tickerd -l redis-maxlen -d 'Publishes the Redis stream keeps, about' -r

@@ -241,6 +241,41 @@ pub(super) struct Cli {
           value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Access")]
     pub trust_remote_user: bool,
 
+    /// Verify tokens (Authorization: Bearer, the --auth-cookie cookie or the access_token
+    /// query) with the keys of this JSON Web Key Set file (README "Tokens (JWT)"); read at
+    /// start, a bad file is refused. Default: none, tokens are not looked at
+    #[arg(long, value_name = "PATH", env = "TICKERD_JWT_JWKS",
+          value_hint = ValueHint::FilePath, help_heading = "Access")]
+    pub jwt_jwks: Option<PathBuf>,
+
+    /// With --jwt-jwks: a token's iss must be this (default: iss is not checked)
+    #[arg(
+        long,
+        value_name = "ISS",
+        env = "TICKERD_JWT_ISSUER",
+        help_heading = "Access"
+    )]
+    pub jwt_issuer: Option<String>,
+
+    /// With --jwt-jwks: a token's aud must be or hold this (default: aud is not checked)
+    #[arg(
+        long,
+        value_name = "AUD",
+        env = "TICKERD_JWT_AUDIENCE",
+        help_heading = "Access"
+    )]
+    pub jwt_audience: Option<String>,
+
+    /// With --jwt-jwks: the clock skew allowed on a token's exp and nbf, in seconds
+    #[arg(long, value_name = "S", env = "TICKERD_JWT_LEEWAY_S", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=300), help_heading = "Access")]
+    pub jwt_leeway_s: u64,
+
+    /// With --jwt-jwks: also take the token from this cookie (default: none)
+    #[arg(long, value_name = "NAME", env = "TICKERD_AUTH_COOKIE", value_parser = cookie_name,
+          help_heading = "Access")]
+    pub auth_cookie: Option<String>,
+
     /// Share the feed with other instances through Redis: HOST:PORT or unix:PATH (default:
     /// none, a feed of its own)
     #[arg(long, value_name = "ADDR", env = "TICKERD_REDIS", value_parser = redis_addr,
@@ -329,6 +364,17 @@ fn redis_key(text: &str) -> Result<String, String> {
         return Err("expected 1 to 100 printable characters, no spaces".into());
     }
     Ok(text.to_string())
+}
+
+/// A cookie name (RFC 6265 §4.1.1: an RFC 9110 token).
+fn cookie_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    match ok {
+        true => Ok(s.to_string()),
+        false => Err("not a cookie name (letters, digits and !#$%&'*+-.^_`|~)".into()),
+    }
 }
 
 #[cfg(test)]

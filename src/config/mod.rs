@@ -92,6 +92,12 @@ pub struct Config {
     pub entitlements_path: Option<PathBuf>,
     /// `--trust-remote-user`: SCGI's `REMOTE_USER` is the caller's identity.
     pub trust_remote_user: bool,
+    /// `--jwt-jwks`: the keys tokens are verified with; `None`: tokens are not looked at.
+    pub jwt_keys: Option<std::sync::Arc<crate::jwt::KeySet>>,
+    /// `--jwt-issuer`, `--jwt-audience`, `--jwt-leeway-s`.
+    pub jwt_checks: crate::jwt::Checks,
+    /// `--auth-cookie`: the cookie a token may come in.
+    pub auth_cookie: Option<String>,
 }
 
 /// What the command line asked for.
@@ -245,6 +251,15 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
         Some(path) => Some(read_entitlements(path, &from("entitlements"))?),
         None => None,
     };
+    let jwt_keys = match &cli.jwt_jwks {
+        Some(path) => Some(std::sync::Arc::new(
+            crate::jwt::KeySet::load(path).map_err(|e| match e {
+                crate::jwt::KeysError::Read(_) => ConfigError(format!("{}: {e}", from("jwt_jwks"))),
+                e => ConfigError(format!("{}: {}: {e}", from("jwt_jwks"), path.display())),
+            })?,
+        )),
+        None => None,
+    };
     let config = Config {
         scgi: cli.scgi.0,
         http: cli.http.0,
@@ -277,6 +292,13 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
         entitlements,
         entitlements_path: cli.entitlements.clone(),
         trust_remote_user: cli.trust_remote_user,
+        jwt_keys,
+        jwt_checks: crate::jwt::Checks {
+            issuer: cli.jwt_issuer.clone(),
+            audience: cli.jwt_audience.clone(),
+            leeway_s: cli.jwt_leeway_s,
+        },
+        auth_cookie: cli.auth_cookie.clone(),
     };
     if config.scgi.is_none() && config.http.is_none() {
         return Err(ConfigError(format!(

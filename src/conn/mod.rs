@@ -689,6 +689,8 @@ mod tests {
                 publish_token: None,
                 max_symbols: 8,
                 trust_remote_user: false,
+                tokens: false,
+                auth_cookie: None,
             },
         }
     }

@@ -37,7 +37,7 @@ use crate::io::{Io, Readiness, Socket};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
 use crate::rates::Rates;
-use crate::rights::Entitlements;
+use crate::rights::{Entitlements, TokenClaims};
 use crate::universe::{Universe, DEFAULT_SYMBOL};
 use crate::{http, route, scgi, universe};
 
@@ -81,6 +81,15 @@ pub struct Core<I: Io> {
     /// `None`), by connection key, so that a reload can tell which no longer may see their
     /// symbols. Nothing else reads it; the fan-out never does.
     stream_users: HashMap<usize, Option<String>>,
+    /// The claims of the token each stream and long poll opened with, when it had one, by
+    /// connection key: a reload judges the stream with them as its start did. Not carried
+    /// across a live upgrade.
+    stream_claims: HashMap<usize, TokenClaims>,
+    /// `--jwt-jwks`: the keys a stream's token is verified with; `None`: tokens are not
+    /// looked at.
+    jwt_keys: Option<std::sync::Arc<crate::jwt::KeySet>>,
+    /// `--jwt-issuer`, `--jwt-audience`, `--jwt-leeway-s`.
+    jwt_checks: crate::jwt::Checks,
     /// `--redis`: the feed is shared through Redis.
     redis: Option<Redis<I::Socket>>,
     /// The time the loop last handed in.
@@ -134,6 +143,8 @@ impl<I: Io> Core<I> {
                     publish_token: config.publish_token.clone(),
                     max_symbols: config.max_symbols_per_client,
                     trust_remote_user: config.trust_remote_user,
+                    tokens: config.jwt_keys.is_some(),
+                    auth_cookie: config.auth_cookie.clone(),
                 },
             },
             shared: Shared::new(config.retry_ms),
@@ -143,8 +154,15 @@ impl<I: Io> Core<I> {
             full_log: FullLog::default(),
             min_gap: config.max_hz,
             rates: Rates::default(),
-            entitlements: config.entitlements.clone(),
+            // With keys and no file, rights come from tokens alone: anonymous has none.
+            entitlements: config
+                .entitlements
+                .clone()
+                .or_else(|| config.jwt_keys.as_ref().map(|_| Entitlements::default())),
             stream_users: HashMap::new(),
+            stream_claims: HashMap::new(),
+            jwt_keys: config.jwt_keys.clone(),
+            jwt_checks: config.jwt_checks.clone(),
             redis,
             now,
             wall_at_start: (now, wall),
@@ -436,6 +454,7 @@ impl<I: Io> Core<I> {
         self.feed.unsubscribe(key);
         self.rates.remove(key);
         self.stream_users.remove(&key);
+        self.stream_claims.remove(&key);
         if let Some(conn) = self.clients.remove(key) {
             self.counters.closed(reason);
             log::debug!("{}: closed ({})", conn.describe(), reason.label());

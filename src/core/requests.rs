@@ -12,8 +12,8 @@ use crate::metrics::{self, FeedGauges};
 use crate::protocol::Protocol;
 use crate::publish::{self, PublishError};
 use crate::response::{self, Dialect};
-use crate::rights::{Entitlements, Refusal, Rights, Tier};
-use crate::route::{Action, Choice, StreamAsk};
+use crate::rights::{Entitlements, Refusal, Rights, Tier, TokenClaims};
+use crate::route::{Action, Choice, StreamAsk, Token};
 use crate::schema::HEADLINE;
 use crate::sse;
 use crate::symbol::Symbol;
@@ -74,6 +74,13 @@ impl Shared {
     }
 }
 
+/// Who asks, as [`Core::identify`] found: the user (a trusted `REMOTE_USER`, or the token's
+/// `sub`) and the valid token's claims.
+pub(super) struct Identity {
+    pub(super) user: Option<String>,
+    pub(super) claims: Option<TokenClaims>,
+}
+
 impl<I: Io> Core<I> {
     /// Carries out a routed request on connection `key`.
     pub(super) fn carry_out(&mut self, key: usize, action: Action) {
@@ -96,9 +103,14 @@ impl<I: Io> Core<I> {
                 prefix,
                 limit,
                 user,
+                token,
             } => {
+                let (user, claims) = match self.identify(key, p, user, token.as_ref()) {
+                    Ok(who) => (who.user, who.claims),
+                    Err(answer) => return self.respond(key, answer),
+                };
                 let u = &self.feed.universe;
-                let body = match self.rights_of(user.as_deref()) {
+                let body = match self.rights_of(user.as_deref(), claims.as_ref()) {
                     None => u.listing_json(&prefix, limit),
                     Some(r) => u.listing_json_of(&prefix, limit, |s| r.tier_of(s).is_some()),
                 };
@@ -196,32 +208,78 @@ impl<I: Io> Core<I> {
         )
     }
 
-    /// The rights of a caller (`user`: its identity, if any), resolved once; `None` without
-    /// `--entitlements`: everyone sees everything and nothing is checked (the fast path).
-    fn rights_of(&self, user: Option<&str>) -> Option<Rights> {
-        let rights = self.entitlements.as_ref()?.rights_for(user, None);
+    /// The rights of a caller (`user`: its identity, if any; `claims`: its token's), resolved
+    /// once; `None` without `--entitlements` and `--jwt-jwks`: everyone sees everything and
+    /// nothing is checked (the fast path).
+    fn rights_of(&self, user: Option<&str>, claims: Option<&TokenClaims>) -> Option<Rights> {
+        let rights = self.entitlements.as_ref()?.rights_for(user, claims);
         (!rights.allows_all()).then_some(rights)
+    }
+
+    /// Who a request is: its trusted `user`, and with `--jwt-jwks` its token verified against
+    /// the wall clock. A trusted `REMOTE_USER` wins over the token's `sub`; the token's
+    /// claims count either way. A token invalid in any way: the 401 (`WWW-Authenticate:
+    /// Bearer`), logged once at info with the reason, never the token.
+    fn identify(
+        &mut self,
+        key: usize,
+        p: Dialect,
+        user: Option<String>,
+        token: Option<&Token>,
+    ) -> Result<Identity, Rc<[u8]>> {
+        let (Some(token), Some(keys)) = (token, self.jwt_keys.as_ref()) else {
+            return Ok(Identity { user, claims: None });
+        };
+        let now = u64::try_from(self.wall_ms() / 1000).unwrap_or(0);
+        let refused = match crate::jwt::verify(&token.0, keys, &self.jwt_checks, now) {
+            Ok(v) => {
+                let claims = TokenClaims {
+                    sub: v.sub,
+                    symbols: v.symbols,
+                    groups: v.groups,
+                    tier: v.tier,
+                };
+                match claims.check() {
+                    Ok(()) => {
+                        return Ok(Identity {
+                            user: user.or_else(|| claims.sub.clone()),
+                            claims: Some(claims),
+                        })
+                    }
+                    Err(why) => format!("token: claims: {why}"),
+                }
+            }
+            Err(refusal) => format!("token: {refusal}"),
+        };
+        if let Some(conn) = self.clients.get(key) {
+            let who = user.as_deref().unwrap_or("anonymous");
+            log::info!("{}: refused (401): user {who}: {refused}", conn.describe());
+        }
+        Err(self.answer(p, Answer::StreamUnauthorized(&refused)))
     }
 
     /// Whether the caller of a stream or long poll may see its symbols, decided before they
     /// are looked up in the universe: a symbol outside the rights answers the same (401 or
     /// 403 naming it) whether it exists or not, so a caller cannot probe which exist. `Ok`:
     /// the stream's cap from the rights (`None`: uncapped); `Err`: the answer, logged once
-    /// at info with the user (never a token).
+    /// at info with the user (never a token). A caller with a valid token is identified,
+    /// with or without a `sub`.
     fn admit(
         &mut self,
         key: usize,
         p: Dialect,
-        ask: &StreamAsk,
+        who: &Identity,
+        symbols: &Choice,
     ) -> Result<Option<Duration>, Rc<[u8]>> {
-        let user = ask.user.as_deref();
-        let Some(rights) = self.rights_of(user) else {
+        let user = who.user.as_deref();
+        let Some(rights) = self.rights_of(user, who.claims.as_ref()) else {
             return Ok(None);
         };
-        let symbols: Vec<Symbol> = match &ask.symbols {
+        let symbols: Vec<Symbol> = match symbols {
             Choice::Default => vec![self.feed.universe.symbol(DEFAULT_SYMBOL)],
             Choice::Named(names) => names.clone(),
         };
+        let identified = user.is_some() || who.claims.is_some();
         let who = user.unwrap_or("anonymous");
         let describe = |k| {
             self.clients
@@ -229,11 +287,11 @@ impl<I: Io> Core<I> {
                 .map(|c| c.describe())
                 .unwrap_or_default()
         };
-        match rights.admit(&symbols, user.is_some()) {
+        match rights.admit(&symbols, identified) {
             Ok(Tier::Realtime) => Ok(rights.stream_cap(&symbols)),
             Ok(tier) => {
-                // Only reachable if the file's check at start is bypassed: never serve a
-                // delayed tier in real time.
+                // Only reachable if the file's check at start is bypassed (or a token's tier
+                // claim): never serve a delayed tier in real time.
                 let why = format!("tier {tier}: delayed tiers are not served yet");
                 log::info!("{}: refused (403): user {who}: {why}", describe(key));
                 Err(self.answer(p, Answer::StreamForbidden(&why)))
@@ -267,14 +325,21 @@ impl<I: Io> Core<I> {
         let Some(p) = self.clients.get(key).map(|c| c.dialect()) else {
             return;
         };
-        let rights_cap = match self.admit(key, p, &ask) {
+        let who = match self.identify(key, p, ask.user.clone(), ask.token.as_ref()) {
+            Ok(who) => who,
+            Err(answer) => return self.respond(key, answer),
+        };
+        let rights_cap = match self.admit(key, p, &who, &ask.symbols) {
             Ok(cap) => cap,
             Err(answer) => return self.respond(key, answer),
         };
         if self.entitlements.is_some() {
             // For a reload (SIGHUP) to check it again; removed when the connection closes.
             // Set before the symbols are resolved: a 404 or 400 closes, which removes it.
-            self.stream_users.insert(key, ask.user.clone());
+            self.stream_users.insert(key, who.user.clone());
+            if let Some(claims) = who.claims.clone() {
+                self.stream_claims.insert(key, claims);
+            }
         }
         let (ids, format) = match self.resolve(&ask.symbols) {
             Ok(chosen) => chosen,
@@ -435,12 +500,14 @@ impl<I: Io> Core<I> {
             }) else {
                 continue; // not subscribed (yet, or any more)
             };
+            let claims = self.stream_claims.get(&key).cloned();
             let rights = self
                 .entitlements
                 .as_ref()
-                .map(|e| e.rights_for(user.as_deref(), None))
+                .map(|e| e.rights_for(user.as_deref(), claims.as_ref()))
                 .unwrap_or_default();
-            let missing = match rights.admit(&symbols, user.is_some()) {
+            let identified = user.is_some() || claims.is_some();
+            let missing = match rights.admit(&symbols, identified) {
                 Ok(Tier::Realtime) => {
                     kept += 1;
                     continue;
@@ -460,14 +527,8 @@ impl<I: Io> Core<I> {
                 );
             } else if conn.waiting().is_some() {
                 // A parked long poll: answered as a new one would be (admit logs why).
-                let ask = StreamAsk {
-                    last_id: None,
-                    symbols: Choice::Named(symbols),
-                    fields: None,
-                    min_gap: None,
-                    user,
-                };
-                let Err(answer) = self.admit(key, p, &ask) else {
+                let who = Identity { user, claims };
+                let Err(answer) = self.admit(key, p, &who, &Choice::Named(symbols)) else {
                     continue;
                 };
                 if let Some(conn) = self.clients.get_mut(key) {
@@ -481,6 +542,7 @@ impl<I: Io> Core<I> {
             self.feed.unsubscribe(key);
             self.rates.remove(key);
             self.stream_users.remove(&key);
+            self.stream_claims.remove(&key);
             self.flush(key);
         }
         (ended, kept)

@@ -10,8 +10,8 @@
 //!
 //! Signatures, `alg` and the standard claims (`iss`, `aud`, `exp` present) are checked by
 //! the `jsonwebtoken` crate; this module chooses the key, binds the algorithm, and reads the
-//! times against `now` (jsonwebtoken would read the system clock). The core does not call
-//! it yet.
+//! times against `now` (jsonwebtoken would read the system clock). The core verifies a
+//! stream's, long poll's or listing's token with it when that starts (`--jwt-jwks`).
 
 pub mod claims;
 pub mod keys;

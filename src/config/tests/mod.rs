@@ -37,6 +37,11 @@ const VARIABLES: &[(&str, &str)] = &[
     ("--publish-token-file", "TICKERD_PUBLISH_TOKEN_FILE"),
     ("--entitlements", "TICKERD_ENTITLEMENTS"),
     ("--trust-remote-user", "TICKERD_TRUST_REMOTE_USER"),
+    ("--jwt-jwks", "TICKERD_JWT_JWKS"),
+    ("--jwt-issuer", "TICKERD_JWT_ISSUER"),
+    ("--jwt-audience", "TICKERD_JWT_AUDIENCE"),
+    ("--jwt-leeway-s", "TICKERD_JWT_LEEWAY_S"),
+    ("--auth-cookie", "TICKERD_AUTH_COOKIE"),
     ("--redis", "TICKERD_REDIS"),
     ("--redis-key", "TICKERD_REDIS_KEY"),
     ("--redis-maxlen", "TICKERD_REDIS_MAXLEN"),
@@ -430,6 +435,38 @@ fn the_help_lists_every_flag_with_its_variable() {
     for (flag, variable) in VARIABLES {
         assert_eq!(variable_of(flag), *variable);
     }
+}
+
+#[test]
+fn the_jwt_flags() {
+    let plain = config(&[]);
+    assert!(plain.jwt_keys.is_none() && plain.auth_cookie.is_none());
+    assert_eq!(plain.jwt_checks, crate::jwt::Checks::default());
+    let jwks = concat!(env!("CARGO_MANIFEST_DIR"), "/src/jwt/testdata/jwks.json");
+    let c = config(&[
+        "--jwt-jwks",
+        jwks,
+        "--jwt-issuer",
+        "https://id.example",
+        "--jwt-leeway-s",
+        "0",
+        "--auth-cookie",
+        "tk",
+    ]);
+    assert_eq!(c.jwt_keys.map(|k| k.len()), Some(4));
+    assert_eq!(c.jwt_checks.issuer.as_deref(), Some("https://id.example"));
+    assert_eq!(c.jwt_checks.leeway_s, 0);
+    assert_eq!(c.auth_cookie.as_deref(), Some("tk"));
+    let err = parse(&["--jwt-jwks", "/nonexistent"]).unwrap_err();
+    assert!(
+        err.0
+            .starts_with("--jwt-jwks: cannot read the key set: /nonexistent"),
+        "{err}"
+    );
+    let bad = TempFile::new("jwks-bad", "{\"keys\": []}");
+    let err = parse(&["--jwt-jwks", bad.path()]).unwrap_err();
+    assert!(err.0.ends_with("the key set has no keys"), "{err}");
+    assert!(parse(&["--auth-cookie", "a b"]).is_err());
 }
 
 #[test]

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// A key set file for `--jwt-jwks` (the JWT module's test keys).
+const JWKS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/jwt/testdata/jwks.json");
+
 /// One value of each flag, different from its default.
 fn one_value_each(
     symbols_file: &str,
@@ -32,6 +35,11 @@ fn one_value_each(
         ("--publish-token-file", token_file),
         ("--entitlements", rights_file),
         ("--trust-remote-user", "true"),
+        ("--jwt-jwks", JWKS_FILE),
+        ("--jwt-issuer", "https://id.example"),
+        ("--jwt-audience", "tickerd"),
+        ("--jwt-leeway-s", "30"),
+        ("--auth-cookie", "tickerd_token"),
         ("--redis", "127.0.0.1:6379"),
         ("--redis-key", "prices"),
         ("--redis-maxlen", "500"),
@@ -78,6 +86,11 @@ fn an_argument_wins_over_its_variable() {
     let other_symbols = TempFile::new("symbols-env", "EE\n");
     let other_token = TempFile::new("token-env", "other\n");
     let other_rights = TempFile::new("rights-env", "[anonymous]\nsymbols = [\"EE\"]\n");
+    let other_jwks = TempFile::new(
+        "jwks-env",
+        r#"{"keys": [{"kty": "oct", "kid": "x", "alg": "HS256",
+            "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}"#,
+    );
     let others = one_value_each(
         other_symbols.path(),
         other_token.path(),
@@ -91,6 +104,8 @@ fn an_argument_wins_over_its_variable() {
             "--http" => "off".into(),
             "--symbols" => "ZZ".into(),
             "--symbols-file" | "--publish-token-file" | "--entitlements" => value.clone(),
+            "--jwt-jwks" => other_jwks.path().into(),
+            "--jwt-issuer" | "--jwt-audience" | "--auth-cookie" => "other".into(),
             "--trust-remote-user" => "false".into(),
             "--initial-price" => "9".into(),
             "--fields" => "x:int".into(),

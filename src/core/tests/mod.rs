@@ -17,6 +17,7 @@ mod keep_alive;
 mod redis;
 mod rights;
 mod timers;
+mod tokens;
 
 use super::Core;
 use crate::config::{Config, ListenAddr};
