@@ -448,3 +448,133 @@ fn sighup_without_entitlements_is_ignored() {
         .log()
         .contains("SIGHUP ignored: no --entitlements to reload")));
 }
+
+// --- Tokens (JWT) over the built-in HTTP listener --------------------------------------------
+
+const JWKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/jwt/testdata/jwks.json");
+const ES_PEM: &[u8] = include_bytes!("../../src/jwt/testdata/es256.pem");
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An ES256 token (kid `es` of the test key set) with these claims.
+fn es256(claims: serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("es".into());
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(ES_PEM).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[test]
+fn tokens_identify_streams_over_http() {
+    let dir = TempDir::new("auth-jwt");
+    let t = start(&dir, &["--jwt-jwks", JWKS, "--auth-cookie", "tk"]);
+    let alice = es256(serde_json::json!({ "sub": "alice", "exp": unix_now() + 60 }));
+    let carol = es256(serde_json::json!({
+        "sub": "carol", "exp": unix_now() + 60, "symbols": ["MSFT"],
+    }));
+    let expired = es256(serde_json::json!({ "sub": "alice", "exp": unix_now() - 60 }));
+    // alice's group grants everything; carol has anonymous's AAPL and her token's MSFT.
+    let bearer = format!("Bearer {alice}");
+    let mut s = http_stream(
+        t.http(),
+        "/ticker?symbols=IBM,FUND.NAV",
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(s.status, 200, "{}", s.head);
+    assert!(s.next_event().is_some());
+    let cookie = format!("tk={carol}");
+    let mut s = http_stream(
+        t.http(),
+        "/ticker?symbols=MSFT,AAPL",
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(s.status, 200, "{}", s.head);
+    assert!(s.next_event().is_some());
+    let mut s = http_stream(
+        t.http(),
+        &format!("/ticker?symbols=MSFT&access_token={carol}"),
+        &[],
+    );
+    assert_eq!(s.status, 200, "{}", s.head);
+    assert!(s.next_event().is_some());
+    let r = request(
+        t.http(),
+        "GET",
+        &format!("/ticker?symbols=IBM&access_token={carol}"),
+        "",
+        "",
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    // Invalid in any way: 401, even for anonymous's AAPL.
+    let r = request(
+        t.http(),
+        "GET",
+        &format!("/ticker?symbols=AAPL&access_token={expired}"),
+        "",
+        "",
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.head.contains("WWW-Authenticate: Bearer\r\n"), "{r:?}");
+    assert_eq!(r.body, "token: expired\n");
+    let r = get(t.http(), &format!("/symbols?access_token={carol}"));
+    assert!(
+        r.body.contains("\"MSFT\"") && !r.body.contains("IBM"),
+        "{r:?}"
+    );
+    // Logged once with the reason, never a token.
+    assert!(wait_until(Duration::from_secs(5), || t
+        .log()
+        .contains("refused (401): user anonymous: token: expired")));
+    assert!(wait_until(Duration::from_secs(5), || t.log().contains(
+        "refused (403): user carol: symbols: not entitled: IBM"
+    )));
+    let log = t.log();
+    for token in [&alice, &carol, &expired] {
+        let signature = token.rsplit_once('.').unwrap().1;
+        assert!(!log.contains(signature), "{log}");
+    }
+}
+
+#[test]
+fn with_keys_and_no_file_a_token_is_needed() {
+    let t = Tickerd::start(&[
+        "--tick-ms",
+        "0",
+        "--heartbeat-s",
+        "0",
+        "--symbols",
+        UNIVERSE,
+        "--jwt-jwks",
+        JWKS,
+    ]);
+    let r = request(t.http(), "GET", "/ticker?symbols=AAPL", "", "");
+    assert_eq!(r.status, 401, "{r:?}");
+    let token = es256(serde_json::json!({ "sub": "x", "exp": unix_now() + 60, "symbols": ["*"] }));
+    let mut s = http_stream(
+        t.http(),
+        &format!("/ticker?symbols=IBM,AAPL&access_token={token}"),
+        &[],
+    );
+    assert_eq!(s.status, 200, "{}", s.head);
+    assert!(s.next_event().is_some());
+}
+
+#[test]
+fn a_bad_key_set_exits_2_naming_it() {
+    let dir = TempDir::new("auth-jwks");
+    let path = dir.join("jwks.json");
+    std::fs::write(&path, "{\"keys\": [{\"kty\": \"oct\", \"kid\": \"a\"}]}").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickerd"))
+        .args(["--check", "--jwt-jwks", path.to_str().unwrap()])
+        .env_remove("TICKERD_JWT_JWKS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--jwt-jwks") && err.contains("key 0"), "{err}");
+}
