@@ -1,8 +1,9 @@
 //! Carrying out a routed request: the answers, and the start of a stream or long poll (its
 //! symbols resolved, subscribed, sent what is due at once).
 
+use std::cmp::Reverse;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::{Core, Io};
 use crate::answers::Answer;
@@ -75,10 +76,11 @@ impl Shared {
 }
 
 /// Who asks, as [`Core::identify`] found: the user (a trusted `REMOTE_USER`, or the token's
-/// `sub`) and the valid token's claims.
+/// `sub`), the valid token's claims, and when that token expires (unix seconds).
 pub(super) struct Identity {
     pub(super) user: Option<String>,
     pub(super) claims: Option<TokenClaims>,
+    pub(super) exp: Option<u64>,
 }
 
 impl<I: Io> Core<I> {
@@ -228,7 +230,11 @@ impl<I: Io> Core<I> {
         token: Option<&Token>,
     ) -> Result<Identity, Rc<[u8]>> {
         let (Some(token), Some(keys)) = (token, self.jwt_keys.as_ref()) else {
-            return Ok(Identity { user, claims: None });
+            return Ok(Identity {
+                user,
+                claims: None,
+                exp: None,
+            });
         };
         let now = u64::try_from(self.wall_ms() / 1000).unwrap_or(0);
         let refused = match crate::jwt::verify(&token.0, keys, &self.jwt_checks, now) {
@@ -244,6 +250,7 @@ impl<I: Io> Core<I> {
                         return Ok(Identity {
                             user: user.or_else(|| claims.sub.clone()),
                             claims: Some(claims),
+                            exp: Some(v.exp),
                         })
                     }
                     Err(why) => format!("token: claims: {why}"),
@@ -363,6 +370,14 @@ impl<I: Io> Core<I> {
                 return self.respond(key, answer);
             }
         };
+        // A stream opened with a token ends when it expires (a long poll is answered sooner).
+        let serial = self.clients.get(key).map(|c| c.serial());
+        let expires = match (kind, who.exp, serial) {
+            (Kind::Stream, Some(exp), Some(serial)) => {
+                Some((self.expiry_instant(exp, serial), serial))
+            }
+            _ => None,
+        };
         let Some(conn) = self.clients.get_mut(key) else {
             return;
         };
@@ -395,6 +410,9 @@ impl<I: Io> Core<I> {
             .into_iter()
             .flatten()
             .max();
+        if let Some((at, serial)) = expires {
+            self.timers.expiring.push(Reverse((at, key, serial)));
+        }
         conn.start_stream(kind, after);
         self.rates.set(key, gap);
         let head = (kind == Kind::Stream).then(|| self.shared.stream_start.get(conn.protocol()));
@@ -478,6 +496,58 @@ fn shown(names: Vec<String>) -> String {
 /// no `id:` line, so that the browser's last id stays where it was.
 pub const REAUTH_REVOKED: &[u8] = b"event: reauth\ndata: revoked\n\n";
 
+/// What ends a stream whose token has expired, before the connection closes (no `id:`).
+pub const REAUTH_EXPIRED: &[u8] = b"event: reauth\ndata: expired\n\n";
+
+/// Streams whose tokens expire in the same second end spread over this much after `exp`
+/// (the bound is 5 s; the last second is left for a late loop turn).
+pub const EXPIRY_SPREAD_MS: u64 = 4000;
+
+/// A connection's place in the spread, from its serial: the same for the same connection,
+/// scattered across connections (splitmix64's finalizer).
+fn spread_ms(serial: u64) -> u64 {
+    let mut z = serial.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) % EXPIRY_SPREAD_MS
+}
+
+impl<I: Io> Core<I> {
+    /// When a stream whose token expires at `exp` (unix seconds) ends, in the loop's time:
+    /// `exp` plus the connection's spread, converted through the wall clock the core was
+    /// made at (the same base as [`Core::wall_ms`]). Already past: now.
+    fn expiry_instant(&self, exp: u64, serial: u64) -> Instant {
+        let wall = UNIX_EPOCH + Duration::from_secs(exp) + Duration::from_millis(spread_ms(serial));
+        let (at, wall_at) = self.wall_at_start;
+        let at = match wall.duration_since(wall_at) {
+            Ok(after) => at + after,
+            Err(_) => at,
+        };
+        at.max(self.now)
+    }
+
+    /// A stream whose token expired: `event: reauth` / `data: expired`, then the close.
+    pub(super) fn end_expired(&mut self, key: usize) {
+        let Some(conn) = self.clients.get_mut(key) else {
+            return;
+        };
+        if !conn.end_stream(Rc::from(REAUTH_EXPIRED)) {
+            return;
+        }
+        let who = self.stream_users.get(&key).cloned().flatten();
+        log::info!(
+            "{}: stream ended (reauth: expired): user {}",
+            conn.describe(),
+            who.as_deref().unwrap_or("anonymous")
+        );
+        self.feed.unsubscribe(key);
+        self.rates.remove(key);
+        self.stream_users.remove(&key);
+        self.stream_claims.remove(&key);
+        self.flush(key);
+    }
+}
+
 impl<I: Io> Core<I> {
     /// A reloaded entitlements file (SIGHUP): from now on, streams start with it; every open
     /// stream whose rights no longer cover all its symbols at real time ends at once with
@@ -527,7 +597,11 @@ impl<I: Io> Core<I> {
                 );
             } else if conn.waiting().is_some() {
                 // A parked long poll: answered as a new one would be (admit logs why).
-                let who = Identity { user, claims };
+                let who = Identity {
+                    user,
+                    claims,
+                    exp: None,
+                };
                 let Err(answer) = self.admit(key, p, &who, &Choice::Named(symbols)) else {
                     continue;
                 };

@@ -41,6 +41,9 @@ pub(super) struct Timers {
     /// Streams held back by their `max_hz`, each until its next round may go: a heap, as
     /// each stream has its own period. One entry per held stream at most (`Rate::scheduled`).
     pub(super) throttled: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Streams opened with a token, each ending when it expires (`exp` plus its spread):
+    /// a heap, as each token has its own `exp`.
+    pub(super) expiring: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
 
 impl Timers {
@@ -61,6 +64,7 @@ impl Timers {
             long_polls: DeadlineQueue::new(config.long_poll_hold),
             ahead: DeadlineQueue::new(AHEAD_HOLD),
             throttled: BinaryHeap::new(),
+            expiring: BinaryHeap::new(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Timers {
             self.long_polls.next(),
             self.ahead.next(),
             self.throttled.peek().map(|Reverse((at, _, _))| *at),
+            self.expiring.peek().map(|Reverse((at, _, _))| *at),
         ]
         .into_iter()
         .flatten()
@@ -148,6 +153,15 @@ impl<I: Io> Core<I> {
             if let Some(rate) = self.rates.get_mut(key) {
                 rate.scheduled = false;
                 self.feed.wake_client(key);
+            }
+        }
+        while let Some(&Reverse((at, key, serial))) = self.timers.expiring.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.expiring.pop();
+            if self.clients.get_serial(key, serial).is_some() {
+                self.end_expired(key);
             }
         }
         while let Some((key, serial)) = self.timers.long_polls.pop_expired(now) {

@@ -318,3 +318,67 @@ fn no_log_line_shows_a_token() {
         );
     }
 }
+
+/// The core's wall clock at the harness's `now`, in ms (as the core computes it).
+fn wall_ms_at(h: &Harness) -> u128 {
+    let (at, wall) = h.core.wall_at_start;
+    (wall + h.now.saturating_duration_since(at))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+#[test]
+fn a_stream_ends_when_its_token_expires_spread_over_the_seconds_after() {
+    let mut h = harness(Some(FILE), None);
+    let exp = now_s() + 2;
+    let t = es(json!({ "sub": "alice", "exp": exp }));
+    let streams: Vec<Client> = (0..8).map(|_| bearer(&mut h, "IBM", &t)).collect();
+    let mut ended_at = vec![None; streams.len()];
+    while ended_at.iter().any(Option::is_none) {
+        assert!(
+            wall_ms_at(&h) <= u128::from(exp) * 1000 + 5000,
+            "not ended by exp + 5 s"
+        );
+        for (c, end) in streams.iter().zip(&mut ended_at) {
+            if end.is_none() && c.text().contains("event: reauth") {
+                *end = Some(wall_ms_at(&h));
+            }
+        }
+        h.later(Duration::from_millis(50));
+    }
+    // Closed after their linger at the latest.
+    h.later(Duration::from_secs(3));
+    for (c, end) in streams.iter().zip(&ended_at) {
+        let end = end.unwrap();
+        assert!(end >= u128::from(exp) * 1000, "ended before exp: {end}");
+        assert!(
+            c.text().ends_with("event: reauth\ndata: expired\n\n"),
+            "{}",
+            c.text()
+        );
+        assert_eq!(c.events().last(), Some(&(0, "expired".to_string())));
+        assert!(h.core.clients.get(c.key).is_none(), "closed");
+    }
+    let mut distinct = ended_at.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() > 4, "spread: {ended_at:?}");
+    assert!(h.core.stream_users.is_empty() && h.core.stream_claims.is_empty());
+}
+
+#[test]
+fn a_stream_without_a_token_or_with_a_later_one_goes_on() {
+    let mut h = harness(Some(FILE), None);
+    let plain = h.stream(Some("AAPL"), None);
+    let later = bearer(
+        &mut h,
+        "IBM",
+        &es(json!({ "sub": "alice", "exp": now_s() + 3600 })),
+    );
+    h.later(Duration::from_secs(60));
+    for c in [&plain, &later] {
+        assert!(!c.text().contains("reauth"), "{}", c.text());
+    }
+    assert_eq!(h.core.timers.expiring.len(), 1);
+}
