@@ -578,3 +578,33 @@ fn a_bad_key_set_exits_2_naming_it() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--jwt-jwks") && err.contains("key 0"), "{err}");
 }
+
+#[test]
+fn a_stream_ends_with_reauth_when_its_token_expires() {
+    let dir = TempDir::new("auth-jwt-exp");
+    let t = start(&dir, &["--jwt-jwks", JWKS]);
+    let exp = unix_now() + 2;
+    let token = es256(serde_json::json!({ "sub": "alice", "exp": exp }));
+    let mut s = http_stream(
+        t.http(),
+        &format!("/ticker?symbols=IBM&access_token={token}"),
+        &[],
+    );
+    assert_eq!(s.status, 200, "{}", s.head);
+    let first = s.next_event().expect("the snapshot");
+    assert!(first.id.is_some());
+    // Then nothing (no tick) until the token expires: the reauth event, without an id.
+    let last = s.next_event().expect("event: reauth");
+    let ended = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert_eq!(last.data, "expired");
+    assert_eq!(last.id, None);
+    assert!(ended >= exp as f64, "ended at {ended}, before exp {exp}");
+    assert!(ended <= exp as f64 + 5.5, "ended at {ended}, exp {exp}");
+    assert!(s.next_event().is_none(), "closed after it");
+    assert!(wait_until(Duration::from_secs(5), || t
+        .log()
+        .contains("stream ended (reauth: expired): user alice")));
+}
