@@ -81,10 +81,10 @@ pub struct Core<I: Io> {
     /// `None`), by connection key, so that a reload can tell which no longer may see their
     /// symbols. Nothing else reads it; the fan-out never does.
     stream_users: HashMap<usize, Option<String>>,
-    /// The claims of the token each stream and long poll opened with, when it had one, by
-    /// connection key: a reload judges the stream with them as its start did. Not carried
-    /// across a live upgrade.
-    stream_claims: HashMap<usize, TokenClaims>,
+    /// The claims of the token each stream and long poll opened with, when it had one, and
+    /// its `exp` (unix seconds), by connection key: a reload judges the stream with them as
+    /// its start did; a live upgrade carries them.
+    stream_claims: HashMap<usize, (TokenClaims, u64)>,
     /// `--jwt-jwks`: the keys a stream's token is verified with; `None`: tokens are not
     /// looked at.
     jwt_keys: Option<std::sync::Arc<crate::jwt::KeySet>>,

@@ -344,8 +344,8 @@ impl<I: Io> Core<I> {
             // For a reload (SIGHUP) to check it again; removed when the connection closes.
             // Set before the symbols are resolved: a 404 or 400 closes, which removes it.
             self.stream_users.insert(key, who.user.clone());
-            if let Some(claims) = who.claims.clone() {
-                self.stream_claims.insert(key, claims);
+            if let (Some(claims), Some(exp)) = (who.claims.clone(), who.exp) {
+                self.stream_claims.insert(key, (claims, exp));
             }
         }
         let (ids, format) = match self.resolve(&ask.symbols) {
@@ -516,7 +516,7 @@ impl<I: Io> Core<I> {
     /// When a stream whose token expires at `exp` (unix seconds) ends, in the loop's time:
     /// `exp` plus the connection's spread, converted through the wall clock the core was
     /// made at (the same base as [`Core::wall_ms`]). Already past: now.
-    fn expiry_instant(&self, exp: u64, serial: u64) -> Instant {
+    pub(super) fn expiry_instant(&self, exp: u64, serial: u64) -> Instant {
         let wall = UNIX_EPOCH + Duration::from_secs(exp) + Duration::from_millis(spread_ms(serial));
         let (at, wall_at) = self.wall_at_start;
         let at = match wall.duration_since(wall_at) {
@@ -570,7 +570,7 @@ impl<I: Io> Core<I> {
             }) else {
                 continue; // not subscribed (yet, or any more)
             };
-            let claims = self.stream_claims.get(&key).cloned();
+            let claims = self.stream_claims.get(&key).map(|(c, _)| c.clone());
             let rights = self
                 .entitlements
                 .as_ref()

@@ -78,6 +78,10 @@ where
                     symbols: symbols.map(|s| u.symbol(s).to_string()).collect(),
                     rate: self.rates.get(key).map(|r| r.gap),
                     user: self.stream_users.get(&key).cloned(),
+                    token: self
+                        .stream_claims
+                        .get(&key)
+                        .map(|(claims, exp)| (*exp, claims.clone())),
                 }
             });
             let fd = conn.socket_mut().as_raw_fd();
@@ -212,6 +216,19 @@ impl<I: Io> Core<I> {
             // a binary without --entitlements is checked as anonymous).
             if self.entitlements.is_some() {
                 self.stream_users.insert(key, sub.user.flatten());
+            }
+            // A token stream still ends at its token's expiry, and is judged by its claims.
+            if let Some((exp, claims)) = sub.token {
+                let serial = self.clients.get(key).map(|c| c.serial());
+                if let Some(serial) = serial {
+                    let at = self.expiry_instant(exp, serial);
+                    self.timers
+                        .expiring
+                        .push(std::cmp::Reverse((at, key, serial)));
+                    if self.entitlements.is_some() {
+                        self.stream_claims.insert(key, (claims, exp));
+                    }
+                }
             }
         }
         Ok(key)

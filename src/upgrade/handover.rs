@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::conn::{After, Kind, Then, Waiter, Written};
 use crate::metrics::Counters;
 use crate::protocol::Protocol;
+use crate::rights::TokenClaims;
 use crate::universe::Format;
 
 const MAGIC: &[u8; 16] = b"TICKERD-HANDOVER";
@@ -60,6 +61,9 @@ pub struct CarriedSubscription {
     /// With `--entitlements`, who it streams for (`Some(None)`: anonymous), so that a
     /// reload after the upgrade checks it again; `None` without entitlements.
     pub user: Option<Option<String>>,
+    /// The token it started with, when it had one: its `exp` (unix seconds) and its claims,
+    /// so that it still ends at that expiry and a reload judges it as before.
+    pub token: Option<(u64, TokenClaims)>,
 }
 
 /// One connection.
@@ -201,6 +205,28 @@ pub fn encode_as(h: &Handover, version: u32) -> Vec<u8> {
                         b.bytes(user.as_bytes());
                     }
                 }
+                match &sub.token {
+                    None => b.u8(0),
+                    Some((exp, claims)) => {
+                        b.u8(1);
+                        b.u64(*exp);
+                        for one in [&claims.sub, &claims.tier] {
+                            match one {
+                                None => b.u8(0),
+                                Some(text) => {
+                                    b.u8(1);
+                                    b.bytes(text.as_bytes());
+                                }
+                            }
+                        }
+                        for list in [&claims.symbols, &claims.groups] {
+                            b.u32(list.len() as u32);
+                            for n in list {
+                                b.bytes(n.as_bytes());
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -302,12 +328,43 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, HandoverError> {
                     2 => Some(Some(r.string()?)),
                     _ => return Err(HandoverError::Malformed("a stream's user")),
                 };
+                let token = match r.u8()? {
+                    0 => None,
+                    1 => {
+                        let exp = r.u64()?;
+                        let mut texts = [None, None];
+                        for text in &mut texts {
+                            *text = match r.u8()? {
+                                0 => None,
+                                1 => Some(r.string()?),
+                                _ => return Err(HandoverError::Malformed("a stream's token")),
+                            };
+                        }
+                        let mut lists = [Vec::new(), Vec::new()];
+                        for list in &mut lists {
+                            for _ in 0..r.count()? {
+                                list.push(r.string()?);
+                            }
+                        }
+                        let [sub, tier] = texts;
+                        let [symbols, groups] = lists;
+                        let claims = TokenClaims {
+                            sub,
+                            symbols,
+                            groups,
+                            tier,
+                        };
+                        Some((exp, claims))
+                    }
+                    _ => return Err(HandoverError::Malformed("a stream's token")),
+                };
                 Some(CarriedSubscription {
                     format,
                     fields,
                     symbols,
                     rate,
                     user,
+                    token,
                 })
             }
         };
@@ -538,6 +595,15 @@ mod tests {
                         symbols: vec!["AAPL".into(), "BRK.B".into()],
                         rate: Some(Duration::from_millis(250)),
                         user: Some(Some("alice".into())),
+                        token: Some((
+                            1_800_000_000,
+                            TokenClaims {
+                                sub: Some("alice".into()),
+                                symbols: vec!["FX.*".into()],
+                                groups: vec!["pro".into()],
+                                tier: None,
+                            },
+                        )),
                     }),
                 },
                 Carried {
@@ -558,6 +624,7 @@ mod tests {
                         symbols: vec!["AAPL".into()],
                         rate: None,
                         user: Some(None),
+                        token: None,
                     }),
                 },
                 Carried {

@@ -382,3 +382,39 @@ fn a_stream_without_a_token_or_with_a_later_one_goes_on() {
     }
     assert_eq!(h.core.timers.expiring.len(), 1);
 }
+
+#[test]
+fn a_token_stream_taken_over_in_a_live_upgrade_keeps_its_claims_and_its_expiry() {
+    let mut old = harness(Some(FILE), None);
+    let exp = now_s() + 2;
+    let carol = bearer(
+        &mut old,
+        "MSFT",
+        &es(json!({ "sub": "carol", "exp": exp, "symbols": ["MSFT"] })),
+    );
+    assert_eq!(status(&carol), "HTTP/1.1 200 OK");
+    let record = old.core.record();
+    let mut new = harness(Some(FILE), None);
+    let socket = carol.socket.clone();
+    let taken = new.core.take_over(
+        record,
+        |fd, _| match std::os::fd::AsRawFd::as_raw_fd(&socket) == fd {
+            true => Ok(socket.clone()),
+            false => Err(io::Error::other("no such socket")),
+        },
+        new.now,
+    );
+    assert_eq!((taken.connections, taken.lost), (1, 0));
+    // Its MSFT is the token's: a reload that gives carol nothing keeps it.
+    let (ended, kept) = new
+        .core
+        .reload_entitlements(Entitlements::parse(FILE).unwrap());
+    assert_eq!((ended, kept), (0, 1));
+    // And it still ends at its expiry.
+    while !carol.text().contains("reauth") {
+        assert!(wall_ms_at(&new) <= u128::from(exp) * 1000 + 5000);
+        new.later(Duration::from_millis(100));
+    }
+    assert!(wall_ms_at(&new) >= u128::from(exp) * 1000);
+    assert!(carol.text().ends_with("event: reauth\ndata: expired\n\n"));
+}
