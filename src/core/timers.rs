@@ -213,5 +213,12 @@ impl<I: Io> Core<I> {
                 queue.shrink();
             }
         }
+        // Token expiries can be hours away: the entries of streams gone before then too.
+        let expiring = &mut self.timers.expiring;
+        if expiring.len() > 2 * live + 1024 {
+            expiring
+                .retain(|Reverse((_, key, serial))| clients.get_serial(*key, *serial).is_some());
+            expiring.shrink_to(expiring.len() * 2);
+        }
     }
 }

@@ -418,3 +418,26 @@ fn a_token_stream_taken_over_in_a_live_upgrade_keeps_its_claims_and_its_expiry()
     assert!(wall_ms_at(&new) >= u128::from(exp) * 1000);
     assert!(carol.text().ends_with("event: reauth\ndata: expired\n\n"));
 }
+
+#[test]
+fn the_expiries_of_closed_streams_do_not_pile_up() {
+    let mut h = harness(Some(FILE), None);
+    let t = es(json!({ "sub": "alice", "exp": now_s() + 3600 }));
+    for _ in 0..1100 {
+        let c = bearer(&mut h, "IBM", &t);
+        h.ready(
+            &c,
+            Readiness {
+                input: false,
+                gone: true,
+            },
+        );
+    }
+    h.later(Duration::from_millis(10));
+    assert!(h.core.clients.len() < 10, "{}", h.core.clients.len());
+    assert!(
+        h.core.timers.expiring.len() < 1100,
+        "{}",
+        h.core.timers.expiring.len()
+    );
+}
