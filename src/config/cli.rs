@@ -28,8 +28,8 @@ Logging: RUST_LOG=debug|info|warn (default info).";
 pub(super) const SIGNALS: &str = "\
 SIGTERM/SIGINT stop; SIGUSR2 upgrades in place (the binary at this path, checked with --check \
 first, takes over every connection); SIGHUP reloads the --entitlements file (streams no \
-longer entitled end with event: reauth; a file that does not read changes nothing), and is \
-ignored without it.";
+longer entitled end with event: reauth; a file that does not read changes nothing) and the \
+--jwt-jwks key set (for streams that start after it), and is ignored without either.";
 pub(super) const EXIT_STATUS: &str = "\
 0: stopped by a signal, or --check found the configuration valid; 1: a listener could not \
 be opened, or the event loop failed; 2: a bad option, value or variable (one line on stderr \

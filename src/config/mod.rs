@@ -94,6 +94,8 @@ pub struct Config {
     pub trust_remote_user: bool,
     /// `--jwt-jwks`: the keys tokens are verified with; `None`: tokens are not looked at.
     pub jwt_keys: Option<std::sync::Arc<crate::jwt::KeySet>>,
+    /// Where they came from: SIGHUP reads them again.
+    pub jwt_jwks_path: Option<PathBuf>,
     /// `--jwt-issuer`, `--jwt-audience`, `--jwt-leeway-s`.
     pub jwt_checks: crate::jwt::Checks,
     /// `--auth-cookie`: the cookie a token may come in.
@@ -293,6 +295,7 @@ fn convert(cli: cli::Cli, matches: &ArgMatches) -> Result<Config, ConfigError> {
         entitlements_path: cli.entitlements.clone(),
         trust_remote_user: cli.trust_remote_user,
         jwt_keys,
+        jwt_jwks_path: cli.jwt_jwks.clone(),
         jwt_checks: crate::jwt::Checks {
             issuer: cli.jwt_issuer.clone(),
             audience: cli.jwt_audience.clone(),

@@ -549,6 +549,12 @@ impl<I: Io> Core<I> {
 }
 
 impl<I: Io> Core<I> {
+    /// A reloaded key set (SIGHUP): tokens are verified with it from now on. Open streams
+    /// go on: their tokens were verified when they started, and they end at their expiry.
+    pub fn reload_keys(&mut self, keys: crate::jwt::KeySet) {
+        self.jwt_keys = Some(std::sync::Arc::new(keys));
+    }
+
     /// A reloaded entitlements file (SIGHUP): from now on, streams start with it; every open
     /// stream whose rights no longer cover all its symbols at real time ends at once with
     /// `event: reauth` / `data: revoked`, and a waiting long poll is answered 401 or 403 as

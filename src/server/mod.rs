@@ -53,6 +53,8 @@ pub struct Server {
     retired_poller: Option<OwnedFd>,
     /// `--entitlements`: read again on SIGHUP.
     entitlements_path: Option<std::path::PathBuf>,
+    /// `--jwt-jwks`: read again on SIGHUP.
+    jwks_path: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -89,6 +91,7 @@ impl Server {
             upgrade: Upgrade::Idle,
             retired_poller: None,
             entitlements_path: config.entitlements_path.clone(),
+            jwks_path: config.jwt_jwks_path.clone(),
         })
     }
 
@@ -196,10 +199,29 @@ impl Server {
         stop
     }
 
-    /// SIGHUP: the entitlements file read again. One that does not read changes nothing.
+    /// SIGHUP: the key set and the entitlements file read again. One that does not read
+    /// changes nothing (the other is still reloaded).
     fn reload(&mut self) {
+        if self.entitlements_path.is_none() && self.jwks_path.is_none() {
+            return log::info!(
+                "SIGHUP ignored: no --entitlements to reload and no --jwt-jwks (SIGUSR2 upgrades)"
+            );
+        }
+        if let Some(path) = self.jwks_path.clone() {
+            match crate::jwt::KeySet::load(&path) {
+                Ok(keys) => {
+                    let n = keys.len();
+                    self.core.reload_keys(keys);
+                    log::info!("SIGHUP: keys reloaded from {}: {n} keys", path.display());
+                }
+                Err(why) => log::warn!(
+                    "SIGHUP: keys not reloaded, nothing changed: {}: {why}",
+                    path.display()
+                ),
+            }
+        }
         let Some(path) = self.entitlements_path.clone() else {
-            return log::info!("SIGHUP ignored: no --entitlements to reload (SIGUSR2 upgrades)");
+            return;
         };
         match crate::config::load_entitlements(&path) {
             Ok(e) => {

@@ -608,3 +608,46 @@ fn a_stream_ends_with_reauth_when_its_token_expires() {
         .log()
         .contains("stream ended (reauth: expired): user alice")));
 }
+
+#[test]
+fn sighup_reloads_the_keys() {
+    let dir = TempDir::new("auth-jwks-reload");
+    let jwks = dir.join("jwks.json");
+    std::fs::copy(JWKS, &jwks).unwrap();
+    let t = Tickerd::start(&[
+        "--tick-ms",
+        "0",
+        "--heartbeat-s",
+        "0",
+        "--symbols",
+        UNIVERSE,
+        "--jwt-jwks",
+        jwks.to_str().unwrap(),
+    ]);
+    let token = es256(serde_json::json!({ "sub": "x", "exp": unix_now() + 60, "symbols": ["*"] }));
+    let path = format!("/ticker?symbols=IBM&access_token={token}");
+    let mut open = http_stream(t.http(), &path, &[]);
+    assert_eq!(open.status, 200, "{}", open.head);
+    assert!(open.next_event().is_some());
+    // A file that does not read changes nothing.
+    std::fs::write(&jwks, "{").unwrap();
+    t.signal(libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(5), || t
+        .log()
+        .contains("SIGHUP: keys not reloaded, nothing changed")));
+    let s = http_stream(t.http(), &path, &[]);
+    assert_eq!(s.status, 200, "{}", s.head);
+    // Without the ES256 key, its token is refused; the open stream goes on.
+    let set: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(JWKS).unwrap()).unwrap();
+    let only_hs = serde_json::json!({ "keys": [set["keys"][0].clone()] });
+    std::fs::write(&jwks, only_hs.to_string()).unwrap();
+    t.signal(libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(5), || t
+        .log()
+        .contains("SIGHUP: keys reloaded from")));
+    let r = request(t.http(), "GET", &path, "", "");
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.body, "token: unknown kid\n");
+    assert!(!t.log().contains("reauth"));
+}

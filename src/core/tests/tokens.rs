@@ -441,3 +441,19 @@ fn the_expiries_of_closed_streams_do_not_pile_up() {
         h.core.timers.expiring.len()
     );
 }
+
+#[test]
+fn reloaded_keys_judge_new_streams_and_leave_open_ones() {
+    let mut h = harness(Some(FILE), None);
+    let t = token("alice", &[]);
+    let open = bearer(&mut h, "IBM", &t);
+    assert_eq!(status(&open), "HTTP/1.1 200 OK");
+    // Only the HS256 key is left: the ES256 token's kid is unknown from now on.
+    let set: Value = serde_json::from_str(JWKS).unwrap();
+    let only_hs = json!({ "keys": [set["keys"][0].clone()] }).to_string();
+    h.core.reload_keys(KeySet::parse(&only_hs).unwrap());
+    let c = bearer(&mut h, "IBM", &t);
+    assert!(c.text().ends_with("token: unknown kid\n"), "{}", c.text());
+    h.later(Duration::from_secs(1));
+    assert!(!open.text().contains("reauth"), "{}", open.text());
+}
