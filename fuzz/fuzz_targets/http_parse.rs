@@ -10,7 +10,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Status::Complete((req, len))) = &whole {
         assert!(*len <= data.len());
         assert_eq!(parse(&data[..*len], &limits), whole);
-        let rules = tickerd::route::Rules { publish_token: Some("token".into()), max_symbols: 8, trust_remote_user: false };
+        let rules = tickerd::route::Rules {
+            publish_token: Some("token".into()),
+            max_symbols: 8,
+            trust_remote_user: false,
+            tokens: true,
+            auth_cookie: Some("t".into()),
+        };
         let _ = tickerd::route::route(req, &rules);
         let _ = req.last_event_id();
     }
