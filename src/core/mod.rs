@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+mod access;
 mod redis;
 mod requests;
 mod timers;
