@@ -175,6 +175,23 @@ impl Universe {
         self.entries[id as usize].values[field]
     }
 
+    /// A field's value from its name and text as events write them (another instance's, or
+    /// the previous binary's): at this symbol's precision; the reason when the schema has no
+    /// such field or the text does not fit it.
+    pub fn parse_value(
+        &self,
+        id: SymbolId,
+        name: &str,
+        text: &str,
+    ) -> Result<(FieldId, Value), String> {
+        let field = self
+            .schema
+            .find(name)
+            .ok_or_else(|| "not a field of this instance's --fields".to_string())?;
+        let value = self.schema.field(field).ty.parse(text, self.decimals(id))?;
+        Ok((field, value))
+    }
+
     /// The id of the update that last changed this field (0: it has no value).
     pub fn changed_at(&self, id: SymbolId, field: FieldId) -> u64 {
         self.entries[id as usize].changed[field]
@@ -283,8 +300,7 @@ impl Universe {
         with_id: bool,
         format: Format,
     ) -> Rc<[u8]> {
-        let (_, newest) = self.span(id, fields);
-        let entry = &mut self.entries[id as usize];
+        let entry = &self.entries[id as usize];
         if let Some(c) = entry
             .cached
             .iter()
@@ -292,6 +308,9 @@ impl Universe {
         {
             return c.bytes.clone();
         }
+        // Made once per update for each variant: only then is the id looked for.
+        let (_, newest) = self.span(id, fields);
+        let entry = &mut self.entries[id as usize];
         let data = match format {
             Format::Plain => entry.values[HEADLINE]
                 .map(|v| v.to_string())

@@ -120,13 +120,9 @@ impl<I: Io> Core<I> {
                 continue;
             };
             for (field, text, id) in fields {
-                let value = u.schema().find(field).and_then(|f| {
-                    let ty = u.schema().field(f).ty;
-                    Some((f, ty.parse(text, u.decimals(s)).ok()?))
-                });
-                match value {
-                    Some((f, value)) => u.restore(s, f, value, *id),
-                    None => dropped_values += 1,
+                match u.parse_value(s, field, text) {
+                    Ok((f, value)) => u.restore(s, f, value, *id),
+                    Err(_) => dropped_values += 1,
                 }
             }
         }

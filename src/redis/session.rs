@@ -332,16 +332,7 @@ impl Session {
         text: &str,
     ) -> Option<(FieldId, Value)> {
         let u = &feed.universe;
-        let parsed = match u.schema().find(name) {
-            Some(field) => u
-                .schema()
-                .field(field)
-                .ty
-                .parse(text, u.decimals(symbol))
-                .map(|v| (field, v)),
-            None => Err("not a field of this instance's --fields".to_string()),
-        };
-        match parsed {
+        match u.parse_value(symbol, name, text) {
             Ok(value) => Some(value),
             Err(why) => {
                 if self.stats.unknown_fields == 0 {
